@@ -1,0 +1,1 @@
+"""Adapters: one module per (port, backend). `reelplane.backends` picks them by URL."""

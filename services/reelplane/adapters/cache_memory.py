@@ -1,0 +1,112 @@
+"""In-process cache with Redis-like semantics, for `reelplane dev` and unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from reelplane.errors import InvalidInput
+
+
+@dataclass
+class _Entry:
+    value: bytes
+    expires_at: float | None  # monotonic seconds
+
+
+@dataclass
+class _MemorySubscription:
+    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+
+    async def messages(self) -> AsyncIterator[bytes]:
+        while True:
+            yield await self.queue.get()
+
+
+class MemoryCache:
+    """A dict with lazy expiry. Every operation runs without awaiting in between,
+    so each is atomic on the event loop, as the Redis commands are."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, _Entry] = {}
+        self._subscribers: dict[str, set[_MemorySubscription]] = {}
+
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= time.monotonic():
+            del self._data[key]
+            return None
+        return entry
+
+    async def ping(self) -> None:
+        return None
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._live(key)
+        return entry.value if entry else None
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [await self.get(k) for k in keys]
+
+    async def set(
+        self, key: str, value: bytes, *, ttl_s: float | None = None, only_if_absent: bool = False
+    ) -> bool:
+        if only_if_absent and self._live(key) is not None:
+            return False
+        expires = time.monotonic() + ttl_s if ttl_s is not None else None
+        self._data[key] = _Entry(bytes(value), expires)
+        return True
+
+    async def delete(self, *keys: str) -> int:
+        count = 0
+        for key in keys:
+            if self._live(key) is not None:
+                del self._data[key]
+                count += 1
+        return count
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        entry = self._live(key)
+        try:
+            current = int(entry.value) if entry else 0
+        except ValueError:
+            raise InvalidInput(f"cache key {key!r} does not hold an integer") from None
+        new = current + amount
+        self._data[key] = _Entry(str(new).encode(), entry.expires_at if entry else None)
+        return new
+
+    async def expire(self, key: str, ttl_s: float) -> bool:
+        entry = self._live(key)
+        if entry is None:
+            return False
+        entry.expires_at = time.monotonic() + ttl_s
+        return True
+
+    async def ttl(self, key: str) -> float | None:
+        entry = self._live(key)
+        if entry is None or entry.expires_at is None:
+            return None
+        return max(0.0, entry.expires_at - time.monotonic())
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        subs = self._subscribers.get(channel, set())
+        for sub in subs:
+            sub.queue.put_nowait(bytes(message))
+        return len(subs)
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[_MemorySubscription]:
+        sub = _MemorySubscription()
+        self._subscribers.setdefault(channel, set()).add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscribers[channel].discard(sub)
+
+    async def close(self) -> None:
+        self._data.clear()

@@ -1,0 +1,242 @@
+"""The `reelplane` command.
+
+Every error Reelplane raises on purpose ends as one line on stderr naming what
+to fix (a setting, a server) and a non-zero exit; no traceback wall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from reelplane.errors import ConfigError, ReelplaneError
+from reelplane.settings import Settings, load_settings, setting_name
+from reelplane.urls import redact
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from reelplane.infra.harness import HarnessError
+
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"reelplane: error: {exc.detail}", err=True)
+            sys.exit(2)
+        except (ReelplaneError, HarnessError) as exc:
+            click.echo(f"reelplane: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reelplane")
+def main() -> None:
+    """Reelplane: an open, self-hostable short-video platform for Kubernetes."""
+
+
+# -- running the platform --------------------------------------------------------
+def _serve(settings: Settings, services: list[str]) -> None:
+    import uvicorn
+
+    from reelplane.backends import open_backends
+    from reelplane.http.app import create_app
+    from reelplane.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def run() -> None:
+        backends = await open_backends(settings)
+        try:
+            app = create_app(settings, services, backends=backends)
+            config = uvicorn.Config(
+                app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+            click.echo(
+                f"reelplane: serving {', '.join(services)} on "
+                f"http://{settings.http_host}:{settings.http_port} "
+                f"(API docs: /docs, health: /healthz)",
+                err=True,
+            )
+            await uvicorn.Server(config).serve()
+        finally:
+            await backends.close()
+
+    asyncio.run(run())
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (REELPLANE_HTTP_HOST).")
+@click.option("--port", type=int, default=None, help="Port (REELPLANE_HTTP_PORT).")
+@_one_line_errors
+def dev(host: str | None, port: int | None) -> None:
+    """Run every service in one process on the embedded backends (or whatever
+    the REELPLANE_* settings choose)."""
+    from reelplane.http.app import SERVICES
+
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["http_host"] = host
+    if port:
+        overrides["http_port"] = port
+    settings = load_settings(**overrides)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _serve(settings, list(SERVICES))
+
+
+@main.command()
+@click.argument("service")
+@_one_line_errors
+def serve(service: str) -> None:
+    """Run one service (as its Deployment does in a cluster)."""
+    from reelplane.http.app import SERVICES
+
+    if service not in SERVICES:
+        raise ConfigError("SERVICE", f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    _serve(load_settings(), [service])
+
+
+@main.command()
+@_one_line_errors
+def migrate() -> None:
+    """Bring the relational schema up to date (also done at every start)."""
+    from reelplane.backends import open_backends
+
+    async def run() -> None:
+        backends = await open_backends(load_settings(), migrate=True)
+        await backends.close()
+
+    asyncio.run(run())
+    click.echo("reelplane: schema is up to date")
+
+
+@main.command("settings")
+@_one_line_errors
+def show_settings() -> None:
+    """Print the effective settings (secrets redacted)."""
+    settings = load_settings()
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        shown = redact(value) if isinstance(value, str) and "://" in value else value
+        click.echo(f"{setting_name(name)}={shown}    # {field.description or ''}")
+
+
+# -- real servers -------------------------------------------------------------------
+@main.group()
+def infra() -> None:
+    """The real servers (Kafka, Redis, Cassandra, MariaDB, S3) on 127.0.0.1."""
+
+
+def _print_status(rows: list[Any]) -> None:
+    click.echo(f"{'SERVER':<10} {'STATE':<9} {'PID':>7}  {'ADDRESS':<16} URL")
+    for r in rows:
+        click.echo(f"{r.name:<10} {r.state:<9} {r.pid or '-':>7}  {r.address:<16} {redact(r.url)}")
+
+
+@infra.command("up")
+@click.argument("names", nargs=-1)
+@_one_line_errors
+def infra_up(names: tuple[str, ...]) -> None:
+    """Install what is missing and start the servers (all, or NAMES); idempotent."""
+    from reelplane.infra.registry import make_harness
+
+    _print_status(make_harness().up(list(names) or None))
+
+
+@infra.command("down")
+@click.argument("names", nargs=-1)
+@_one_line_errors
+def infra_down(names: tuple[str, ...]) -> None:
+    """Stop the servers this harness started (never others)."""
+    from reelplane.infra.registry import make_harness
+
+    stopped = make_harness().down(list(names) or None)
+    click.echo(f"stopped: {', '.join(stopped) if stopped else 'nothing'}")
+
+
+@infra.command("status")
+@_one_line_errors
+def infra_status() -> None:
+    """Show each server, its state and address."""
+    from reelplane.infra.registry import make_harness
+
+    _print_status(make_harness().status())
+
+
+@infra.command("env")
+@_one_line_errors
+def infra_env() -> None:
+    """Print the REELPLANE_* settings that point at the real servers
+    (use: eval "$(reelplane infra env)")."""
+    from reelplane.infra.registry import make_harness
+
+    for server in make_harness().servers.values():
+        click.echo(f"export {server.setting}='{server.url}'")
+
+
+# -- development -----------------------------------------------------------------
+def _repo_root() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "tests").is_dir():
+            return parent
+    raise ConfigError("REPO", "reelplane test runs from a source checkout")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--no-lint", is_flag=True, help="Skip ruff and mypy.")
+@click.option("--no-infra", is_flag=True, help="Do not start the real servers first.")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@_one_line_errors
+def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
+    """Lint, type-check and run the whole test suite against the real servers
+    (started through the harness). Extra arguments go to pytest."""
+    from reelplane.infra.registry import make_harness
+
+    root = _repo_root()
+    bin_dir = Path(sys.executable).parent
+    steps: list[tuple[str, list[str]]] = []
+    if not no_lint:
+        steps += [
+            ("ruff check", [str(bin_dir / "ruff"), "check", "."]),
+            ("ruff format --check", [str(bin_dir / "ruff"), "format", "--check", "."]),
+            ("mypy", [str(bin_dir / "mypy")]),
+        ]
+    for title, cmd in steps:
+        click.echo(f"==> {title}", err=True)
+        if subprocess.run(cmd, cwd=root, check=False).returncode != 0:
+            raise ReelplaneError(f"{title} failed")
+    env = dict(os.environ)
+    if not no_infra:
+        click.echo("==> infra up", err=True)
+        harness = make_harness()
+        harness.up()
+        env["REELPLANE_TEST_REAL_SERVERS"] = "1"
+    click.echo("==> pytest", err=True)
+    pytest = shutil.which("pytest", path=str(bin_dir)) or "pytest"
+    code = subprocess.run([pytest, *pytest_args], cwd=root, env=env, check=False).returncode
+    if code == 5:
+        raise ReelplaneError("pytest collected no tests")
+    if code != 0:
+        sys.exit(code)

@@ -1,0 +1,1 @@
+"""What every FastAPI service shares: problem responses, health, the app factory."""

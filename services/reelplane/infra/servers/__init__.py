@@ -1,0 +1,1 @@
+"""One module per real server; `reelplane.infra.registry` lists them."""

@@ -1,0 +1,42 @@
+"""Foundation: users and the consumers' processed-event records.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "users",
+        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("handle", sa.String(30), nullable=False),
+        sa.Column("display_name", sa.String(80), nullable=False, server_default=""),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_users"),
+        sa.UniqueConstraint("handle", name="uq_users_handle"),
+    )
+    op.create_table(
+        "processed_events",
+        sa.Column("consumer", sa.String(100), nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
+    )
+    op.create_index("ix_processed_events_processed_at", "processed_events", ["processed_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_processed_events_processed_at", table_name="processed_events")
+    op.drop_table("processed_events")
+    op.drop_table("users")

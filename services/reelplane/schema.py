@@ -1,0 +1,47 @@
+"""Relational schema (SQLAlchemy Core). Alembic migrations in `reelplane/migrations`
+create it; keep the two in step (a unit test compares them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    }
+)
+
+#: Ids are 32 hex characters (uuid4) unless a table says otherwise.
+ID = String(32)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("handle", String(30), nullable=False, unique=True),
+    Column("display_name", String(80), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Which events each consumer group has applied: the idempotency record that
+# makes a redelivered event a no-op.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+    Column("sequence", BigInteger, nullable=False, server_default="0"),
+    Index("ix_processed_events_processed_at", "processed_at"),
+)

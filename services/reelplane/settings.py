@@ -1,0 +1,103 @@
+"""Settings, read from `REELPLANE_*` environment variables (or a `.env` file).
+
+Every backend is chosen by a URL. The defaults are the embedded backends, so
+`reelplane dev` runs with nothing else installed; the real servers are one URL
+away (see `reelplane infra env`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reelplane.errors import ConfigError
+
+ENV_PREFIX = "REELPLANE_"
+
+# Which URL schemes each backend setting accepts: embedded first, then real.
+SCHEMES: dict[str, tuple[str, ...]] = {
+    "database_url": ("sqlite+aiosqlite", "mysql+asyncmy"),
+    "bus_url": ("memory", "kafka"),
+    "cache_url": ("memory", "redis"),
+    "widerow_url": ("sqlite", "cassandra"),
+    "objects_url": ("file", "s3"),
+}
+
+
+def setting_name(field: str) -> str:
+    """The environment variable behind a settings field, e.g. REELPLANE_BUS_URL."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class Settings(BaseSettings):
+    """All of Reelplane's configuration; each field documents its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(
+        Path(".reelplane"),
+        description="Folder for the embedded backends' files (SQLite, objects). Default .reelplane",
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///.reelplane/reelplane.db",
+        description="Relational store: sqlite+aiosqlite:///path or mysql+asyncmy://user:pw@host:port/db",
+    )
+    bus_url: str = Field(
+        "memory://",
+        description="Event bus: memory:// (in-process) or kafka://host:port[,host:port]",
+    )
+    cache_url: str = Field("memory://", description="Cache: memory:// or redis://host:port/db")
+    widerow_url: str = Field(
+        "sqlite:///.reelplane/widerow.db",
+        description="Wide-row store: sqlite:///path or cassandra://host:port/keyspace",
+    )
+    objects_url: str = Field(
+        "file://.reelplane/objects",
+        description="Object store: file://dir or s3://bucket?endpoint=http://host:port&region=..",
+    )
+    bus_partitions: int = Field(
+        6, ge=1, le=1024, description="Partitions per topic when Reelplane creates it. Default 6"
+    )
+    consumer_max_attempts: int = Field(
+        5, ge=1, le=100, description="Handler attempts before an event goes to <topic>.dlq"
+    )
+    http_host: str = Field("127.0.0.1", description="Address the HTTP API binds. Default 127.0.0.1")
+    http_port: int = Field(8080, ge=1, le=65535, description="HTTP API port. Default 8080")
+    log_format: Literal["console", "json"] = Field(
+        "console", description="console (readable, local) or json (in cluster)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    connect_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="How long to wait for a backend at startup"
+    )
+
+    @field_validator("database_url", "bus_url", "cache_url", "widerow_url", "objects_url")
+    @classmethod
+    def _known_scheme(cls, value: str, info: object) -> str:
+        field = getattr(info, "field_name", "")
+        scheme = urlsplit(value).scheme
+        allowed = SCHEMES[field]
+        if scheme not in allowed:
+            expected = ", ".join(f"{s}://" for s in allowed)
+            shown = f"{scheme}://" if scheme else repr(value)
+            raise ValueError(f"unsupported scheme {shown}; expected one of {expected}")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation errors into one ConfigError naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        value = first.get("input")
+        shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+        raise ConfigError(setting_name(field), f"{message}{shown}") from None
