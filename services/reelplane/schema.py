@@ -3,15 +3,41 @@ create it; keep the two in step (a unit test compares them)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Dialect,
     Index,
     MetaData,
     String,
     Table,
 )
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back as aware UTC on every
+    backend (MySQL's DATETIME and SQLite keep no zone of their own)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData(
     naming_convention={
@@ -31,7 +57,7 @@ users = Table(
     Column("id", ID, primary_key=True),
     Column("handle", String(30), nullable=False, unique=True),
     Column("display_name", String(80), nullable=False, server_default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 # Which events each consumer group has applied: the idempotency record that
@@ -41,7 +67,7 @@ processed_events = Table(
     metadata,
     Column("consumer", String(100), primary_key=True),
     Column("event_id", String(64), primary_key=True),
-    Column("processed_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", UTCDateTime(), nullable=False),
     Column("sequence", BigInteger, nullable=False, server_default="0"),
     Index("ix_processed_events_processed_at", "processed_at"),
 )

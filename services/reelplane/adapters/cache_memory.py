@@ -17,7 +17,7 @@ class _Entry:
     expires_at: float | None  # monotonic seconds
 
 
-@dataclass
+@dataclass(eq=False)  # identity hash: kept in a set per channel
 class _MemorySubscription:
     queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
 

@@ -27,10 +27,18 @@ class _RedisSubscription:
 class RedisCache:
     """Cache port over one Redis server (or a Redis-protocol proxy)."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 5.0) -> None:
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=connect_timeout_s, health_check_interval=30
+    def __init__(
+        self, url: str, *, connect_timeout_s: float = 5.0, max_connections: int = 64
+    ) -> None:
+        # A bounded pool that makes bursts wait for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=connect_timeout_s,
+            socket_connect_timeout=connect_timeout_s,
+            health_check_interval=30,
         )
+        self._client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
 
     async def ping(self) -> None:
         await self._client.ping()

@@ -100,9 +100,12 @@ class S3ObjectStore:
         self, key: str, byte_range: ByteRange | None = None, *, chunk_size: int = 1 << 20
     ) -> AsyncIterator[bytes]:
         resp = await self._get_object(key, byte_range)
-        async with resp["Body"] as body:
-            while chunk := await body.read(chunk_size):
+        body = resp["Body"]
+        try:
+            async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
+        finally:
+            body.close()
 
     async def head(self, key: str) -> ObjectInfo | None:
         s3 = await self._s3()

@@ -33,7 +33,9 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based), doubling each time."""
-        return float(min(self.max_backoff_s, self.first_backoff_s * 2 ** (attempt - 1)))
+        # Float power, bounded exponent: the int 2**n overflowed float() past n ~ 1024.
+        growth = 2.0 ** min(attempt - 1, 1000)
+        return float(min(self.max_backoff_s, self.first_backoff_s * growth))
 
 
 @dataclass

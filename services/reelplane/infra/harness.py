@@ -123,6 +123,11 @@ def apt_install(name: str, packages: Iterable[str], *, binaries: Iterable[str]) 
     )
 
 
+def require_java_and_maven(name: str) -> None:
+    """Java 17 and Maven, for the servers whose jars come from Maven Central."""
+    apt_install(name, ["openjdk-17-jre-headless", "maven"], binaries=["java", "mvn"])
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     """What `reelplane infra status` prints for one server."""

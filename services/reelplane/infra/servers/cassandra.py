@@ -56,7 +56,6 @@ _POM = """<?xml version="1.0" encoding="UTF-8"?>
 # Console only: the harness sends stdout to run/cassandra.log. INFO for Cassandra's
 # own lifecycle lines, WARN for the chatty libraries.
 _LOGBACK = """<configuration scan="false" debug="false">
-  <shutdownHook class="ch.qos.logback.core.hook.DelayingShutdownHook"/>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
     <encoder>
       <pattern>%d{ISO8601} %-5level [%thread] %logger{1} - %msg%n</pattern>

@@ -15,7 +15,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from reelplane.infra.harness import HarnessError, Server, port_open, run_step
+from reelplane.infra.harness import (
+    HarnessError,
+    Server,
+    port_open,
+    require_java_and_maven,
+    run_step,
+)
 
 KAFKA_VERSION = "4.3.1"
 SCALA_VERSION = "2.13"
@@ -151,6 +157,7 @@ class Kafka(Server):
 
     # -- install -------------------------------------------------------------
     def install(self) -> None:
+        require_java_and_maven(self.name)
         if self._stamp.is_file():
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from reelplane.infra.harness import Server, apt_install, port_open, run_step
+from reelplane.infra.harness import HarnessError, Server, apt_install, port_open, run_step
 
 DATABASE = "reelplane"
 USER = "reelplane"
@@ -121,3 +121,13 @@ class MariaDB(Server):
             f"GRANT ALL ON *.* TO '{USER}'@'localhost';"
             "FLUSH PRIVILEGES;"
         )
+
+    # -- test support ------------------------------------------------------------
+    def create_database(self, name: str) -> None:
+        """Create an empty database (for an isolated test session)."""
+        result = self._sql(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+        if result.returncode != 0:
+            raise HarnessError(f"mariadb: cannot create database {name}: {result.stderr.strip()}")
+
+    def drop_database(self, name: str) -> None:
+        self._sql(f"DROP DATABASE IF EXISTS `{name}`")

@@ -21,7 +21,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(32), nullable=False),
         sa.Column("handle", sa.String(30), nullable=False),
         sa.Column("display_name", sa.String(80), nullable=False, server_default=""),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
         sa.UniqueConstraint("handle", name="uq_users_handle"),
     )
@@ -29,7 +29,7 @@ def upgrade() -> None:
         "processed_events",
         sa.Column("consumer", sa.String(100), nullable=False),
         sa.Column("event_id", sa.String(64), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", sa.DateTime(), nullable=False),
         sa.Column("sequence", sa.BigInteger(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
     )
