@@ -52,7 +52,7 @@ def main() -> None:
 
 
 # -- running the platform --------------------------------------------------------
-def _serve(settings: Settings, services: list[str]) -> None:
+def _serve(settings: Settings, services: list[str], workers: list[str] | None = None) -> None:
     import uvicorn
 
     from reelplane.backends import open_backends
@@ -64,7 +64,7 @@ def _serve(settings: Settings, services: list[str]) -> None:
     async def run() -> None:
         backends = await open_backends(settings)
         try:
-            app = create_app(settings, services, backends=backends)
+            app = create_app(settings, services, workers=workers, backends=backends)
             config = uvicorn.Config(
                 app,
                 host=settings.http_host,
@@ -93,7 +93,7 @@ def _serve(settings: Settings, services: list[str]) -> None:
 def dev(host: str | None, port: int | None) -> None:
     """Run every service in one process on the embedded backends (or whatever
     the REELPLANE_* settings choose)."""
-    from reelplane.http.app import SERVICES
+    from reelplane.http.services import SERVICES, WORKERS
 
     overrides: dict[str, Any] = {}
     if host:
@@ -102,7 +102,7 @@ def dev(host: str | None, port: int | None) -> None:
         overrides["http_port"] = port
     settings = load_settings(**overrides)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _serve(settings, list(SERVICES))
+    _serve(settings, list(SERVICES), list(WORKERS))
 
 
 @main.command()
@@ -110,7 +110,7 @@ def dev(host: str | None, port: int | None) -> None:
 @_one_line_errors
 def serve(service: str) -> None:
     """Run one service (as its Deployment does in a cluster)."""
-    from reelplane.http.app import SERVICES
+    from reelplane.http.services import SERVICES
 
     if service not in SERVICES:
         raise ConfigError("SERVICE", f"unknown service {service!r}; one of {', '.join(SERVICES)}")

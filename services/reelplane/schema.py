@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     MetaData,
     String,
@@ -34,7 +35,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
+        if not isinstance(value, datetime):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -58,6 +59,19 @@ users = Table(
     Column("handle", String(30), nullable=False, unique=True),
     Column("display_name", String(80), nullable=False, server_default=""),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Opaque bearer sessions. Only the token's SHA-256 is stored, so a leaked table
+# cannot be replayed as tokens.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_sessions_user_id", "user_id"),
 )
 
 # Which events each consumer group has applied: the idempotency record that

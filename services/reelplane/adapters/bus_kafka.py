@@ -10,14 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    InvalidProducerEpoch,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 from reelplane.ports.bus import Delivery, Record
+
+log = logging.getLogger(__name__)
+
+
+#: Errors after which an idempotent producer's sequence numbers or id are out of step
+#: with the broker for good: the broker rejected the batch (nothing was written), and
+#: every later send on that partition would fail the same way. Seen after a broker
+#: outage: aiokafka drops a batch that expired without a leader but keeps its sequence
+#: numbers, so the next batch is out of order.
+_BROKEN_PRODUCER_ERRORS = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
 
 
 def bootstrap_servers(url: str) -> str:
@@ -102,10 +126,27 @@ class KafkaBus:
         if topic not in self._known_topics:
             await self.ensure_topics([topic], self._default_partitions)
         producer = await self._get_producer()
-        meta = await producer.send_and_wait(
-            topic, value, key=key.encode(), headers=list(headers) or None
-        )
+        try:
+            meta = await producer.send_and_wait(
+                topic, value, key=key.encode(), headers=list(headers) or None
+            )
+        except _BROKEN_PRODUCER_ERRORS as exc:
+            log.warning("kafka producer out of step with the broker (%r); starting a new one", exc)
+            # Not written, so sending once more with a fresh producer id cannot duplicate.
+            await self._discard_producer(producer)
+            producer = await self._get_producer()
+            meta = await producer.send_and_wait(
+                topic, value, key=key.encode(), headers=list(headers) or None
+            )
         return Delivery(meta.topic, meta.partition, meta.offset)
+
+    async def _discard_producer(self, broken: AIOKafkaProducer) -> None:
+        """Drop a producer that can no longer send (only once when many sends see it)."""
+        async with self._producer_lock:
+            if self._producer is broken:
+                self._producer = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(broken.stop(), self._request_timeout_ms / 1000)
 
     def consumer(self, topics: list[str], group: str) -> KafkaConsumer:
         return KafkaConsumer(self, topics, group)

@@ -3,6 +3,7 @@ process for `reelplane dev` (same code, different settings)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,10 +18,8 @@ from pydantic import BaseModel
 import reelplane
 from reelplane.backends import Backends, open_backends
 from reelplane.http.problems import install_problem_handlers
+from reelplane.http.services import SERVICES, BackgroundTask, load_service, load_worker
 from reelplane.settings import Settings
-
-#: The services of ARCHITECTURE.md; later issues give each its routes.
-SERVICES = ("gateway", "upload", "engagement", "graph", "feed", "notify", "search")
 
 log = structlog.get_logger("reelplane.http")
 
@@ -74,22 +73,45 @@ def create_app(
     settings: Settings,
     services: list[str] | None = None,
     *,
+    workers: list[str] | None = None,
     backends: Backends | None = None,
+    run_background: bool = True,
 ) -> FastAPI:
-    """Build the HTTP API for `services` (default: all of them).
+    """Build the HTTP API for `services` (default: all of them), running their
+    background tasks and the named `workers` for the app's lifetime.
 
     With `backends` given the app uses them as they are (tests); otherwise it
     opens them from settings at startup and closes them at shutdown.
     """
     chosen = list(services or SERVICES)
+    loaded = [load_service(name) for name in chosen]
+    tasks: list[BackgroundTask] = [t for s in loaded for t in s.background]
+    for name in workers or []:
+        worker = load_worker(name)
+        if worker is not None:
+            tasks.append(worker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = backends is None
         app.state.backends = backends or await open_backends(settings)
+        stop = asyncio.Event()
+        running = (
+            [asyncio.create_task(t(app.state.backends, stop)) for t in tasks]
+            if run_background
+            else []
+        )
         try:
             yield
         finally:
+            stop.set()
+            for task in running:
+                try:
+                    await asyncio.wait_for(task, 15)
+                except (TimeoutError, asyncio.CancelledError):
+                    task.cancel()
+                except Exception:
+                    log.exception("background task failed")
             if owned:
                 await app.state.backends.close()
 
@@ -102,6 +124,9 @@ def create_app(
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(_health_router(chosen))
+    for service in loaded:
+        for router in service.routers:
+            app.include_router(router)
 
     @app.middleware("http")
     async def request_id_and_access_log(

@@ -55,7 +55,9 @@ def problem_response(
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ReelplaneError)
     async def _domain(request: Request, exc: ReelplaneError) -> JSONResponse:
-        return problem_response(request, exc.status, exc.slug, exc.title, exc.detail)
+        return problem_response(
+            request, exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers or None
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,1 @@
+"""Transcode worker: ffmpeg ladder planning (pure) and the consumer of `uploads`."""

@@ -1,0 +1,123 @@
+"""Sessions and the one authentication dependency every service uses.
+
+Tokens are opaque random strings. The relational store (the strongly consistent
+tier) is the source of truth; the cache holds resolved sessions for
+`SESSION_CACHE_TTL_S` so most requests never reach the database. Revocation
+writes the database first, then deletes the cache entry, so it takes effect at
+once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select, update
+
+from reelplane.backends import Backends
+from reelplane.errors import Unauthorized
+from reelplane.events.envelope import utc_now
+from reelplane.schema import sessions, users
+
+SESSION_TTL = timedelta(days=30)
+SESSION_CACHE_TTL_S = 300.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: str
+    handle: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _cache_key(digest: str) -> str:
+    return f"session:{digest}"
+
+
+class SessionStore:
+    def __init__(self, backends: Backends) -> None:
+        self.db = backends.database
+        self.cache = backends.cache
+
+    async def create(self, user_id: str, *, ttl: timedelta = SESSION_TTL) -> str:
+        """Open a session for user_id; return the bearer token (shown once)."""
+        token = secrets.token_urlsafe(32)
+        now = utc_now()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                sessions.insert().values(
+                    token_hash=token_hash(token),
+                    user_id=user_id,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+        return token
+
+    async def resolve(self, token: str) -> Principal | None:
+        """The session's user, or None when unknown, expired or revoked."""
+        digest = token_hash(token)
+        cached = await self.cache.get(_cache_key(digest))
+        now = utc_now()
+        if cached is not None:
+            data = json.loads(cached)
+            if datetime.fromisoformat(data["expires_at"]) > now:
+                return Principal(data["user_id"], data["handle"])
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(sessions.c.user_id, sessions.c.expires_at, users.c.handle)
+                    .join(users, users.c.id == sessions.c.user_id)
+                    .where(sessions.c.token_hash == digest, sessions.c.revoked_at.is_(None))
+                )
+            ).first()
+        if row is None or row.expires_at <= now:
+            return None
+        ttl = min(SESSION_CACHE_TTL_S, (row.expires_at - now).total_seconds())
+        payload = {"user_id": row.user_id, "handle": row.handle, "expires_at": row.expires_at}
+        await self.cache.set(
+            _cache_key(digest), json.dumps(payload, default=str).encode(), ttl_s=ttl
+        )
+        return Principal(row.user_id, row.handle)
+
+    async def revoke(self, token: str) -> None:
+        digest = token_hash(token)
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(sessions)
+                .where(sessions.c.token_hash == digest, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=utc_now())
+            )
+        await self.cache.delete(_cache_key(digest))
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def require_user(request: Request) -> Principal:
+    """FastAPI dependency: the caller, or 401 (problem+json) without a valid token."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("a bearer token is required")
+    principal = await SessionStore(request.app.state.backends).resolve(token)
+    if principal is None:
+        raise Unauthorized("the token is invalid, expired or revoked")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(require_user)]

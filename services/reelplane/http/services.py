@@ -1,0 +1,59 @@
+"""How a service plugs into the app: routers plus background tasks.
+
+Each service package `reelplane.<name>` that exists exposes `SERVICE` in its
+`api` module. `reelplane dev` mounts all of them (and every worker) in one
+process; `reelplane serve <name>` mounts one, as its Deployment does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter
+
+from reelplane.backends import Backends
+
+#: A long-running task (a consumer, a worker loop) that stops when the event is set.
+BackgroundTask = Callable[[Backends, asyncio.Event], Coroutine[Any, Any, None]]
+
+#: The services of ARCHITECTURE.md, in routing order.
+SERVICES = ("gateway", "upload", "engagement", "graph", "feed", "notify", "search")
+
+#: Workers outside the services: name -> "module:attribute" of a BackgroundTask.
+WORKERS: dict[str, str] = {
+    "transcode": "reelplane_transcode.worker:run_worker",
+}
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    routers: list[APIRouter] = field(default_factory=list)
+    background: list[BackgroundTask] = field(default_factory=list)
+
+
+def load_service(name: str) -> Service:
+    """The service's routers and tasks; a service not built yet has neither."""
+    module_name = f"reelplane.{name}.api"
+    if importlib.util.find_spec(f"reelplane.{name}") is None:
+        return Service(name)
+    if importlib.util.find_spec(module_name) is None:
+        return Service(name)
+    service = importlib.import_module(module_name).SERVICE
+    if not isinstance(service, Service):
+        raise TypeError(f"{module_name}.SERVICE is not a Service")
+    return service
+
+
+def load_worker(name: str) -> BackgroundTask | None:
+    """A worker's task, or None when its package is not built yet."""
+    module_name, _, attr = WORKERS[name].partition(":")
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    task: BackgroundTask = getattr(importlib.import_module(module_name), attr)
+    return task
