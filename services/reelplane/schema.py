@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     DateTime,
     Dialect,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
 )
@@ -72,6 +75,53 @@ sessions = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Index("ix_sessions_user_id", "user_id"),
+)
+
+# -- ingestion ----------------------------------------------------------------
+#: Lifecycle of a video: uploading -> uploaded -> transcoding -> ready | failed.
+VIDEO_STATES = ("uploading", "uploaded", "transcoding", "ready", "failed", "deleted")
+
+# Transcoded output is content-addressed by the source's SHA-256: two uploads of
+# the same bytes are two videos sharing one asset (dedup, one transcode).
+video_assets = Table(
+    "video_assets",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),  # pending | transcoding | ready | failed
+    Column("source_key", String(1024), nullable=False),
+    Column("master_playlist_key", String(1024), nullable=True),
+    Column("poster_key", String(1024), nullable=True),
+    Column("renditions", JSON, nullable=False),  # list of rendition descriptions
+    Column("duration_ms", Integer, nullable=True),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("failure_reason", String(500), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("ready_at", UTCDateTime(), nullable=True),
+)
+
+videos = Table(
+    "videos",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("caption", String(2200), nullable=False, server_default=""),
+    Column("hashtags", JSON, nullable=False),  # list of lowercase tags without '#'
+    Column("state", String(16), nullable=False),
+    Column("progress_pct", SmallInteger, nullable=False, server_default="0"),
+    Column("failure_reason", String(500), nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("asset_sha256", String(64), ForeignKey("video_assets.sha256"), nullable=True),
+    Column("size_bytes", BigInteger, nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("ready_at", UTCDateTime(), nullable=True),
+    Index("ix_videos_owner_id_created_at", "owner_id", "created_at"),
+    Index("ix_videos_sha256", "sha256"),
+    Index("ix_videos_state_ready_at", "state", "ready_at"),
 )
 
 # Which events each consumer group has applied: the idempotency record that
