@@ -128,6 +128,45 @@ def require_java_and_maven(name: str) -> None:
     apt_install(name, ["openjdk-17-jre-headless", "maven"], binaries=["java", "mvn"])
 
 
+def fetch_maven_jars(
+    name: str, cache_dir: Path, *, pom_xml: str, stamp: Path, main_jar: str, what: str
+) -> Path:
+    """Copy an artifact and its runtime dependencies from Maven Central into
+    `cache_dir/lib` (once: `stamp` marks a complete copy). Returns the lib folder."""
+    require_java_and_maven(name)
+    lib_dir = cache_dir / "lib"
+    if stamp.is_file():
+        return lib_dir
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    pom = cache_dir / "pom.xml"
+    pom.write_text(pom_xml)
+    # A half-finished earlier copy (or another version's jars) must not mix in.
+    if lib_dir.exists():
+        for old in lib_dir.iterdir():
+            if old.is_file():
+                old.unlink()
+    run_step(
+        name,
+        f"fetching {what} jars from Maven Central",
+        [
+            "mvn",
+            "-B",
+            "-q",
+            "-Dstyle.color=never",  # Maven 3.8 colours even with -B
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib_dir}",
+            "-DincludeScope=runtime",
+        ],
+        cwd=cache_dir,
+    )
+    if not (lib_dir / main_jar).is_file():
+        raise HarnessError(f"{name}: mvn finished but {main_jar} is not in {lib_dir}")
+    stamp.write_text(f"{what}\n")
+    return lib_dir
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     """What `reelplane infra status` prints for one server."""

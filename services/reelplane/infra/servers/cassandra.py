@@ -27,7 +27,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from reelplane.infra.harness import HarnessError, Server, port_open, progress, run_step
+from reelplane.infra.harness import (
+    Server,
+    fetch_maven_jars,
+    port_open,
+    progress,
+)
 
 CASSANDRA_VERSION = "5.0.9"
 DEPENDENCY_PLUGIN_VERSION = "3.8.1"
@@ -116,9 +121,6 @@ _JVM17_OPTIONS = [
     "-Djava.net.preferIPv4Stack=true",
     "-Djava.awt.headless=true",
     "-Djdk.attach.allowAttachSelf=true",
-    # Cassandra installs a SecurityManager (for UDF sandboxing); say so up front
-    # rather than have Java 17 print a deprecation warning.
-    "-Djava.security.manager=allow",
     "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
     "--add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
     "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED",
@@ -189,35 +191,14 @@ class Cassandra(Server):
 
     # -- install -------------------------------------------------------------
     def install(self) -> None:
-        if self._stamp.is_file():
-            return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        pom = self.cache_dir / "pom.xml"
-        pom.write_text(_POM.format(cassandra=CASSANDRA_VERSION, plugin=DEPENDENCY_PLUGIN_VERSION))
-        # A half-finished earlier copy (or another version's jars) must not mix in.
-        if self.lib_dir.exists():
-            for old in self.lib_dir.iterdir():
-                if old.is_file():
-                    old.unlink()
-        run_step(
+        fetch_maven_jars(
             self.name,
-            f"fetching Cassandra {CASSANDRA_VERSION} jars from Maven Central",
-            [
-                "mvn",
-                "-B",
-                "-q",
-                "-Dstyle.color=never",
-                "-f",
-                str(pom),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={self.lib_dir}",
-                "-DincludeScope=runtime",
-            ],
-            cwd=self.cache_dir,
+            self.cache_dir,
+            pom_xml=_POM.format(cassandra=CASSANDRA_VERSION, plugin=DEPENDENCY_PLUGIN_VERSION),
+            stamp=self._stamp,
+            main_jar=f"cassandra-all-{CASSANDRA_VERSION}.jar",
+            what=f"Cassandra {CASSANDRA_VERSION}",
         )
-        if not (self.lib_dir / f"cassandra-all-{CASSANDRA_VERSION}.jar").is_file():
-            raise HarnessError(f"{self.name}: mvn finished but no Cassandra jar in {self.lib_dir}")
-        self._stamp.write_text(f"cassandra {CASSANDRA_VERSION}\n")
 
     # -- prepare -------------------------------------------------------------
     def _yaml(self) -> str:
@@ -300,7 +281,8 @@ diagnostic_events_enabled: false
 
     def _cds_options(self, agent: list[str]) -> list[str]:
         """Map the class archive if there is a good one, else have this run write it."""
-        # jamm is a -javaagent: archiving alongside an agent is a diagnostic option.
+        # jamm is a -javaagent: archiving alongside an agent is a diagnostic option
+        # (the JVM notes that in one line at each start).
         unlock = ["-XX:+UnlockDiagnosticVMOptions", "-XX:+AllowArchivingWithJavaAgent"]
         archive = self._cds_archive()
         pending = archive.with_suffix(".jsa.pending")

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from reelplane.infra.harness import (
-    HarnessError,
     Server,
+    fetch_maven_jars,
     port_open,
-    require_java_and_maven,
     run_step,
 )
 
@@ -157,45 +156,19 @@ class Kafka(Server):
 
     # -- install -------------------------------------------------------------
     def install(self) -> None:
-        require_java_and_maven(self.name)
-        if self._stamp.is_file():
-            return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        pom = self.cache_dir / "pom.xml"
-        pom.write_text(
-            _POM.format(
+        fetch_maven_jars(
+            self.name,
+            self.cache_dir,
+            pom_xml=_POM.format(
                 scala=SCALA_VERSION,
                 kafka=KAFKA_VERSION,
                 log4j=LOG4J_VERSION,
                 slf4j=SLF4J_VERSION,
                 plugin=DEPENDENCY_PLUGIN_VERSION,
-            )
-        )
-        # A half-finished earlier copy (or another version's jars) must not mix in.
-        if self.lib_dir.exists():
-            for old in self.lib_dir.iterdir():
-                if old.is_file():
-                    old.unlink()
-        run_step(
-            self.name,
-            f"fetching Kafka {KAFKA_VERSION} jars from Maven Central",
-            [
-                "mvn",
-                "-B",
-                "-q",
-                "-Dstyle.color=never",
-                "-f",
-                str(pom),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={self.lib_dir}",
-                "-DincludeScope=runtime",
-            ],
-            cwd=self.cache_dir,
-        )
-        if not any(self.lib_dir.glob(f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar")):
-            raise HarnessError(f"{self.name}: mvn finished but no Kafka jar in {self.lib_dir}")
-        self._stamp.write_text(
-            f"kafka {KAFKA_VERSION} log4j {LOG4J_VERSION} slf4j {SLF4J_VERSION}\n"
+            ),
+            stamp=self._stamp,
+            main_jar=f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar",
+            what=f"Kafka {KAFKA_VERSION} (log4j {LOG4J_VERSION}, slf4j {SLF4J_VERSION})",
         )
 
     # -- prepare -------------------------------------------------------------

@@ -123,11 +123,30 @@ class MariaDB(Server):
         )
 
     # -- test support ------------------------------------------------------------
+    def _app_sql(self, statement: str) -> subprocess.CompletedProcess[str]:
+        """Run SQL over TCP as the application account, which also works when the
+        server was started by another checkout (its socket is elsewhere)."""
+        return subprocess.run(
+            [
+                "mariadb",
+                f"--host={self.host}",
+                f"--port={self.port}",
+                f"--user={USER}",
+                f"--password={PASSWORD}",
+                "-e",
+                statement,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
     def create_database(self, name: str) -> None:
         """Create an empty database (for an isolated test session)."""
-        result = self._sql(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+        result = self._app_sql(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
         if result.returncode != 0:
             raise HarnessError(f"mariadb: cannot create database {name}: {result.stderr.strip()}")
 
     def drop_database(self, name: str) -> None:
-        self._sql(f"DROP DATABASE IF EXISTS `{name}`")
+        self._app_sql(f"DROP DATABASE IF EXISTS `{name}`")
