@@ -36,6 +36,15 @@ class Principal:
     handle: str
 
 
+@dataclass(frozen=True)
+class ResolvedSession:
+    """A bearer token already looked up in this request (by the gateway's rate
+    limiter), kept in `request.state.session` so it is resolved once."""
+
+    token_hash: str
+    principal: Principal | None
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -109,15 +118,31 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+async def _resolve(request: Request, token: str) -> Principal | None:
+    resolved = getattr(request.state, "session", None)
+    if isinstance(resolved, ResolvedSession) and resolved.token_hash == token_hash(token):
+        return resolved.principal
+    return await SessionStore(request.app.state.backends).resolve(token)
+
+
 async def require_user(request: Request) -> Principal:
     """FastAPI dependency: the caller, or 401 (problem+json) without a valid token."""
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("a bearer token is required")
-    principal = await SessionStore(request.app.state.backends).resolve(token)
+    principal = await _resolve(request, token)
     if principal is None:
         raise Unauthorized("the token is invalid, expired or revoked")
     return principal
 
 
+async def optional_user(request: Request) -> Principal | None:
+    """FastAPI dependency for public reads: the caller when a token is sent
+    (a bad one is still 401, so a client notices a revoked session), else None."""
+    if bearer_token(request) is None:
+        return None
+    return await require_user(request)
+
+
 CurrentUser = Annotated[Principal, Depends(require_user)]
+MaybeUser = Annotated[Principal | None, Depends(optional_user)]

@@ -85,3 +85,76 @@ async def test_subscribers_receive_published_messages_in_order(cache: Cache, ns:
             assert await cache.publish(channel, m) == 1
         await asyncio.wait_for(task, 5)
     assert received == [b"one", b"two", b"three"]
+
+
+# -- sorted sets (trending windows) and token buckets (rate limits) ---------------
+async def test_zincrby_accumulates_and_ztop_sums_across_keys(cache: Cache, ns: str) -> None:
+    assert await cache.zincrby(f"{ns}:w1", "a") == 1.0
+    assert await cache.zincrby(f"{ns}:w1", "a", 2.5) == 3.5
+    await cache.zincrby(f"{ns}:w1", "b", 1)
+    await cache.zincrby(f"{ns}:w2", "b", 3)
+    await cache.zincrby(f"{ns}:w2", "c", 3.5)
+    top = await cache.ztop([f"{ns}:w1", f"{ns}:w2", f"{ns}:missing"], 10)
+    # b = 4.0 first; a and c tie at 3.5 and are ordered by member.
+    assert top == [("b", 4.0), ("a", 3.5), ("c", 3.5)]
+    assert await cache.ztop([f"{ns}:w1", f"{ns}:w2"], 1) == [("b", 4.0)]
+    assert await cache.ztop([f"{ns}:missing"], 5) == []
+    assert await cache.ztop([], 5) == []
+
+
+async def test_zincrby_with_ttl_expires_the_set(cache: Cache, ns: str) -> None:
+    await cache.zincrby(f"{ns}:w", "a", ttl_s=0.3)
+    left = await cache.ttl(f"{ns}:w")
+    assert left is not None and 0 < left <= 0.3
+    await asyncio.sleep(0.45)
+    assert await cache.ztop([f"{ns}:w"], 5) == []
+
+
+async def test_concurrent_zincrby_is_atomic(cache: Cache, ns: str) -> None:
+    await asyncio.gather(*(cache.zincrby(f"{ns}:w", "v") for _ in range(200)))
+    assert await cache.ztop([f"{ns}:w"], 1) == [("v", 200.0)]
+
+
+async def test_sorted_set_ops_on_a_string_key_are_invalid(cache: Cache, ns: str) -> None:
+    await cache.set(f"{ns}:s", b"text")
+    with pytest.raises(InvalidInput):
+        await cache.zincrby(f"{ns}:s", "a")
+    with pytest.raises(InvalidInput):
+        await cache.take_tokens(f"{ns}:s", capacity=1, refill_per_s=1)
+
+
+async def test_token_bucket_allows_a_burst_then_refuses_with_retry_after(
+    cache: Cache, ns: str
+) -> None:
+    key = f"{ns}:bucket"
+    decisions = [await cache.take_tokens(key, capacity=5, refill_per_s=2) for _ in range(6)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert decisions[0].tokens_left == pytest.approx(4, abs=0.05)
+    refused = decisions[-1]
+    # Empty bucket refilling at 2 tokens/s: about 0.5 s until one token is back.
+    assert 0.3 < refused.retry_after_s <= 0.5
+    assert refused.tokens_left < 1
+    left = await cache.ttl(key)
+    assert left is not None and left <= 5 / 2 + 1
+
+
+async def test_token_bucket_refills_with_time(cache: Cache, ns: str) -> None:
+    key = f"{ns}:bucket"
+    for _ in range(2):
+        assert (await cache.take_tokens(key, capacity=2, refill_per_s=10)).allowed
+    assert not (await cache.take_tokens(key, capacity=2, refill_per_s=10)).allowed
+    await asyncio.sleep(0.25)  # 2.5 tokens' worth of refill, capped at 2
+    assert (await cache.take_tokens(key, capacity=2, refill_per_s=10, cost=2)).allowed
+
+
+async def test_token_bucket_is_atomic_under_concurrency(cache: Cache, ns: str) -> None:
+    key = f"{ns}:bucket"
+    decisions = await asyncio.gather(
+        *(cache.take_tokens(key, capacity=20, refill_per_s=0.01) for _ in range(60))
+    )
+    assert sum(d.allowed for d in decisions) == 20
+
+
+async def test_token_bucket_rejects_a_cost_above_capacity(cache: Cache, ns: str) -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        await cache.take_tokens(f"{ns}:b", capacity=1, refill_per_s=1, cost=2)

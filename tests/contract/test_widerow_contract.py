@@ -80,3 +80,18 @@ async def test_large_batch_over_many_partitions(widerow: WideRowStore, ns: str) 
     got = await widerow.range(TIMELINE, f"{ns}-7", limit=1000)
     assert len(got) == 50
     assert [r.ts for r in got] == sorted((r.ts for r in got), reverse=True)
+
+
+async def test_trim_keeps_the_newest_rows(widerow: WideRowStore, ns: str) -> None:
+    await widerow.ensure_tables([TIMELINE])
+    await widerow.put(TIMELINE, rows(ns, [(i, f"v{i}") for i in range(1, 21)]))
+    await widerow.put(TIMELINE, rows(f"{ns}-other", [(1, "x")]))
+    await widerow.trim(TIMELINE, ns, 30)  # fewer rows than the cap: untouched
+    assert len(await widerow.range(TIMELINE, ns, limit=100)) == 20
+    await widerow.trim(TIMELINE, ns, 5)
+    assert [r.ts for r in await widerow.range(TIMELINE, ns, limit=100)] == [20, 19, 18, 17, 16]
+    assert len(await widerow.range(TIMELINE, f"{ns}-other")) == 1
+    # Rows sharing the boundary's ts stay.
+    await widerow.put(TIMELINE, rows(ns, [(16, "tie")]))
+    await widerow.trim(TIMELINE, ns, 5)
+    assert [r.item for r in await widerow.range(TIMELINE, ns, limit=100)][-2:] == ["v16", "tie"]

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from reelplane.events.envelope import (
     CommentCreated,
     CommentCreatedPayload,
+    CommentDeleted,
+    CommentDeletedPayload,
     Event,
     FollowPayload,
     UserFollowed,
@@ -69,6 +71,9 @@ SAMPLES: list[Event] = [
             comment_id="c-1", user_id=USER, video_id=VIDEO, text="nice \u2728"
         ),
     ),
+    CommentDeleted(
+        key=USER, payload=CommentDeletedPayload(comment_id="c-1", user_id=USER, video_id=VIDEO)
+    ),
     VideoViewed(key=USER, payload=VideoViewedPayload(user_id=USER, video_id=VIDEO)),
     VideoWatched(
         key=USER,
@@ -89,6 +94,7 @@ TOPIC_TABLE: dict[str, tuple[str, str]] = {
     "video.liked": ("engagement", "user_id"),
     "video.unliked": ("engagement", "user_id"),
     "comment.created": ("engagement", "user_id"),
+    "comment.deleted": ("engagement", "user_id"),
     "video.viewed": ("engagement", "user_id"),
     "video.watched": ("engagement", "user_id"),
     "user.followed": ("graph", "follower_id"),

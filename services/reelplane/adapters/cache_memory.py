@@ -9,12 +9,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from reelplane.errors import InvalidInput
+from reelplane.ports.cache import (
+    TokenBucketState,
+    TokenDecision,
+    bucket_ttl_s,
+    take_from_bucket,
+)
 
 
 @dataclass
 class _Entry:
     value: bytes
     expires_at: float | None  # monotonic seconds
+    zset: dict[str, float] | None = None  # set when the key holds a sorted set
+    bucket: TokenBucketState | None = None  # set when the key holds a token bucket
 
 
 @dataclass(eq=False)  # identity hash: kept in a set per channel
@@ -48,10 +56,18 @@ class MemoryCache:
 
     async def get(self, key: str) -> bytes | None:
         entry = self._live(key)
+        if entry is not None and (entry.zset is not None or entry.bucket is not None):
+            raise InvalidInput(f"cache key {key!r} does not hold a string")
         return entry.value if entry else None
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        return [await self.get(k) for k in keys]
+        # Like MGET: a key of another type reads as missing.
+        out: list[bytes | None] = []
+        for k in keys:
+            entry = self._live(k)
+            plain = entry is not None and entry.zset is None and entry.bucket is None
+            out.append(entry.value if entry is not None and plain else None)
+        return out
 
     async def set(
         self, key: str, value: bytes, *, ttl_s: float | None = None, only_if_absent: bool = False
@@ -72,6 +88,8 @@ class MemoryCache:
 
     async def incr(self, key: str, amount: int = 1) -> int:
         entry = self._live(key)
+        if entry is not None and (entry.zset is not None or entry.bucket is not None):
+            raise InvalidInput(f"cache key {key!r} does not hold an integer")
         try:
             current = int(entry.value) if entry else 0
         except ValueError:
@@ -92,6 +110,52 @@ class MemoryCache:
         if entry is None or entry.expires_at is None:
             return None
         return max(0.0, entry.expires_at - time.monotonic())
+
+    async def zincrby(
+        self, key: str, member: str, amount: float = 1.0, *, ttl_s: float | None = None
+    ) -> float:
+        entry = self._live(key)
+        if entry is None:
+            entry = _Entry(b"", None, zset={})
+            self._data[key] = entry
+        if entry.zset is None:
+            raise InvalidInput(f"cache key {key!r} does not hold a sorted set")
+        score = entry.zset.get(member, 0.0) + amount
+        entry.zset[member] = score
+        if ttl_s is not None:
+            entry.expires_at = time.monotonic() + ttl_s
+        return score
+
+    async def ztop(self, keys: list[str], limit: int) -> list[tuple[str, float]]:
+        totals: dict[str, float] = {}
+        for key in keys:
+            entry = self._live(key)
+            if entry is None:
+                continue
+            if entry.zset is None:
+                raise InvalidInput(f"cache key {key!r} does not hold a sorted set")
+            for member, score in entry.zset.items():
+                totals[member] = totals.get(member, 0.0) + score
+        ranked = sorted(totals.items(), key=lambda ms: (-ms[1], ms[0]))
+        return ranked[: max(0, limit)]
+
+    async def take_tokens(
+        self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
+    ) -> TokenDecision:
+        entry = self._live(key)
+        if entry is not None and entry.bucket is None:
+            raise InvalidInput(f"cache key {key!r} does not hold a token bucket")
+        now_ms = int(time.time() * 1000)
+        state, decision = take_from_bucket(
+            entry.bucket if entry else None,
+            now_ms,
+            capacity=capacity,
+            refill_per_s=refill_per_s,
+            cost=cost,
+        )
+        expires = time.monotonic() + bucket_ttl_s(capacity, refill_per_s)
+        self._data[key] = _Entry(b"", expires, bucket=state)
+        return decision
 
     async def publish(self, channel: str, message: bytes) -> int:
         subs = self._subscribers.get(channel, set())

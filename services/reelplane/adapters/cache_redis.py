@@ -5,12 +5,44 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ResponseError
 
 from reelplane.errors import InvalidInput
+from reelplane.ports.cache import TokenDecision, bucket_ttl_s
+
+# `take_from_bucket` (reelplane.ports.cache) as one atomic script, on the server's
+# clock so every gateway replica sees the same time. The bucket is a hash
+# {tokens, updated_ms}; a missing one starts full.
+# KEYS[1] bucket; ARGV: capacity, refill_per_s, cost, ttl_ms.
+# Returns {allowed (0|1), tokens_left, retry_after_s} (floats as strings).
+_TAKE_TOKENS_LUA = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated_ms')
+local tokens = capacity
+if state[1] then
+  local elapsed_s = math.max(0, now_ms - tonumber(state[2])) / 1000
+  tokens = math.min(capacity, tonumber(state[1]) + elapsed_s * rate)
+end
+local allowed = 0
+local wait_s = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  wait_s = (cost - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated_ms', tostring(now_ms))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {allowed, tostring(tokens), tostring(wait_s)}
+"""
 
 
 @dataclass
@@ -39,12 +71,16 @@ class RedisCache:
             health_check_interval=30,
         )
         self._client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self._take_tokens = self._client.register_script(_TAKE_TOKENS_LUA)
 
     async def ping(self) -> None:
         await self._client.ping()
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._client.get(key)
+        try:
+            value = await self._client.get(key)
+        except ResponseError as exc:
+            raise InvalidInput(f"cache key {key!r} does not hold a string: {exc}") from None
         return value if value is None or isinstance(value, bytes) else str(value).encode()
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
@@ -77,6 +113,49 @@ class RedisCache:
     async def ttl(self, key: str) -> float | None:
         ms = int(await self._client.pttl(key))
         return ms / 1000 if ms >= 0 else None
+
+    async def zincrby(
+        self, key: str, member: str, amount: float = 1.0, *, ttl_s: float | None = None
+    ) -> float:
+        try:
+            if ttl_s is None:
+                return float(await self._client.zincrby(key, amount, member) or 0.0)
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.zincrby(key, amount, member)
+                pipe.pexpire(key, max(1, int(ttl_s * 1000)))
+                score, _ = await pipe.execute()
+            return float(score)
+        except ResponseError as exc:
+            raise InvalidInput(f"cache key {key!r} does not hold a sorted set: {exc}") from None
+
+    async def ztop(self, keys: list[str], limit: int) -> list[tuple[str, float]]:
+        if not keys or limit <= 0:
+            return []
+        try:
+            pairs = cast(
+                "list[tuple[bytes, float]]", await self._client.zunion(keys, withscores=True)
+            )
+        except ResponseError as exc:
+            raise InvalidInput(f"a key of {keys[:3]!r}... is not a sorted set: {exc}") from None
+        totals = [
+            (m.decode() if isinstance(m, bytes) else str(m), float(score)) for m, score in pairs
+        ]
+        return sorted(totals, key=lambda ms: (-ms[1], ms[0]))[:limit]
+
+    async def take_tokens(
+        self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
+    ) -> TokenDecision:
+        if capacity <= 0 or refill_per_s <= 0 or cost <= 0 or cost > capacity:
+            raise ValueError("need 0 < cost <= capacity and refill_per_s > 0")
+        ttl_ms = max(1, int(bucket_ttl_s(capacity, refill_per_s) * 1000))
+        try:
+            reply: list[bytes | int] = await self._take_tokens(
+                keys=[key], args=[repr(capacity), repr(refill_per_s), repr(cost), ttl_ms]
+            )
+        except ResponseError as exc:
+            raise InvalidInput(f"cache key {key!r} does not hold a token bucket: {exc}") from None
+        allowed, left, wait = reply
+        return TokenDecision(bool(int(allowed)), float(left), float(wait))
 
     async def publish(self, channel: str, message: bytes) -> int:
         return int(await self._client.publish(channel, message))

@@ -176,6 +176,18 @@ class CassandraWideRowStore:
             )
             await _await(session.execute_async(stmt, (partition, clustering.ts, clustering.item)))
 
+    async def trim(self, table: WideTable, partition: str, keep: int) -> None:
+        if keep <= 0:
+            await self.delete(table, partition)
+            return
+        newest = await self.range(table, partition, limit=keep)
+        if len(newest) < keep:
+            return
+        # One range tombstone on the clustering prefix, not one per row.
+        session = await self._connect()
+        stmt = await self._prepare(f"DELETE FROM {table.name} WHERE partition = ? AND ts < ?")
+        await _await(session.execute_async(stmt, (partition, newest[-1].ts)))
+
     async def close(self) -> None:
         await asyncio.to_thread(self._cluster.shutdown)
         self._session = None

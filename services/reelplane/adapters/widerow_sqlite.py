@@ -111,6 +111,23 @@ class SqliteWideRowStore:
             args = (partition, clustering.ts, clustering.item)
         await self._run(self._db.execute, sql, args)
 
+    async def trim(self, table: WideTable, partition: str, keep: int) -> None:
+        if keep <= 0:
+            await self.delete(table, partition)
+            return
+        boundary_sql = (
+            f"SELECT ts FROM wr_{table.name} WHERE partition = ? "  # noqa: S608
+            "ORDER BY ts DESC, item DESC LIMIT 1 OFFSET ?"
+        )
+        delete_sql = f"DELETE FROM wr_{table.name} WHERE partition = ? AND ts < ?"  # noqa: S608
+
+        def _trim() -> None:
+            row = self._db.execute(boundary_sql, (partition, keep - 1)).fetchone()
+            if row is not None:
+                self._db.execute(delete_sql, (partition, row[0]))
+
+        await self._run(_trim)
+
     async def close(self) -> None:
         async with self._lock:
             self._db.close()

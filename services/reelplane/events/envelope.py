@@ -68,6 +68,12 @@ class CommentCreatedPayload(_Payload):
     text: Annotated[str, Field(max_length=2000)]
 
 
+class CommentDeletedPayload(_Payload):
+    comment_id: Id
+    user_id: Id  # who deleted it (the comment's author)
+    video_id: Id
+
+
 class VideoViewedPayload(_Payload):
     user_id: Id
     video_id: Id
@@ -143,6 +149,11 @@ class CommentCreated(_Envelope):
     payload: CommentCreatedPayload
 
 
+class CommentDeleted(_Envelope):
+    type: Literal["comment.deleted"] = "comment.deleted"
+    payload: CommentDeletedPayload
+
+
 class VideoViewed(_Envelope):
     type: Literal["video.viewed"] = "video.viewed"
     payload: VideoViewedPayload
@@ -171,6 +182,7 @@ Event = Annotated[
     | VideoLiked
     | VideoUnliked
     | CommentCreated
+    | CommentDeleted
     | VideoViewed
     | VideoWatched
     | UserFollowed
@@ -186,6 +198,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
         "video.liked",
         "video.unliked",
         "comment.created",
+        "comment.deleted",
         "video.viewed",
         "video.watched",
     ),
@@ -203,6 +216,7 @@ _KEY_FIELDS: dict[str, str] = {
     "video.liked": "user_id",
     "video.unliked": "user_id",
     "comment.created": "user_id",
+    "comment.deleted": "user_id",
     "video.viewed": "user_id",
     "video.watched": "user_id",
     "user.followed": "follower_id",

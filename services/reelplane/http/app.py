@@ -127,6 +127,8 @@ def create_app(
     for service in loaded:
         for router in service.routers:
             app.include_router(router)
+        for hook in service.configure:
+            hook(app, settings)
 
     @app.middleware("http")
     async def request_id_and_access_log(

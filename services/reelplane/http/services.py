@@ -14,12 +14,16 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from reelplane.backends import Backends
+from reelplane.settings import Settings
 
 #: A long-running task (a consumer, a worker loop) that stops when the event is set.
 BackgroundTask = Callable[[Backends, asyncio.Event], Coroutine[Any, Any, None]]
+
+#: Called once on the app a service is mounted in (e.g. to add middleware).
+AppHook = Callable[[FastAPI, Settings], None]
 
 #: The services of ARCHITECTURE.md, in routing order.
 SERVICES = ("gateway", "upload", "engagement", "graph", "feed", "notify", "search")
@@ -35,6 +39,7 @@ class Service:
     name: str
     routers: list[APIRouter] = field(default_factory=list)
     background: list[BackgroundTask] = field(default_factory=list)
+    configure: list[AppHook] = field(default_factory=list)
 
 
 def load_service(name: str) -> Service:

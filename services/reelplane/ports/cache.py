@@ -4,7 +4,62 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class TokenBucketState:
+    """A token bucket as stored: `tokens` left at `updated_ms` (milliseconds)."""
+
+    tokens: float
+    updated_ms: int
+
+
+@dataclass(frozen=True)
+class TokenDecision:
+    """The outcome of taking tokens: whether allowed, what is left, and how long
+    to wait (seconds) before the same request would be allowed."""
+
+    allowed: bool
+    tokens_left: float
+    retry_after_s: float
+
+
+def take_from_bucket(
+    state: TokenBucketState | None,
+    now_ms: int,
+    *,
+    capacity: float,
+    refill_per_s: float,
+    cost: float = 1.0,
+) -> tuple[TokenBucketState, TokenDecision]:
+    """The token-bucket rule, pure: refill by elapsed time (capped at capacity),
+    then take `cost` tokens if there are enough. A missing bucket starts full.
+
+    The Redis adapter runs the same arithmetic in a Lua script (keep them in step;
+    the cache contract suite checks both adapters against each other's behaviour).
+    """
+    if capacity <= 0 or refill_per_s <= 0 or cost <= 0:
+        raise ValueError("capacity, refill_per_s and cost must be positive")
+    if cost > capacity:
+        raise ValueError("cost exceeds capacity: the request could never be allowed")
+    if state is None:
+        tokens = capacity
+    else:
+        elapsed_s = max(0, now_ms - state.updated_ms) / 1000
+        tokens = min(capacity, state.tokens + elapsed_s * refill_per_s)
+    if tokens >= cost:
+        left = tokens - cost
+        return TokenBucketState(left, now_ms), TokenDecision(True, left, 0.0)
+    wait_s = (cost - tokens) / refill_per_s
+    return TokenBucketState(tokens, now_ms), TokenDecision(False, tokens, wait_s)
+
+
+def bucket_ttl_s(capacity: float, refill_per_s: float) -> float:
+    """How long an untouched bucket must be kept: the time to refill from empty
+    (after that it is full, the same as missing), plus a second of slack."""
+    return capacity / refill_per_s + 1.0
 
 
 class Subscription(Protocol):
@@ -40,6 +95,23 @@ class Cache(Protocol):
 
     async def ttl(self, key: str) -> float | None:
         """Seconds left, None when the key has no TTL or does not exist."""
+
+    async def zincrby(
+        self, key: str, member: str, amount: float = 1.0, *, ttl_s: float | None = None
+    ) -> float:
+        """Add amount to member's score in the sorted set at key (missing counts as 0);
+        with ttl_s, (re)set the key's TTL. Returns the new score."""
+
+    async def ztop(self, keys: list[str], limit: int) -> list[tuple[str, float]]:
+        """Members of the union of the sorted sets at keys with their summed
+        scores, highest first (ties by member), at most `limit`."""
+
+    async def take_tokens(
+        self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
+    ) -> TokenDecision:
+        """Atomically take `cost` tokens from the token bucket at key
+        (`take_from_bucket`, with the cache server's clock). The key expires
+        once the bucket would be full again."""
 
     async def publish(self, channel: str, message: bytes) -> int:
         """Publish to a channel; return the number of receivers."""

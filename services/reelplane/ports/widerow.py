@@ -76,4 +76,9 @@ class WideRowStore(Protocol):
     ) -> None:
         """Delete one row, or the whole partition when clustering is None."""
 
+    async def trim(self, table: WideTable, partition: str, keep: int) -> None:
+        """Cap a partition: delete the rows older (smaller ts) than its `keep`-th
+        newest row. Rows sharing that row's ts stay, so a partition may keep a
+        few more than `keep`; nothing happens when it has `keep` rows or fewer."""
+
     async def close(self) -> None: ...

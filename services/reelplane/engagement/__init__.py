@@ -1,0 +1,1 @@
+"""Engagement: likes, comments, views, watch events; counters, trending, watch history."""

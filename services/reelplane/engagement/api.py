@@ -1,0 +1,348 @@
+"""Engagement HTTP API: likes, comments, views, watch events, counters,
+trending and watch history. Every write publishes its event on `engagement`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from reelplane.auth import CurrentUser
+from reelplane.backends import Backends
+from reelplane.engagement import store
+from reelplane.engagement.consumers import consume_engagement
+from reelplane.engagement.core import clean_comment, escape_comment
+from reelplane.engagement.counters import read_counters
+from reelplane.engagement.history import history_page
+from reelplane.engagement.settings import EngagementSettings
+from reelplane.engagement.tables import TABLES
+from reelplane.engagement.trending import top_trending
+from reelplane.errors import InvalidInput
+from reelplane.events.envelope import (
+    CommentCreated,
+    CommentCreatedPayload,
+    CommentDeleted,
+    CommentDeletedPayload,
+    VideoLiked,
+    VideoLikePayload,
+    VideoUnliked,
+    VideoViewed,
+    VideoViewedPayload,
+    VideoWatched,
+    VideoWatchedPayload,
+    utc_now,
+)
+from reelplane.events.publisher import EventPublisher
+from reelplane.gateway.authz import ensure_owner
+from reelplane.gateway.cursors import decode_cursor, encode_cursor
+from reelplane.gateway.settings import load_section
+from reelplane.gateway.tables import ensure_tables_once
+from reelplane.http.services import Service
+from reelplane.ports.widerow import Clustering
+
+router = APIRouter(prefix="/v1", tags=["engagement"])
+
+PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+class LikeState(BaseModel):
+    liked: bool
+    changed: bool  # False when it already was so (idempotent)
+
+
+class NewComment(BaseModel):
+    # The length rule (setting) is checked after cleaning; this bounds the body.
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class CommentOut(BaseModel):
+    comment_id: str
+    video_id: str
+    user_id: str
+    handle: str
+    text: str = Field(description="HTML-escaped comment text, safe to insert as markup")
+    created_at: datetime
+
+
+class CommentPage(BaseModel):
+    items: list[CommentOut]
+    next_cursor: str | None
+
+
+class Watch(BaseModel):
+    watched_ms: int = Field(ge=0, le=24 * 3600 * 1000, description="Milliseconds watched")
+    duration_ms: int | None = Field(
+        None, gt=0, description="The video's length in ms (default: the video's own)"
+    )
+
+
+class Accepted(BaseModel):
+    accepted: bool = True
+
+
+class CountersOut(BaseModel):
+    video_id: str
+    likes: int
+    comments: int
+    views: int
+
+
+class TrendingItem(BaseModel):
+    video_id: str
+    points: float
+
+
+class HistoryItem(BaseModel):
+    video_id: str
+    watched_at_ms: int
+    watched_ms: int
+    duration_ms: int
+    completed: bool
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryItem]
+    next_cursor: str | None
+
+
+class TimeCursor(BaseModel):
+    at: datetime
+    id: str
+
+
+class RowCursor(BaseModel):
+    ts: int
+    item: str
+
+
+def _backends(request: Request) -> Backends:
+    backends: Backends = request.app.state.backends
+    return backends
+
+
+def _settings(request: Request) -> EngagementSettings:
+    state = request.app.state
+    if not hasattr(state, "engagement_settings"):
+        state.engagement_settings = load_section(EngagementSettings)
+    settings: EngagementSettings = state.engagement_settings
+    return settings
+
+
+async def _require_video(backends: Backends, video_id: str) -> store.VisibleVideo:
+    async with backends.database.connect() as conn:
+        return await store.visible_video(conn, video_id)
+
+
+@router.put("/videos/{video_id}/like", response_model=LikeState, summary="Like (idempotent)")
+async def like(video_id: str, user: CurrentUser, request: Request) -> LikeState:
+    backends = _backends(request)
+    await _require_video(backends, video_id)
+    changed = await store.like(backends.database, user.user_id, video_id)
+    if changed:
+        payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
+        await EventPublisher(backends.bus).publish(VideoLiked(key=user.user_id, payload=payload))
+    return LikeState(liked=True, changed=changed)
+
+
+@router.delete("/videos/{video_id}/like", response_model=LikeState, summary="Unlike")
+async def unlike(video_id: str, user: CurrentUser, request: Request) -> LikeState:
+    backends = _backends(request)
+    await _require_video(backends, video_id)
+    changed = await store.unlike(backends.database, user.user_id, video_id)
+    if changed:
+        payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
+        await EventPublisher(backends.bus).publish(VideoUnliked(key=user.user_id, payload=payload))
+    return LikeState(liked=False, changed=changed)
+
+
+@router.post(
+    "/videos/{video_id}/comments", status_code=201, response_model=CommentOut, summary="Comment"
+)
+async def add_comment(
+    video_id: str, body: NewComment, user: CurrentUser, request: Request
+) -> CommentOut:
+    """Stored as plain text (length-limited); returned HTML-escaped."""
+    backends = _backends(request)
+    text = clean_comment(body.text, _settings(request).comment_max_chars)
+    await _require_video(backends, video_id)
+    comment_id, now = uuid.uuid4().hex, utc_now()
+    await store.add_comment(
+        backends.database,
+        {
+            "id": comment_id,
+            "video_id": video_id,
+            "user_id": user.user_id,
+            "text": text,
+            "created_at": now,
+        },
+    )
+    await EventPublisher(backends.bus).publish(
+        CommentCreated(
+            key=user.user_id,
+            payload=CommentCreatedPayload(
+                comment_id=comment_id, user_id=user.user_id, video_id=video_id, text=text
+            ),
+        )
+    )
+    return CommentOut(
+        comment_id=comment_id,
+        video_id=video_id,
+        user_id=user.user_id,
+        handle=user.handle,
+        text=escape_comment(text),
+        created_at=now,
+    )
+
+
+@router.get("/videos/{video_id}/comments", response_model=CommentPage, summary="Comments")
+async def list_comments(
+    video_id: str, request: Request, cursor: str | None = None, limit: PageSize = 20
+) -> CommentPage:
+    position = decode_cursor(TimeCursor, cursor) if cursor else None
+    backends = _backends(request)
+    async with backends.database.connect() as conn:
+        await store.visible_video(conn, video_id)
+        rows = await store.list_comments(
+            conn,
+            video_id,
+            before=(position.at, position.id) if position else None,
+            limit=limit + 1,
+        )
+    page = rows[:limit]
+    return CommentPage(
+        items=[
+            CommentOut(
+                comment_id=r.comment_id,
+                video_id=r.video_id,
+                user_id=r.user_id,
+                handle=r.handle,
+                text=escape_comment(r.text),
+                created_at=r.created_at,
+            )
+            for r in page
+        ],
+        next_cursor=(
+            encode_cursor(TimeCursor(at=page[-1].created_at, id=page[-1].comment_id))
+            if len(rows) > limit
+            else None
+        ),
+    )
+
+
+@router.delete("/comments/{comment_id}", status_code=204, summary="Delete a comment (author)")
+async def delete_comment(comment_id: str, user: CurrentUser, request: Request) -> Response:
+    backends = _backends(request)
+    async with backends.database.transaction() as conn:
+        author, video_id = await store.comment_owner(conn, comment_id)
+        ensure_owner(user, author, "comment")
+        deleted = await store.soft_delete_comment(conn, comment_id)
+    if deleted:
+        await EventPublisher(backends.bus).publish(
+            CommentDeleted(
+                key=user.user_id,
+                payload=CommentDeletedPayload(
+                    comment_id=comment_id, user_id=user.user_id, video_id=video_id
+                ),
+            )
+        )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/videos/{video_id}/views", status_code=202, response_model=Accepted, summary="Count a view"
+)
+async def view(video_id: str, user: CurrentUser, request: Request) -> Accepted:
+    backends = _backends(request)
+    await _require_video(backends, video_id)
+    await EventPublisher(backends.bus).publish(
+        VideoViewed(
+            key=user.user_id, payload=VideoViewedPayload(user_id=user.user_id, video_id=video_id)
+        )
+    )
+    return Accepted()
+
+
+@router.post(
+    "/videos/{video_id}/watch", status_code=202, response_model=Accepted, summary="Watch event"
+)
+async def watch(video_id: str, body: Watch, user: CurrentUser, request: Request) -> Accepted:
+    """Report how long the caller watched (`watched_ms` of `duration_ms`)."""
+    backends = _backends(request)
+    video = await _require_video(backends, video_id)
+    duration_ms = video.duration_ms or body.duration_ms
+    if not duration_ms:
+        raise InvalidInput("duration_ms is required: the video's length is not known yet")
+    payload = VideoWatchedPayload(
+        user_id=user.user_id,
+        video_id=video_id,
+        watched_ms=body.watched_ms,
+        duration_ms=duration_ms,
+    )
+    await EventPublisher(backends.bus).publish(VideoWatched(key=user.user_id, payload=payload))
+    return Accepted()
+
+
+@router.get("/videos/{video_id}/counters", response_model=CountersOut, summary="Counters")
+async def counters(video_id: str, request: Request) -> CountersOut:
+    """Likes, comments and views from the cache (eventually consistent)."""
+    backends = _backends(request)
+    await _require_video(backends, video_id)
+    c = (await read_counters(backends.cache, [video_id]))[video_id]
+    return CountersOut(video_id=video_id, likes=c.likes, comments=c.comments, views=c.views)
+
+
+@router.get("/trending", response_model=list[TrendingItem], summary="Trending videos")
+async def trending(request: Request, limit: PageSize = 20) -> list[TrendingItem]:
+    """Likes + completions over the sliding window (30 minutes by default)."""
+    s = _settings(request)
+    top = await top_trending(
+        _backends(request).cache,
+        now_ms=int(time.time() * 1000),
+        window_s=s.trending_window_s,
+        bucket_s=s.trending_bucket_s,
+        limit=limit,
+    )
+    return [TrendingItem(video_id=v, points=p) for v, p in top]
+
+
+@router.get("/me/history", response_model=HistoryPage, summary="My watch history")
+async def history(
+    user: CurrentUser, request: Request, cursor: str | None = None, limit: PageSize = 20
+) -> HistoryPage:
+    position = decode_cursor(RowCursor, cursor) if cursor else None
+    await ensure_tables_once(request, TABLES)
+    rows = await history_page(
+        _backends(request).widerow,
+        user.user_id,
+        before=Clustering(position.ts, position.item) if position else None,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    return HistoryPage(
+        items=[
+            HistoryItem(
+                video_id=row.item,
+                watched_at_ms=row.ts,
+                watched_ms=rec.watched_ms,
+                duration_ms=rec.duration_ms,
+                completed=rec.completed,
+            )
+            for row, rec in page
+        ],
+        next_cursor=(
+            encode_cursor(RowCursor(ts=page[-1][0].ts, item=page[-1][0].item))
+            if len(rows) > limit
+            else None
+        ),
+    )
+
+
+SERVICE = Service(
+    "engagement",
+    routers=[router],
+    background=[consume_engagement],
+)

@@ -1,0 +1,101 @@
+"""Feed HTTP API: Following and For You, for the signed-in reader."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from reelplane.auth import CurrentUser
+from reelplane.backends import Backends
+from reelplane.engagement.tables import TABLES as ENGAGEMENT_TABLES
+from reelplane.feed.consumers import (
+    FeedContext,
+    consume_completions,
+    consume_fanout,
+    consume_follows,
+)
+from reelplane.feed.following import following_page
+from reelplane.feed.foryou import foryou_page
+from reelplane.feed.items import FeedPage
+from reelplane.feed.recommender import HttpRecommender, Recommender
+from reelplane.feed.timelines import TIMELINES
+from reelplane.gateway.tables import ensure_tables_once
+from reelplane.http.services import Service
+
+router = APIRouter(prefix="/v1/feed", tags=["feed"])
+
+
+def _backends(request: Request) -> Backends:
+    backends: Backends = request.app.state.backends
+    return backends
+
+
+def feed_context(request: Request) -> FeedContext:
+    state = request.app.state
+    if not hasattr(state, "feed_context"):
+        state.feed_context = FeedContext.load()
+    ctx: FeedContext = state.feed_context
+    return ctx
+
+
+def recommender_of(request: Request) -> Recommender | None:
+    """The configured recommender client (made once per app), or None."""
+    state = request.app.state
+    if not hasattr(state, "recommender"):
+        feed = feed_context(request).feed
+        state.recommender = (
+            HttpRecommender(feed.recommender_url, timeout_s=feed.recommender_timeout_s)
+            if feed.recommender_url
+            else None
+        )
+    recommender: Recommender | None = state.recommender
+    return recommender
+
+
+@router.get("/following", response_model=FeedPage, summary="Following feed")
+async def following(
+    user: CurrentUser,
+    request: Request,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> FeedPage:
+    """Videos of the creators you follow, newest first (never cached: a follow
+    or unfollow shows on the next read)."""
+    await ensure_tables_once(request, [TIMELINES])
+    return await following_page(
+        _backends(request), feed_context(request), user.user_id, cursor, limit
+    )
+
+
+@router.get(
+    "/foryou",
+    response_model=FeedPage,
+    summary="For You feed",
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def foryou(
+    user: CurrentUser,
+    request: Request,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Response:
+    """Recommended videos under the diversity rules; pages are cached for 300 s
+    and a cursor never repeats a video of the pages before it."""
+    await ensure_tables_once(request, ENGAGEMENT_TABLES)
+    body = await foryou_page(
+        _backends(request),
+        feed_context(request),
+        user.user_id,
+        cursor,
+        limit,
+        recommender=recommender_of(request),
+    )
+    return Response(content=body, media_type="application/json")
+
+
+SERVICE = Service(
+    "feed",
+    routers=[router],
+    background=[consume_fanout, consume_follows, consume_completions],
+)

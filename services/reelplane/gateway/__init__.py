@@ -1,0 +1,1 @@
+"""Gateway: accounts and sessions, rate limits, CORS, ownership checks."""

@@ -1,0 +1,212 @@
+"""Gateway HTTP API: sign up, log in, log out, who am I, delete a video.
+
+Handlers are thin: validate (pydantic + `accounts`), hash in a worker thread
+(argon2id is CPU- and memory-heavy), write the relational store, publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel, Field
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from reelplane.auth import SESSION_TTL, CurrentUser, SessionStore, bearer_token
+from reelplane.backends import Backends
+from reelplane.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from reelplane.events.envelope import VideoDeleted, VideoDeletedPayload, utc_now
+from reelplane.events.publisher import EventPublisher
+from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
+from reelplane.gateway.authz import ensure_owner
+from reelplane.gateway.ratelimit import RateLimitMiddleware
+from reelplane.gateway.settings import GatewaySettings, load_section
+from reelplane.http.services import Service
+from reelplane.schema import users, videos
+from reelplane.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["gateway"])
+
+
+class SignUp(BaseModel):
+    handle: str = Field(min_length=1, max_length=64, examples=["ada"])
+    password: str = Field(min_length=1, max_length=1024)
+    display_name: str = Field("", max_length=80)
+
+
+class LogIn(BaseModel):
+    handle: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Account(BaseModel):
+    user_id: str
+    handle: str
+    display_name: str
+    created_at: datetime
+
+
+class SessionOut(BaseModel):
+    """A new session; the token is shown once (only its hash is stored)."""
+
+    token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
+    user_id: str
+    handle: str
+    expires_in_s: int
+
+
+def _passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+def _backends(request: Request) -> Backends:
+    backends: Backends = request.app.state.backends
+    return backends
+
+
+async def _open_session(backends: Backends, user_id: str, handle: str) -> SessionOut:
+    token = await SessionStore(backends).create(user_id)
+    return SessionOut(
+        token=token,
+        user_id=user_id,
+        handle=handle,
+        expires_in_s=int(SESSION_TTL.total_seconds()),
+    )
+
+
+@router.post("/accounts", status_code=201, response_model=SessionOut, summary="Sign up")
+async def sign_up(body: SignUp, request: Request) -> SessionOut:
+    """Create an account (handle + password) and return a session for it."""
+    handle = normalize_handle(body.handle)
+    check_password_policy(body.password, handle)
+    backends = _backends(request)
+    async with backends.database.connect() as conn:
+        taken = (await conn.execute(select(users.c.id).where(users.c.handle == handle))).first()
+    if taken is not None:
+        raise Conflict(f"the handle {handle!r} is taken")
+    password_hash = await asyncio.to_thread(_passwords(request).hash, body.password)
+    user_id = uuid.uuid4().hex
+    try:
+        async with backends.database.transaction() as conn:
+            await conn.execute(
+                users.insert().values(
+                    id=user_id,
+                    handle=handle,
+                    display_name=body.display_name.strip(),
+                    created_at=utc_now(),
+                    password_hash=password_hash,
+                )
+            )
+    except IntegrityError:  # lost a race for the same handle
+        raise Conflict(f"the handle {handle!r} is taken") from None
+    return await _open_session(backends, user_id, handle)
+
+
+@router.post("/sessions", status_code=201, response_model=SessionOut, summary="Log in")
+async def log_in(body: LogIn, request: Request) -> SessionOut:
+    """Check handle + password and open a session (an opaque bearer token)."""
+    backends = _backends(request)
+    passwords = _passwords(request)
+    try:
+        handle = normalize_handle(body.handle)
+    except InvalidInput:  # no such account can exist; still pay for a verify below
+        handle = ""
+    async with backends.database.connect() as conn:
+        row = (
+            await conn.execute(
+                select(users.c.id, users.c.password_hash).where(users.c.handle == handle)
+            )
+        ).first()
+    stored = row.password_hash if row is not None else None
+    if not await asyncio.to_thread(passwords.verify, stored, body.password) or row is None:
+        raise Unauthorized("unknown handle or wrong password")
+    if passwords.needs_rehash(stored or ""):
+        new_hash = await asyncio.to_thread(passwords.hash, body.password)
+        async with backends.database.transaction() as conn:
+            await conn.execute(
+                update(users).where(users.c.id == row.id).values(password_hash=new_hash)
+            )
+    return await _open_session(backends, row.id, handle)
+
+
+@router.delete("/sessions/current", status_code=204, summary="Log out")
+async def log_out(user: CurrentUser, request: Request) -> Response:
+    """Revoke the calling session; the token is refused from the next request on."""
+    token = bearer_token(request)
+    assert token is not None  # CurrentUser guarantees it
+    await SessionStore(_backends(request)).revoke(token)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=Account, summary="The signed-in account")
+async def me(user: CurrentUser, request: Request) -> Account:
+    async with _backends(request).database.connect() as conn:
+        row = (
+            await conn.execute(
+                select(users.c.id, users.c.handle, users.c.display_name, users.c.created_at).where(
+                    users.c.id == user.user_id
+                )
+            )
+        ).one()
+    return Account(
+        user_id=row.id, handle=row.handle, display_name=row.display_name, created_at=row.created_at
+    )
+
+
+@router.delete("/videos/{video_id}", status_code=204, tags=["videos"], summary="Delete a video")
+async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Response:
+    """Owner only (403 otherwise). Marks the video deleted and publishes
+    `video.deleted`; feeds drop it on their next read."""
+    backends = _backends(request)
+    async with backends.database.transaction() as conn:
+        row = (
+            await conn.execute(
+                select(videos.c.owner_id, videos.c.state).where(videos.c.id == video_id)
+            )
+        ).first()
+        if row is None or row.state == "deleted":
+            raise NotFound(f"no video {video_id!r}")
+        ensure_owner(user, row.owner_id, "video")
+        now = utc_now()
+        await conn.execute(
+            update(videos).where(videos.c.id == video_id).values(state="deleted", updated_at=now)
+        )
+    await EventPublisher(backends.bus).publish(
+        VideoDeleted(
+            key=row.owner_id,
+            payload=VideoDeletedPayload(video_id=video_id, owner_id=row.owner_id),
+        )
+    )
+    return Response(status_code=204)
+
+
+def configure(app: FastAPI, settings: Settings) -> None:
+    """Mount the gateway's cross-cutting parts: rate limits, CORS, password hasher."""
+    gateway = load_section(GatewaySettings)
+    app.state.gateway_settings = gateway
+    app.state.passwords = Passwords(
+        time_cost=gateway.password_time_cost,
+        memory_kib=gateway.password_memory_kib,
+        parallelism=gateway.password_parallelism,
+    )
+    app.add_middleware(RateLimitMiddleware, settings=gateway)
+    # Added last, so outermost: refusals (401, 429) carry CORS headers too and a
+    # browser can read them.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=gateway.cors_allowed_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["authorization", "content-type", "x-request-id"],
+        expose_headers=["x-request-id", "retry-after"],
+        allow_credentials=False,  # bearer tokens, not cookies
+        max_age=600,
+    )
+
+
+SERVICE = Service("gateway", routers=[router], configure=[configure])

@@ -1,0 +1,73 @@
+"""Gateway settings (`REELPLANE_*` variables, like `reelplane.settings`), and the one
+helper every service's own settings section is loaded with."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reelplane.errors import ConfigError
+from reelplane.settings import ENV_PREFIX, setting_name
+
+S = TypeVar("S", bound=BaseSettings)
+
+#: The config every service's settings section shares with `reelplane.settings`.
+SECTION_CONFIG = SettingsConfigDict(
+    env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+)
+
+
+def load_section(cls: type[S]) -> S:
+    """Read one service's settings; a bad value is one ConfigError naming the variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        raise ConfigError(setting_name(field), str(first["msg"])) from None
+
+
+class GatewaySettings(BaseSettings):
+    """Accounts, rate limits and CORS; each field documents its default."""
+
+    model_config = SECTION_CONFIG
+
+    cors_allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"],
+        description="Origins the web client is served from (JSON list). "
+        'Default ["http://localhost:5173", "http://127.0.0.1:5173"]',
+    )
+    rate_limit_ip_burst: float = Field(
+        200, gt=0, description="Requests one client IP may send at once. Default 200"
+    )
+    rate_limit_ip_per_s: float = Field(
+        50, gt=0, description="Sustained requests per second per client IP. Default 50"
+    )
+    rate_limit_user_burst: float = Field(
+        100, gt=0, description="Requests one signed-in user may send at once. Default 100"
+    )
+    rate_limit_user_per_s: float = Field(
+        20, gt=0, description="Sustained requests per second per user. Default 20"
+    )
+    rate_limit_auth_burst: float = Field(
+        10, gt=0, description="Sign-up/log-in attempts one IP may make at once. Default 10"
+    )
+    rate_limit_auth_per_s: float = Field(
+        0.2, gt=0, description="Sustained sign-up/log-in attempts per second per IP. Default 0.2"
+    )
+    trusted_proxy_hops: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="Proxies in front of the gateway whose X-Forwarded-For entries are "
+        "trusted (the ingress: 1). Default 0: the socket's peer is the client",
+    )
+    password_time_cost: int = Field(
+        3, ge=1, le=20, description="argon2id passes (RFC 9106 low-memory profile). Default 3"
+    )
+    password_memory_kib: int = Field(
+        65536, ge=1024, le=4 * 1024 * 1024, description="argon2id memory in KiB. Default 65536"
+    )
+    password_parallelism: int = Field(4, ge=1, le=16, description="argon2id lanes. Default 4")

@@ -1,0 +1,1 @@
+"""Graph: follow / unfollow, followers, following, creator tiers."""

@@ -1,0 +1,192 @@
+"""The graph's relational queries: users, follows and their counts.
+
+Follow counts live on the users row and change in the same transaction as the
+follows row, so they are exact (the creator tier depends on them). Other
+services read the graph through these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelplane.errors import NotFound
+from reelplane.events.envelope import utc_now
+from reelplane.graph.core import is_user_id
+from reelplane.ports.relational import Database
+from reelplane.schema import follows, users
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    user_id: str
+    handle: str
+    display_name: str
+    follower_count: int
+    following_count: int
+
+
+@dataclass(frozen=True)
+class FollowEdge:
+    """One row of a followers/following listing, with its cursor position."""
+
+    user: UserSummary
+    followed_at: datetime
+
+
+_SUMMARY_COLUMNS = (
+    users.c.id,
+    users.c.handle,
+    users.c.display_name,
+    users.c.follower_count,
+    users.c.following_count,
+)
+
+
+def _summary(row: object) -> UserSummary:
+    return UserSummary(
+        user_id=row.id,  # type: ignore[attr-defined]
+        handle=row.handle,  # type: ignore[attr-defined]
+        display_name=row.display_name,  # type: ignore[attr-defined]
+        follower_count=int(row.follower_count),  # type: ignore[attr-defined]
+        following_count=int(row.following_count),  # type: ignore[attr-defined]
+    )
+
+
+async def find_user(conn: AsyncConnection, ref: str) -> UserSummary:
+    """A user by id or handle; NotFound (404) when there is none."""
+    column = users.c.id if is_user_id(ref) else users.c.handle
+    value = ref if is_user_id(ref) else ref.removeprefix("@").lower()
+    row = (await conn.execute(select(*_SUMMARY_COLUMNS).where(column == value))).first()
+    if row is None:
+        raise NotFound(f"no user {ref!r}")
+    return _summary(row)
+
+
+async def follow(db: Database, follower_id: str, followee_id: str) -> bool:
+    """Record the follow; True when it is new (False: it already existed)."""
+    async with db.transaction() as conn:
+        created = await db.insert_if_absent(
+            conn,
+            follows,
+            {"follower_id": follower_id, "followee_id": followee_id, "created_at": utc_now()},
+        )
+        if created:
+            await _add_counts(conn, follower_id, followee_id, +1)
+        return created
+
+
+async def unfollow(db: Database, follower_id: str, followee_id: str) -> bool:
+    """Remove the follow; True when there was one."""
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            delete(follows).where(
+                follows.c.follower_id == follower_id, follows.c.followee_id == followee_id
+            )
+        )
+        removed = bool(result.rowcount)
+        if removed:
+            await _add_counts(conn, follower_id, followee_id, -1)
+        return removed
+
+
+async def _add_counts(conn: AsyncConnection, follower_id: str, followee_id: str, n: int) -> None:
+    await conn.execute(
+        update(users)
+        .where(users.c.id == followee_id)
+        .values(follower_count=users.c.follower_count + n)
+    )
+    await conn.execute(
+        update(users)
+        .where(users.c.id == follower_id)
+        .values(following_count=users.c.following_count + n)
+    )
+
+
+async def is_following(conn: AsyncConnection, follower_id: str, followee_id: str) -> bool:
+    row = await conn.execute(
+        select(follows.c.created_at).where(
+            follows.c.follower_id == follower_id, follows.c.followee_id == followee_id
+        )
+    )
+    return row.first() is not None
+
+
+async def list_edges(
+    conn: AsyncConnection,
+    user_id: str,
+    *,
+    direction: str,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[FollowEdge]:
+    """Followers (`direction="followers"`) or followees (`"following"`) of a
+    user, newest follow first, strictly after the cursor position
+    `(followed_at, other_user_id)`."""
+    own, other = (
+        (follows.c.followee_id, follows.c.follower_id)
+        if direction == "followers"
+        else (follows.c.follower_id, follows.c.followee_id)
+    )
+    query = (
+        select(*_SUMMARY_COLUMNS, follows.c.created_at.label("followed_at"))
+        .join(users, users.c.id == other)
+        .where(own == user_id)
+    )
+    if before is not None:
+        at, other_id = before
+        query = query.where(
+            or_(
+                follows.c.created_at < at,
+                and_(follows.c.created_at == at, other < other_id),
+            )
+        )
+    query = query.order_by(follows.c.created_at.desc(), other.desc()).limit(limit)
+    rows = (await conn.execute(query)).all()
+    return [FollowEdge(_summary(r), r.followed_at) for r in rows]
+
+
+async def followee_ids(db: Database, user_id: str) -> dict[str, datetime]:
+    """Everyone user_id follows, with when they followed them."""
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            select(follows.c.followee_id, follows.c.created_at).where(
+                follows.c.follower_id == user_id
+            )
+        )
+        return {r.followee_id: r.created_at for r in rows}
+
+
+async def follower_batch(
+    db: Database, user_id: str, *, after: tuple[datetime, str] | None, limit: int
+) -> list[tuple[datetime, str]]:
+    """One batch of user_id's followers in follow order (oldest first), strictly
+    after `after` = (followed_at, follower_id): the fan-out's resumable walk."""
+    query = select(follows.c.created_at, follows.c.follower_id).where(
+        follows.c.followee_id == user_id
+    )
+    if after is not None:
+        at, follower = after
+        query = query.where(
+            or_(
+                follows.c.created_at > at,
+                and_(follows.c.created_at == at, follows.c.follower_id > follower),
+            )
+        )
+    query = query.order_by(follows.c.created_at, follows.c.follower_id).limit(limit)
+    async with db.connect() as conn:
+        return [(r.created_at, r.follower_id) for r in await conn.execute(query)]
+
+
+async def follower_counts(db: Database, user_ids: list[str]) -> dict[str, int]:
+    """Follower counts of the given users (missing users are left out)."""
+    if not user_ids:
+        return {}
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            select(users.c.id, users.c.follower_count).where(users.c.id.in_(user_ids))
+        )
+        return {r.id: int(r.follower_count) for r in rows}
