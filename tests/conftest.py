@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from reelplane.infra.cluster import LocalCluster
 from reelplane.infra.harness import Harness
 from reelplane.infra.registry import make_harness
 from reelplane.settings import Settings
@@ -89,3 +90,14 @@ def mariadb_test_url(harness: Harness) -> Iterator[str]:
     server.create_database(name)
     yield server.url.replace("/reelplane?", f"/{name}?")
     server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> LocalCluster:
+    """The local Kubernetes control plane (etcd, kube-apiserver, controller-manager,
+    scheduler, KWOK fake nodes), started on first use and left running like the
+    real servers (`reelplane cluster down` stops it). Gives `kubeconfig` (admin),
+    `kubectl` and `helm` paths. The first run builds the binaries (long)."""
+    local = LocalCluster()
+    local.up()
+    return local

@@ -11,38 +11,15 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
+from reelplane.clitools import one_line_errors
 from reelplane.errors import ConfigError, ReelplaneError
 from reelplane.settings import Settings, load_settings, setting_name
 from reelplane.urls import redact
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from reelplane.infra.harness import HarnessError
-
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            click.echo(f"reelplane: error: {exc.detail}", err=True)
-            sys.exit(2)
-        except (ReelplaneError, HarnessError) as exc:
-            click.echo(f"reelplane: error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            sys.exit(130)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +66,7 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
 @main.command()
 @click.option("--host", default=None, help="Bind address (REELPLANE_HTTP_HOST).")
 @click.option("--port", type=int, default=None, help="Port (REELPLANE_HTTP_PORT).")
-@_one_line_errors
+@one_line_errors
 def dev(host: str | None, port: int | None) -> None:
     """Run every service in one process on the embedded backends (or whatever
     the REELPLANE_* settings choose)."""
@@ -107,7 +84,7 @@ def dev(host: str | None, port: int | None) -> None:
 
 @main.command()
 @click.argument("service")
-@_one_line_errors
+@one_line_errors
 def serve(service: str) -> None:
     """Run one service (as its Deployment does in a cluster)."""
     from reelplane.http.services import SERVICES
@@ -118,7 +95,7 @@ def serve(service: str) -> None:
 
 
 @main.command()
-@_one_line_errors
+@one_line_errors
 def migrate() -> None:
     """Bring the relational schema up to date (also done at every start)."""
     from reelplane.backends import open_backends
@@ -132,7 +109,7 @@ def migrate() -> None:
 
 
 @main.command("settings")
-@_one_line_errors
+@one_line_errors
 def show_settings() -> None:
     """Print the effective settings (secrets redacted)."""
     settings = load_settings()
@@ -156,7 +133,7 @@ def _print_status(rows: list[Any]) -> None:
 
 @infra.command("up")
 @click.argument("names", nargs=-1)
-@_one_line_errors
+@one_line_errors
 def infra_up(names: tuple[str, ...]) -> None:
     """Install what is missing and start the servers (all, or NAMES); idempotent."""
     from reelplane.infra.registry import make_harness
@@ -166,7 +143,7 @@ def infra_up(names: tuple[str, ...]) -> None:
 
 @infra.command("down")
 @click.argument("names", nargs=-1)
-@_one_line_errors
+@one_line_errors
 def infra_down(names: tuple[str, ...]) -> None:
     """Stop the servers this harness started (never others)."""
     from reelplane.infra.registry import make_harness
@@ -176,7 +153,7 @@ def infra_down(names: tuple[str, ...]) -> None:
 
 
 @infra.command("status")
-@_one_line_errors
+@one_line_errors
 def infra_status() -> None:
     """Show each server, its state and address."""
     from reelplane.infra.registry import make_harness
@@ -185,7 +162,7 @@ def infra_status() -> None:
 
 
 @infra.command("env")
-@_one_line_errors
+@one_line_errors
 def infra_env() -> None:
     """Print the REELPLANE_* settings that point at the real servers
     (use: eval "$(reelplane infra env)")."""
@@ -208,7 +185,7 @@ def _repo_root() -> Path:
 @click.option("--no-lint", is_flag=True, help="Skip ruff and mypy.")
 @click.option("--no-infra", is_flag=True, help="Do not start the real servers first.")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-@_one_line_errors
+@one_line_errors
 def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
     """Lint, type-check and run the whole test suite against the real servers
     (started through the harness). Extra arguments go to pytest."""
@@ -230,9 +207,13 @@ def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
     env = dict(os.environ)
     if not no_infra:
         click.echo("==> infra up", err=True)
-        harness = make_harness()
-        harness.up()
-        env["REELPLANE_TEST_REAL_SERVERS"] = "1"
+        make_harness().up()
+        # The local Kubernetes control plane for the cluster and operator tests
+        # (its first build is long; pytest's per-test timeout must not include it).
+        click.echo("==> cluster up", err=True)
+        from reelplane.infra.cluster import LocalCluster
+
+        LocalCluster().up()
     click.echo("==> pytest", err=True)
     pytest = shutil.which("pytest", path=str(bin_dir)) or "pytest"
     code = subprocess.run([pytest, *pytest_args], cwd=root, env=env, check=False).returncode
@@ -240,3 +221,19 @@ def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
         raise ReelplaneError("pytest collected no tests")
     if code != 0:
         sys.exit(code)
+
+
+def _register_subcommands() -> None:
+    """Command groups that live with their component (cluster, operator, worker, counters)."""
+    from reelplane.engagement.cli import counters
+    from reelplane.infra.cluster_cli import cluster_group
+    from reelplane_operator.cli import operator_group
+    from reelplane_transcode.cli import worker
+
+    main.add_command(cluster_group, "cluster")
+    main.add_command(operator_group)
+    main.add_command(worker)
+    main.add_command(counters)
+
+
+_register_subcommands()

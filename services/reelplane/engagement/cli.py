@@ -6,6 +6,7 @@ import asyncio
 
 import click
 
+from reelplane.clitools import one_line_errors
 from reelplane.settings import load_settings
 
 
@@ -16,22 +17,18 @@ def counters() -> None:
 
 @counters.command("repair")
 @click.option("--video", "video_ids", multiple=True, help="Only these video ids (repeatable).")
+@one_line_errors
 def repair(video_ids: tuple[str, ...]) -> None:
     """Recompute counters from the relational store and overwrite the cache."""
     from reelplane.backends import open_backends
-    from reelplane.cli import _one_line_errors
     from reelplane.engagement.counters import repair_counters
 
-    @_one_line_errors
-    def run() -> int:
-        async def go() -> int:
-            backends = await open_backends(load_settings())
-            try:
-                return await repair_counters(backends, list(video_ids) or None)
-            finally:
-                await backends.close()
+    async def go() -> int:
+        backends = await open_backends(load_settings())
+        try:
+            return await repair_counters(backends, list(video_ids) or None)
+        finally:
+            await backends.close()
 
-        return asyncio.run(go())
-
-    fixed = run()
+    fixed = asyncio.run(go())
     click.echo(f"reelplane: counters repaired ({fixed} differed from the source of truth)")
