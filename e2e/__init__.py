@@ -1,0 +1,1 @@
+"""End-to-end scenarios and benchmarks (a package, so they share helpers)."""
