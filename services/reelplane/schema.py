@@ -62,6 +62,12 @@ users = Table(
     Column("handle", String(30), nullable=False, unique=True),
     Column("display_name", String(80), nullable=False, server_default=""),
     Column("created_at", UTCDateTime(), nullable=False),
+    # -- social (0003) --
+    # argon2id PHC string; NULL for accounts that cannot log in with a password.
+    Column("password_hash", String(255), nullable=True),
+    # Kept in the same transaction as the follows rows, so creator tiers are exact.
+    Column("follower_count", BigInteger, nullable=False, server_default="0"),
+    Column("following_count", BigInteger, nullable=False, server_default="0"),
 )
 
 # Opaque bearer sessions. Only the token's SHA-256 is stored, so a leaked table
@@ -98,6 +104,14 @@ video_assets = Table(
     Column("failure_reason", String(500), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("ready_at", UTCDateTime(), nullable=True),
+    # Stills every few seconds (recommender inputs), object keys in time order.
+    Column("still_keys", JSON, nullable=True),
+    # Transcode claim: one worker at a time holds the lease and renews it while
+    # it works; a killed worker's lease runs out and another takes the job over.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime(), nullable=True),
 )
 
 videos = Table(
@@ -119,9 +133,44 @@ videos = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("ready_at", UTCDateTime(), nullable=True),
+    # When video.ready / video.failed was published for the terminal state (an
+    # outbox marker: NULL on a terminal video means "announce it again").
+    Column("announced_at", UTCDateTime(), nullable=True),
     Index("ix_videos_owner_id_created_at", "owner_id", "created_at"),
     Index("ix_videos_sha256", "sha256"),
     Index("ix_videos_state_ready_at", "state", "ready_at"),
+    Index("ix_videos_asset_sha256", "asset_sha256"),
+)
+
+#: Lifecycle of a tus upload: active -> completing -> done | failed | terminated.
+UPLOAD_STATES = ("active", "completing", "done", "failed", "terminated")
+
+# tus upload state, one row per upload (the upload id is the video id). Bytes
+# live in the object store: full parts of an S3 multipart upload plus one
+# "pending" object holding the tail shorter than a part, so any replica can
+# resume an upload another one started.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("owner_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("length", BigInteger, nullable=False),  # Upload-Length, bytes
+    Column("offset", BigInteger, nullable=False, server_default="0"),  # durable bytes
+    Column("object_key", String(1024), nullable=False),
+    Column("multipart_id", String(1024), nullable=True),
+    Column("parts", JSON, nullable=False),  # [{number, etag, size}] committed parts
+    Column("pending_key", String(1024), nullable=True),
+    Column("pending_size", BigInteger, nullable=False, server_default="0"),
+    Column("upload_metadata", JSON, nullable=False),  # decoded Upload-Metadata
+    Column("lock_owner", String(64), nullable=True),
+    Column("lock_expires_at", UTCDateTime(), nullable=True),
+    Column("announced_at", UTCDateTime(), nullable=True),  # video.uploaded published
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_uploads_state_expires_at", "state", "expires_at"),
+    Index("ix_uploads_owner_id", "owner_id"),
 )
 
 # Which events each consumer group has applied: the idempotency record that
@@ -134,4 +183,52 @@ processed_events = Table(
     Column("processed_at", UTCDateTime(), nullable=False),
     Column("sequence", BigInteger, nullable=False, server_default="0"),
     Index("ix_processed_events_processed_at", "processed_at"),
+)
+
+
+# -- social ---------------------------------------------------------------------
+# Who follows whom. The primary key makes following idempotent; the two indexes
+# serve "followers of" (fan-out, listings) and "following of" (feeds, listings)
+# in created_at order for cursor pagination.
+follows = Table(
+    "follows",
+    metadata,
+    Column("follower_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("followee_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_follows_followee_id_created_at", "followee_id", "created_at"),
+    Index("ix_follows_follower_id_created_at", "follower_id", "created_at"),
+)
+
+# One row per (user, video) like: the source of truth the cached counters are
+# repaired from.
+likes = Table(
+    "likes",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("video_id", ID, ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_likes_video_id", "video_id"),
+)
+
+# Comments are stored as the plain text the user sent and escaped on output.
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("video_id", ID, ForeignKey("videos.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("text", String(2000), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=True),
+    Index("ix_comments_video_id_created_at", "video_id", "created_at"),
+)
+
+# Views have no row of their own (too many); the views consumer adds them up
+# here exactly once per event, and the cached counter is repaired from it.
+video_views = Table(
+    "video_views",
+    metadata,
+    Column("video_id", ID, ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True),
+    Column("views", BigInteger, nullable=False, server_default="0"),
 )
