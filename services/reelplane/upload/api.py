@@ -1,0 +1,447 @@
+"""HTTP handlers of the upload service: the tus 1.0 endpoints, video status with
+playback URLs, and byte-range serving of the transcoded objects.
+
+Handlers parse headers (`tus`), call the engine, and shape the response; every
+tus response, errors included, carries `Tus-Resumable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.requests import ClientDisconnect
+
+from reelplane.auth import CurrentUser
+from reelplane.backends import Backends
+from reelplane.errors import NotFound, ReelplaneError
+from reelplane.http.problems import problem_response
+from reelplane.http.services import Service
+from reelplane.schema import video_assets, videos
+from reelplane.upload.engine import RequestBody, Upload, UploadEngine
+from reelplane.upload.errors import TUS_VERSION
+from reelplane.upload.ffprobe import ensure_ffmpeg
+from reelplane.upload.playback import (
+    PlaybackUrls,
+    RoutingTable,
+    choose_pop,
+    load_routing_table,
+    playback_urls,
+    pop_base_url,
+)
+from reelplane.upload.ranges import content_type_for, parse_range
+from reelplane.upload.settings import UploadSettings
+from reelplane.upload.tus import (
+    capability_headers,
+    check_patch_content_type,
+    check_resumable,
+    cors_headers,
+    encode_metadata,
+    http_date,
+    parse_checksum,
+    parse_length,
+    parse_metadata,
+    parse_upload_length,
+)
+
+log = logging.getLogger(__name__)
+
+#: Only transcoded output is public; raw uploads never leave through this route.
+PUBLIC_PREFIX = "assets/"
+
+
+def upload_settings(request: Request) -> UploadSettings:
+    """The app's UploadSettings (read from the environment on first use)."""
+    state = request.app.state
+    if getattr(state, "upload_settings", None) is None:
+        state.upload_settings = UploadSettings()
+    settings: UploadSettings = state.upload_settings
+    return settings
+
+
+def upload_engine(request: Request) -> UploadEngine:
+    """The app's one UploadEngine (it keeps this process's running hashes)."""
+    state = request.app.state
+    if getattr(state, "upload_engine", None) is None:
+        state.upload_engine = UploadEngine(state.backends, upload_settings(request))
+    engine: UploadEngine = state.upload_engine
+    return engine
+
+
+class TusRoute(APIRoute):
+    """Adds Tus-Resumable and CORS headers to every response, problems included."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def tus_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except ReelplaneError as exc:
+                response = problem_response(
+                    request,
+                    exc.status,
+                    exc.slug,
+                    exc.title,
+                    exc.detail,
+                    headers=exc.headers or None,
+                )
+            response.headers["Tus-Resumable"] = TUS_VERSION
+            for name, value in cors_headers(request.headers.get("origin")).items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return tus_handler
+
+
+tus_router = APIRouter(prefix="/v1/uploads", tags=["upload (tus 1.0)"], route_class=TusRoute)
+
+
+def _upload_headers(upload: Upload, *, with_length: bool = True) -> dict[str, str]:
+    headers = {"Upload-Offset": str(upload.offset), "Cache-Control": "no-store"}
+    if with_length:
+        headers["Upload-Length"] = str(upload.length)
+    if upload.state == "active":
+        headers["Upload-Expires"] = http_date(upload.expires_at)
+    if upload.metadata:
+        headers["Upload-Metadata"] = encode_metadata(upload.metadata)
+    return headers
+
+
+def _request_body(request: Request, settings: UploadSettings) -> RequestBody:
+    return RequestBody(
+        request.stream(),
+        idle_timeout_s=settings.upload_idle_timeout_s,
+        disconnect_errors=(ClientDisconnect,),
+    )
+
+
+def _content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    return parse_length(value, "Content-Length") if value is not None else None
+
+
+@tus_router.options("", summary="tus capabilities", status_code=204)
+@tus_router.options("/{upload_id}", summary="tus capabilities (on an upload)", status_code=204)
+async def tus_options(request: Request) -> Response:
+    """Versions, extensions, Tus-Max-Size and checksum algorithms. Open to
+    anonymous callers: it is capability discovery and the CORS preflight, which
+    browsers send without credentials; it reveals no data."""
+    return Response(
+        status_code=204, headers=capability_headers(upload_settings(request).upload_max_size_bytes)
+    )
+
+
+@tus_router.post("", summary="Create an upload (tus creation, creation-with-upload)")
+async def tus_create(
+    request: Request,
+    user: CurrentUser,
+    tus_resumable: str | None = Header(None),
+    upload_length: str | None = Header(None),
+    upload_defer_length: str | None = Header(None),
+    upload_metadata: str | None = Header(None),
+    upload_checksum: str | None = Header(None),
+    content_type: str | None = Header(None),
+) -> Response:
+    """Start an upload of Upload-Length bytes. Upload-Metadata may carry
+    `filename`, `filetype`, `caption` and `hashtags`. A body (creation-with-upload)
+    is written at offset 0 at once. The Location is the upload's URL; its id is
+    the video's id."""
+    check_resumable(tus_resumable)
+    settings = upload_settings(request)
+    length = parse_upload_length(
+        upload_length, upload_defer_length, max_size=settings.upload_max_size_bytes
+    )
+    metadata = parse_metadata(upload_metadata)
+    content_length = _content_length(request)
+    has_body = bool(content_length) or "transfer-encoding" in request.headers
+    if has_body:
+        check_patch_content_type(content_type)
+    checksum = parse_checksum(upload_checksum) if has_body else None
+    engine = upload_engine(request)
+    upload = await engine.create(user.user_id, length, metadata)
+    location = f"/v1/uploads/{upload.id}"
+    headers = {"Location": location, "Cache-Control": "no-store"}
+    if has_body:
+        upload = await engine.append(
+            user.user_id,
+            upload.id,
+            offset=0,
+            content_length=content_length,
+            checksum=checksum,
+            body=_request_body(request, settings),
+        )
+        headers["Upload-Offset"] = str(upload.offset)
+    if upload.state == "active":
+        headers["Upload-Expires"] = http_date(upload.expires_at)
+    return Response(status_code=201, headers=headers)
+
+
+@tus_router.head("/{upload_id}", summary="Upload offset (tus core)")
+async def tus_head(
+    request: Request, upload_id: str, user: CurrentUser, tus_resumable: str | None = Header(None)
+) -> Response:
+    """How many bytes the server has (Upload-Offset) of Upload-Length."""
+    check_resumable(tus_resumable)
+    upload = await upload_engine(request).get(user.user_id, upload_id)
+    return Response(status_code=200, headers=_upload_headers(upload))
+
+
+@tus_router.patch("/{upload_id}", summary="Append bytes (tus core, checksum)")
+async def tus_patch(
+    request: Request,
+    upload_id: str,
+    user: CurrentUser,
+    tus_resumable: str | None = Header(None),
+    upload_offset: str | None = Header(None),
+    upload_checksum: str | None = Header(None),
+    content_type: str | None = Header(None),
+) -> Response:
+    """Append the body at Upload-Offset. 409 when the offset is not the server's,
+    460 when Upload-Checksum does not match, 413 past Upload-Length, 410 once
+    expired; the last byte triggers validation (422 with the reason when the
+    file is not an acceptable video)."""
+    check_resumable(tus_resumable)
+    check_patch_content_type(content_type)
+    offset = parse_length(upload_offset, "Upload-Offset")
+    checksum = parse_checksum(upload_checksum)
+    settings = upload_settings(request)
+    upload = await upload_engine(request).append(
+        user.user_id,
+        upload_id,
+        offset=offset,
+        content_length=_content_length(request),
+        checksum=checksum,
+        body=_request_body(request, settings),
+    )
+    return Response(status_code=204, headers=_upload_headers(upload, with_length=False))
+
+
+@tus_router.delete("/{upload_id}", summary="Terminate an upload (tus termination)", status_code=204)
+async def tus_delete(
+    request: Request, upload_id: str, user: CurrentUser, tus_resumable: str | None = Header(None)
+) -> Response:
+    """Drop an unfinished upload and every object it stored."""
+    check_resumable(tus_resumable)
+    await upload_engine(request).terminate(user.user_id, upload_id)
+    return Response(status_code=204)
+
+
+# -- videos ---------------------------------------------------------------------------
+class RenditionInfo(BaseModel):
+    """One rendition of the ladder: codec, size in pixels, bit rates in bits/s."""
+
+    name: str
+    codec: str
+    width: int
+    height: int
+    bandwidth: int
+    average_bandwidth: int | None = None
+    codecs: str | None = None
+
+
+class VideoStatus(BaseModel):
+    """A video's state and, once ready, where to play it. Durations in ms."""
+
+    id: str
+    owner_id: str
+    state: str
+    progress_pct: int = Field(ge=0, le=100)
+    failure_reason: str | None = None
+    caption: str
+    hashtags: list[str]
+    duration_ms: int | None = None
+    width: int | None = None
+    height: int | None = None
+    created_at: datetime
+    ready_at: datetime | None = None
+    playback: PlaybackUrls | None = None
+    renditions: list[RenditionInfo] = Field(default_factory=list)
+
+
+class _RoutingCache:
+    """The routing table file, re-read when it changes (a ConfigMap update)."""
+
+    def __init__(self) -> None:
+        self.stamp: tuple[str, float] | None = None
+        self.table = RoutingTable()
+
+    def get(self, settings: UploadSettings) -> RoutingTable:
+        path = settings.edge_routing_table
+        if path is None:
+            return RoutingTable()
+        try:
+            stamp = (str(path), path.stat().st_mtime)
+        except OSError:
+            return RoutingTable()
+        if stamp != self.stamp:
+            self.table = load_routing_table(path)
+            self.stamp = stamp
+        return self.table
+
+
+_routing = _RoutingCache()
+
+
+def _client_coordinates(value: str | None) -> tuple[float, float] | None:
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        lat, lon = (float(v) for v in value.split(",", 1))
+        return lat, lon
+    return None
+
+
+videos_router = APIRouter(prefix="/v1/videos", tags=["videos"])
+
+
+@videos_router.get("/{video_id}", response_model=VideoStatus, summary="Video state and playback")
+async def get_video(
+    request: Request,
+    video_id: str,
+    user: CurrentUser,
+    region: str | None = Query(None, description="Client region (overrides X-Client-Region)"),
+    x_client_region: str | None = Header(None),
+    x_client_geo: str | None = Header(None, description="Client 'latitude,longitude'"),
+) -> VideoStatus:
+    """State (uploading, uploaded, transcoding, ready, failed), progress, and
+    for a ready video its master playlist, poster and still URLs, through the
+    EdgePoP of the client's region when a routing table is configured. Only the
+    owner sees a video that is not ready."""
+    backends: Backends = request.app.state.backends
+    async with backends.database.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    videos,
+                    video_assets.c.master_playlist_key,
+                    video_assets.c.poster_key,
+                    video_assets.c.still_keys,
+                    video_assets.c.renditions.label("asset_renditions"),
+                )
+                .outerjoin(video_assets, video_assets.c.sha256 == videos.c.asset_sha256)
+                .where(videos.c.id == video_id)
+            )
+        ).first()
+    if row is None or (row.state != "ready" and row.owner_id != user.user_id):
+        raise NotFound(f"video {video_id} does not exist")
+    if row.state == "deleted":
+        raise NotFound(f"video {video_id} was deleted")
+    playback = None
+    renditions: list[RenditionInfo] = []
+    if row.state == "ready":
+        settings = upload_settings(request)
+        pop = choose_pop(
+            _routing.get(settings),
+            region=region or x_client_region,
+            coordinates=_client_coordinates(x_client_geo),
+            spread_key=video_id,
+        )
+        playback = playback_urls(
+            row._mapping,
+            origin_base=settings.playback_origin_base,
+            pop_base=pop_base_url(pop, settings.playback_origin_base) if pop else None,
+            pop_name=pop.name if pop else None,
+        )
+        renditions = [RenditionInfo.model_validate(r) for r in row.asset_renditions or []]
+    return VideoStatus(
+        id=row.id,
+        owner_id=row.owner_id,
+        state=row.state,
+        progress_pct=row.progress_pct,
+        failure_reason=row.failure_reason if row.owner_id == user.user_id else None,
+        caption=row.caption,
+        hashtags=list(row.hashtags or []),
+        duration_ms=row.duration_ms,
+        width=row.width,
+        height=row.height,
+        created_at=row.created_at,
+        ready_at=row.ready_at,
+        playback=playback,
+        renditions=renditions,
+    )
+
+
+# -- objects (origin) ---------------------------------------------------------------------
+objects_router = APIRouter(prefix="/v1/objects", tags=["playback"])
+
+
+async def _body(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        yield chunk
+
+
+@objects_router.api_route(
+    "/{key:path}", methods=["GET", "HEAD"], summary="Serve a transcoded object (byte ranges)"
+)
+async def get_object(
+    request: Request, key: str, range_header: str | None = Header(None, alias="range")
+) -> Response:
+    """The origin for players and EdgePoPs: playlists, segments and thumbnails,
+    with Range (206, 416), ETag and long caching (keys never change content).
+    Public, as HLS players fetch segments without credentials; only transcoded
+    output (`assets/`) is served, never raw uploads."""
+    if not key.startswith(PUBLIC_PREFIX) or ".." in key.split("/"):
+        raise NotFound(f"object {key!r} does not exist")
+    backends: Backends = request.app.state.backends
+    info = await backends.objects.head(key)
+    if info is None:
+        raise NotFound(f"object {key!r} does not exist")
+    etag = f'"{info.etag}"' if info.etag else None
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "Access-Control-Allow-Origin": "*",
+    }
+    if etag:
+        headers["ETag"] = etag
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+    media_type = content_type_for(key, info.content_type)
+    byte_range = parse_range(range_header, info.size)  # RangeNotSatisfiable -> 416
+    if byte_range is None:
+        start, end, status = 0, info.size - 1, 200
+    else:
+        start, end, status = byte_range.start, byte_range.end or info.size - 1, 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+    headers["Content-Length"] = str(end - start + 1 if info.size else 0)
+    if request.method == "HEAD" or info.size == 0:
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    chunks = backends.objects.stream(key, byte_range)
+    return StreamingResponse(
+        _body(chunks), status_code=status, headers=headers, media_type=media_type
+    )
+
+
+# -- background ---------------------------------------------------------------------------
+async def run_janitor(backends: Backends, stop: asyncio.Event) -> None:
+    """Every upload_janitor_interval_s: expire abandoned uploads, finish uploads
+    whose process died validating, re-publish events whose publication was lost."""
+    settings = UploadSettings()
+    await asyncio.to_thread(ensure_ffmpeg, "ffmpeg", settings.ffprobe_path)
+    engine = UploadEngine(backends, settings)
+    while not stop.is_set():
+        try:
+            counts = await engine.sweep()
+            if any(counts.values()):
+                log.info("upload janitor", extra=counts)
+        except Exception:
+            log.warning("upload janitor pass failed", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.upload_janitor_interval_s)
+
+
+SERVICE = Service(
+    "upload",
+    routers=[tus_router, videos_router, objects_router],
+    background=[run_janitor],
+)

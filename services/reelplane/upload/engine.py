@@ -1,0 +1,852 @@
+"""The upload engine: tus uploads streamed into the object store, then hashed,
+probed, deduplicated and announced. The I/O half of the upload service; the
+rules it applies live in `tus`, `metadata` and `probe`.
+
+How bytes are kept. An upload is one S3 multipart upload of its source object.
+Bytes arriving in a PATCH are cut into parts of `upload_part_size_bytes`
+(5 MiB); each full part is uploaded and recorded in the `uploads` row. The tail
+shorter than a part is written as a small "pending" object when the PATCH ends
+(or the connection drops), so the upload's offset is durable and any replica
+can resume it: the next PATCH reads the pending tail back and goes on. At most
+one part (plus one incoming chunk) is ever held in memory per PATCH.
+
+The whole-file SHA-256. hashlib's state cannot be saved, so each process keeps
+the running hash of the uploads it is receiving, keyed by upload id and offset.
+When the process that receives the last byte also received every byte before
+(the usual case), the digest is ready at once. When it did not (a restart, a
+resume on another replica), the digest is computed while the finished object
+is read back for ffprobe, which has to happen anyway: no extra pass.
+
+Writers of one upload exclude each other with a lease in its row (a PATCH on
+another replica waits for it, then gets 423); every commit is a compare-and-set
+on the offset, so a writer that lost its lease can never move the offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import tempfile
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Row
+
+from reelplane.backends import Backends
+from reelplane.errors import NotFound, ReelplaneError
+from reelplane.events.envelope import utc_now
+from reelplane.events.publisher import EventPublisher
+from reelplane.ports.objects import Part
+from reelplane.schema import uploads, video_assets, videos
+from reelplane.upload.announce import announce_outcomes, announce_uploaded
+from reelplane.upload.errors import (
+    ChecksumMismatch,
+    MediaRejected,
+    UploadGone,
+    UploadLocked,
+    UploadTooLarge,
+)
+from reelplane.upload.ffprobe import run_ffprobe
+from reelplane.upload.metadata import video_metadata
+from reelplane.upload.probe import ProbeResult, SourceLimits, rejection_reason
+from reelplane.upload.settings import UploadSettings
+from reelplane.upload.tus import Checksum, check_fits, check_offset
+
+log = logging.getLogger(__name__)
+
+#: Running hashes kept per process (each is ~200 bytes; the oldest go first).
+MAX_RUNNING_HASHES = 4096
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One `uploads` row. Offsets and sizes in bytes."""
+
+    id: str
+    owner_id: str
+    state: str
+    length: int
+    offset: int
+    object_key: str
+    multipart_id: str | None
+    parts: tuple[Part, ...]
+    pending_key: str | None
+    pending_size: int
+    metadata: dict[str, str]
+    expires_at: datetime
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Upload:
+        return cls(
+            id=row.id,
+            owner_id=row.owner_id,
+            state=row.state,
+            length=int(row.length),
+            offset=int(row.offset),
+            object_key=row.object_key,
+            multipart_id=row.multipart_id,
+            parts=tuple(Part(int(p["number"]), str(p["etag"]), int(p["size"])) for p in row.parts),
+            pending_key=row.pending_key,
+            pending_size=int(row.pending_size),
+            metadata=dict(row.upload_metadata or {}),
+            expires_at=row.expires_at,
+            created_at=row.created_at,
+        )
+
+
+@dataclass
+class RequestBody:
+    """A PATCH body as an async iterator of chunks that ends quietly when the
+    client goes away (`disconnected` tells) or sends nothing for `idle_timeout_s`."""
+
+    chunks: AsyncIterator[bytes]
+    idle_timeout_s: float
+    disconnect_errors: tuple[type[BaseException], ...] = ()
+    disconnected: bool = field(default=False, init=False)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        iterator = aiter(self.chunks)
+        while True:
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                self.disconnected = True
+                return
+            except self.disconnect_errors:
+                self.disconnected = True
+                return
+            if chunk:
+                yield chunk
+
+
+@dataclass
+class _RunningHash:
+    offset: int
+    hasher: Any  # hashlib's sha256 object
+
+
+@dataclass
+class _Lease:
+    """A PATCH's hold on its upload; `released` once a commit gave it up."""
+
+    token: str
+    released: bool = False
+
+
+async def _hash_in_thread(hasher: Any, data: bytes, skip: int) -> None:
+    """hasher.update(data[skip:]) in a worker thread (hashlib releases the GIL)."""
+    if skip < len(data):
+        await asyncio.to_thread(hasher.update, data[skip:] if skip else data)
+
+
+def _parts_json(parts: list[Part] | tuple[Part, ...]) -> list[dict[str, Any]]:
+    return [{"number": p.number, "etag": p.etag, "size": p.size} for p in parts]
+
+
+def _write_chunk(out: IO[bytes], hasher: Any | None, chunk: bytes) -> None:
+    out.write(chunk)
+    if hasher is not None:
+        hasher.update(chunk)
+
+
+class UploadEngine:
+    """Creates, appends to, finishes and terminates tus uploads. One per process
+    (it keeps the running hashes); safe to run on many replicas at once."""
+
+    def __init__(self, backends: Backends, settings: UploadSettings) -> None:
+        self.backends = backends
+        self.settings = settings
+        self.db = backends.database
+        self.objects = backends.objects
+        self.publisher = EventPublisher(backends.bus)
+        self.instance = uuid.uuid4().hex[:12]
+        self._hashes: OrderedDict[str, _RunningHash] = OrderedDict()
+
+    @property
+    def limits(self) -> SourceLimits:
+        s = self.settings
+        return SourceLimits(
+            max_duration_s=s.upload_max_duration_s,
+            min_duration_s=s.upload_min_duration_s,
+            min_side_px=s.upload_min_side_px,
+            max_side_px=s.upload_max_side_px,
+            max_aspect_ratio=s.upload_max_aspect_ratio,
+        )
+
+    # -- creation ---------------------------------------------------------------
+    async def create(self, owner_id: str, length: int, metadata: dict[str, str]) -> Upload:
+        """Start an upload of `length` bytes (its video starts `uploading`)."""
+        meta = video_metadata(
+            metadata,
+            caption_max_chars=self.settings.upload_caption_max_chars,
+            max_hashtags=self.settings.upload_max_hashtags,
+        )
+        video_id = uuid.uuid4().hex
+        now = utc_now()
+        video_row = {
+            "id": video_id,
+            "owner_id": owner_id,
+            "caption": meta.caption,
+            "hashtags": meta.hashtags,
+            "state": "uploading",
+            "size_bytes": length,
+            "created_at": now,
+            "updated_at": now,
+        }
+        object_key = f"uploads/{video_id}/source"
+        if length == 0:
+            reason = "the file is empty (0 bytes)"
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    videos.insert().values(
+                        **{**video_row, "state": "failed"}, failure_reason=reason
+                    )
+                )
+            await self._announce_outcomes([video_id])
+            raise MediaRejected(reason, video_id=video_id)
+        multipart_id = await self.objects.create_multipart(object_key)
+        upload_row = {
+            "id": video_id,
+            "owner_id": owner_id,
+            "state": "active",
+            "length": length,
+            "offset": 0,
+            "object_key": object_key,
+            "multipart_id": multipart_id,
+            "parts": [],
+            "pending_key": None,
+            "pending_size": 0,
+            "upload_metadata": metadata,
+            "expires_at": now + timedelta(seconds=self.settings.upload_expiry_s),
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute(videos.insert().values(**video_row))
+                await conn.execute(uploads.insert().values(**upload_row))
+        except BaseException:
+            await self.objects.abort_multipart(object_key, multipart_id)
+            raise
+        self._hashes[video_id] = _RunningHash(0, hashlib.sha256())
+        self._trim_hashes()
+        return await self._load(video_id)
+
+    # -- reading ---------------------------------------------------------------
+    async def _load(self, upload_id: str) -> Upload:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(select(uploads).where(uploads.c.id == upload_id))).first()
+        if row is None:
+            raise NotFound(f"upload {upload_id} does not exist")
+        return Upload.from_row(row)
+
+    async def get(self, owner_id: str, upload_id: str) -> Upload:
+        """The caller's upload; NotFound for anyone else's, UploadGone (410) once
+        it expired, was terminated or was rejected."""
+        try:
+            upload = await self._load(upload_id)
+        except NotFound:
+            raise NotFound(f"upload {upload_id} does not exist") from None
+        if upload.owner_id != owner_id:
+            raise NotFound(f"upload {upload_id} does not exist")
+        if upload.state == "terminated":
+            raise UploadGone(f"upload {upload_id} was terminated or expired")
+        if upload.state == "failed":
+            reason = await self._failure_reason(upload_id)
+            raise UploadGone(f"upload {upload_id} was rejected: {reason}")
+        if upload.state == "active" and upload.expires_at <= utc_now():
+            raise UploadGone(f"upload {upload_id} expired at {upload.expires_at.isoformat()}")
+        return upload
+
+    async def _failure_reason(self, video_id: str) -> str:
+        async with self.db.connect() as conn:
+            reason = (
+                await conn.execute(select(videos.c.failure_reason).where(videos.c.id == video_id))
+            ).scalar_one_or_none()
+        return str(reason or "unknown reason")
+
+    # -- locking ---------------------------------------------------------------
+    async def _lock(self, upload_id: str) -> tuple[str, Upload]:
+        """Take the upload's write lease (waiting up to upload_lock_wait_s, 423
+        after) and read the row as of the lease."""
+        token = f"{self.instance}:{uuid.uuid4().hex[:16]}"
+        deadline = time.monotonic() + self.settings.upload_lock_wait_s
+        while True:
+            now = utc_now()
+            async with self.db.transaction() as conn:
+                result = await conn.execute(
+                    update(uploads)
+                    .where(
+                        uploads.c.id == upload_id,
+                        or_(uploads.c.lock_owner.is_(None), uploads.c.lock_expires_at < now),
+                    )
+                    .values(
+                        lock_owner=token,
+                        lock_expires_at=now + timedelta(seconds=self.settings.upload_lock_s),
+                    )
+                )
+                if result.rowcount:
+                    row = (
+                        await conn.execute(select(uploads).where(uploads.c.id == upload_id))
+                    ).one()
+                    return token, Upload.from_row(row)
+            if time.monotonic() >= deadline:
+                raise UploadLocked(f"upload {upload_id} is being written by another request")
+            await asyncio.sleep(0.05)
+
+    async def _unlock(self, upload_id: str, token: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(uploads)
+                .where(uploads.c.id == upload_id, uploads.c.lock_owner == token)
+                .values(lock_owner=None, lock_expires_at=None)
+            )
+
+    async def _commit(
+        self,
+        upload: Upload,
+        token: str,
+        *,
+        expected_offset: int,
+        offset: int,
+        parts: list[Part],
+        pending_key: str | None,
+        pending_size: int,
+        state: str = "active",
+        release: bool = False,
+    ) -> None:
+        """Record progress, if we still hold the lease and nobody moved the offset
+        (and give the lease up with `release`)."""
+        now = utc_now()
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(uploads)
+                .where(
+                    uploads.c.id == upload.id,
+                    uploads.c.lock_owner == token,
+                    uploads.c.offset == expected_offset,
+                )
+                .values(
+                    offset=offset,
+                    parts=_parts_json(parts),
+                    pending_key=pending_key,
+                    pending_size=pending_size,
+                    state=state,
+                    updated_at=now,
+                    lock_owner=None if release else token,
+                    lock_expires_at=None
+                    if release
+                    else now + timedelta(seconds=self.settings.upload_lock_s),
+                )
+            )
+        if not result.rowcount:
+            raise UploadLocked(f"upload {upload.id} was taken over by another request")
+
+    # -- running hashes ----------------------------------------------------------
+    def _hash_at(self, upload_id: str, offset: int) -> Any | None:
+        """A copy of this process's running SHA-256 of the upload, if it covers
+        exactly the first `offset` bytes (else None: computed at completion)."""
+        running = self._hashes.get(upload_id)
+        if running is None or running.offset != offset:
+            return None
+        self._hashes.move_to_end(upload_id)
+        return running.hasher.copy()
+
+    def _trim_hashes(self) -> None:
+        while len(self._hashes) > MAX_RUNNING_HASHES:
+            self._hashes.popitem(last=False)
+
+    # -- appending ---------------------------------------------------------------
+    async def append(
+        self,
+        owner_id: str,
+        upload_id: str,
+        *,
+        offset: int,
+        content_length: int | None,
+        checksum: Checksum | None,
+        body: RequestBody,
+    ) -> Upload:
+        """Write a PATCH body at `offset`; finishes the upload on its last byte
+        (MediaRejected when the file is not an acceptable video)."""
+        # Lease first, then the checks on the row read under it: two round trips
+        # to the relational store per PATCH (lease+read, commit+release).
+        token, upload = await self._lock(upload_id)
+        lease = _Lease(token)
+        try:
+            self._check_access(upload, owner_id)
+            if upload.state == "failed":
+                await self.get(owner_id, upload_id)  # raises UploadGone with the reason
+            check_offset(offset, upload.offset)
+            if upload.state != "active":
+                return upload  # already complete: an empty PATCH at the end is a no-op
+            check_fits(offset, content_length, upload.length)
+            return await self._write(upload, lease, checksum, body, content_length)
+        finally:
+            if not lease.released:
+                await self._unlock(upload_id, token)
+
+    def _check_access(self, upload: Upload, owner_id: str) -> None:
+        """NotFound for anyone but the owner; UploadGone once terminated or expired."""
+        if upload.owner_id != owner_id:
+            raise NotFound(f"upload {upload.id} does not exist")
+        if upload.state == "terminated":
+            raise UploadGone(f"upload {upload.id} was terminated or expired")
+        if upload.state == "active" and upload.expires_at <= utc_now():
+            raise UploadGone(f"upload {upload.id} expired at {upload.expires_at.isoformat()}")
+
+    async def _write(
+        self,
+        upload: Upload,
+        lease: _Lease,
+        checksum: Checksum | None,
+        body: RequestBody,
+        content_length: int | None,
+    ) -> Upload:
+        part_size = self.settings.upload_part_size_bytes
+        assert upload.multipart_id is not None
+        token = lease.token
+        buffer = bytearray()
+        if upload.pending_key:
+            buffer += await self.objects.get(upload.pending_key)
+            if len(buffer) != upload.pending_size:
+                raise ReelplaneError(
+                    f"upload {upload.id}: pending tail has {len(buffer)} bytes, "
+                    f"expected {upload.pending_size}"
+                )
+        hashed = len(buffer)  # the pending tail is in the running hash already
+        parts = list(upload.parts)
+        committed = upload.offset
+        stale_pending = upload.pending_key
+        # With a checksum the PATCH is all or nothing, so nothing is committed
+        # before the digest is checked (uploaded parts past the committed ones
+        # are simply overwritten by the next attempt).
+        deferred = checksum is not None
+        hashers = [h for h in (checksum.new_hasher() if checksum else None,) if h is not None]
+        running = self._hash_at(upload.id, upload.offset)
+        if running is not None:
+            hashers.append(running)
+        self._hashes.pop(upload.id, None)  # re-added only if this PATCH succeeds
+        received = 0
+        renewed = time.monotonic()
+        # One part is stored (and hashed, and committed) while the next one is
+        # received: a PATCH longer than a part streams at the slower of the
+        # network and the store, not their sum. At most two parts in memory.
+        storing: asyncio.Task[None] | None = None
+
+        async def store(number: int, data: bytes, skip: int) -> None:
+            nonlocal committed, stale_pending
+            part, *_ = await asyncio.gather(
+                self.objects.upload_part(
+                    upload.object_key, upload.multipart_id or "", number, data
+                ),
+                *(_hash_in_thread(h, data, skip) for h in hashers),
+            )
+            assert isinstance(part, Part)
+            parts.append(part)
+            if deferred:
+                return
+            new_offset = sum(p.size for p in parts)
+            # The PATCH's last byte on a part boundary: give the lease up in this commit.
+            last = not buffer and received == content_length and new_offset < upload.length
+            await self._commit(
+                upload,
+                token,
+                expected_offset=committed,
+                offset=new_offset,
+                parts=parts,
+                pending_key=None,
+                pending_size=0,
+                release=last,
+            )
+            lease.released = last
+            committed = new_offset
+            if stale_pending:
+                await self.objects.delete(stale_pending)
+                stale_pending = None
+
+        try:
+            async for chunk in body:
+                if upload.offset + received + len(chunk) > upload.length:
+                    raise UploadTooLarge(
+                        f"the PATCH carries more than the {upload.length - upload.offset} "
+                        f"bytes left of upload {upload.id}"
+                    )
+                received += len(chunk)
+                buffer += chunk
+                while len(buffer) >= part_size:
+                    with memoryview(buffer) as view:
+                        data = bytes(view[:part_size])
+                    del buffer[:part_size]
+                    if storing is not None:
+                        await storing
+                    number = len(parts) + 1
+                    storing = asyncio.ensure_future(store(number, data, hashed))
+                    hashed = max(0, hashed - part_size)
+                    renewed = time.monotonic()
+                if time.monotonic() - renewed > self.settings.upload_lock_s / 3:
+                    await self._renew(upload.id, token)
+                    renewed = time.monotonic()
+            if storing is not None:
+                await storing
+        finally:
+            if storing is not None and not storing.done():
+                storing.cancel()
+                with contextlib.suppress(BaseException):
+                    await storing
+        if received == 0:
+            return upload
+        if hashed < len(buffer):
+            tail = bytes(buffer[hashed:])
+            await asyncio.gather(*(asyncio.to_thread(h.update, tail) for h in hashers))
+        if deferred:
+            if body.disconnected:
+                return upload  # a cut body cannot be verified: the spec says discard it
+            assert checksum is not None
+            if not checksum.matches(hashers[0]):
+                raise ChecksumMismatch(
+                    f"the {checksum.algorithm} of the {received} bytes received does not "
+                    "match Upload-Checksum; nothing was stored, resend from "
+                    f"offset {upload.offset}",
+                    headers={"Upload-Offset": str(upload.offset)},
+                )
+        end = upload.offset + received
+        if end == upload.length:
+            return await self._complete(
+                upload, token, parts, buffer, committed, stale_pending, running
+            )
+        pending_key: str | None = None
+        if buffer:
+            pending_key = f"uploads/{upload.id}/pending/{uuid.uuid4().hex}"
+            await self.objects.put(pending_key, bytes(buffer))
+        try:
+            if committed == end and pending_key is None:
+                if not lease.released:
+                    await self._unlock(upload.id, token)
+            else:
+                await self._commit(
+                    upload,
+                    token,
+                    expected_offset=committed,
+                    offset=end,
+                    parts=parts,
+                    pending_key=pending_key,
+                    pending_size=len(buffer),
+                    release=True,
+                )
+            lease.released = True
+        except BaseException:
+            if pending_key:
+                await self.objects.delete(pending_key)
+            raise
+        if stale_pending and stale_pending != pending_key:
+            await self.objects.delete(stale_pending)
+        if running is not None:
+            self._hashes[upload.id] = _RunningHash(end, running)
+            self._trim_hashes()
+        return replace(upload, offset=end, parts=tuple(parts), pending_key=pending_key)
+
+    async def _renew(self, upload_id: str, token: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(uploads)
+                .where(uploads.c.id == upload_id, uploads.c.lock_owner == token)
+                .values(lock_expires_at=utc_now() + timedelta(seconds=self.settings.upload_lock_s))
+            )
+
+    async def _complete(
+        self,
+        upload: Upload,
+        token: str,
+        parts: list[Part],
+        tail: bytearray,
+        committed: int,
+        stale_pending: str | None,
+        running: Any | None,
+    ) -> Upload:
+        """The last byte arrived: join the parts into the source object, then finish."""
+        assert upload.multipart_id is not None
+        if tail or not parts:
+            parts.append(
+                await self.objects.upload_part(
+                    upload.object_key, upload.multipart_id, len(parts) + 1, bytes(tail)
+                )
+            )
+        info = await self.objects.complete_multipart(upload.object_key, upload.multipart_id, parts)
+        if info.size != upload.length:
+            raise ReelplaneError(
+                f"upload {upload.id}: source object has {info.size} bytes, expected {upload.length}"
+            )
+        await self._commit(
+            upload,
+            token,
+            expected_offset=committed,
+            offset=upload.length,
+            parts=parts,
+            pending_key=None,
+            pending_size=0,
+            state="completing",
+        )
+        if stale_pending:
+            await self.objects.delete(stale_pending)
+        sha256 = running.hexdigest() if running is not None else None
+        done = replace(upload, state="completing", offset=upload.length, parts=tuple(parts))
+        await self.finish(done, sha256=sha256)
+        return replace(done, state="done")
+
+    # -- finishing ---------------------------------------------------------------
+    async def finish(self, upload: Upload, *, sha256: str | None = None) -> None:
+        """Validate and publish a complete upload (idempotent; the janitor calls it
+        again for one whose process died half-way). MediaRejected when rejected."""
+        scratch = self.settings.upload_work_dir
+        if scratch is not None:
+            scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="reelplane-probe-", dir=scratch) as folder:
+            path = Path(folder) / "source"
+            computed = await self._download(upload.object_key, path, hashing=sha256 is None)
+            sha256 = sha256 or computed
+            probe = await run_ffprobe(
+                path, binary=self.settings.ffprobe_path, timeout_s=self.settings.ffprobe_timeout_s
+            )
+        assert sha256 is not None
+        reason = rejection_reason(probe, self.limits)
+        if reason is not None:
+            await self._reject(upload, reason)
+            raise MediaRejected(reason, video_id=upload.id)
+        await self._accept(upload, sha256, probe)
+
+    async def _download(self, key: str, path: Path, *, hashing: bool) -> str | None:
+        """Stream an object to a local file (SHA-256 on the way when asked)."""
+        hasher = hashlib.sha256() if hashing else None
+        with path.open("wb") as out:
+            async for chunk in self.objects.stream(key, chunk_size=1 << 20):
+                await asyncio.to_thread(_write_chunk, out, hasher, chunk)
+        return hasher.hexdigest() if hasher is not None else None
+
+    async def _reject(self, upload: Upload, reason: str) -> None:
+        """Mark the video failed with `reason` and remove every object of the upload."""
+        await self._remove_objects(upload)
+        now = utc_now()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(uploads)
+                .where(uploads.c.id == upload.id)
+                .values(state="failed", updated_at=now)
+            )
+            await conn.execute(
+                update(videos)
+                .where(videos.c.id == upload.id)
+                .values(state="failed", failure_reason=reason[:500], updated_at=now)
+            )
+        self._hashes.pop(upload.id, None)
+        await self._announce_outcomes([upload.id])
+
+    async def _remove_objects(self, upload: Upload) -> None:
+        if upload.multipart_id:
+            await self.objects.abort_multipart(upload.object_key, upload.multipart_id)
+        if upload.pending_key:
+            await self.objects.delete(upload.pending_key)
+        async for info in self.objects.list_objects(f"uploads/{upload.id}/"):
+            await self.objects.delete(info.key)
+
+    async def _accept(self, upload: Upload, sha256: str, probe: ProbeResult) -> None:
+        """Point the video at its content-addressed asset (a new one, or an
+        existing one: dedup) and publish `video.uploaded` (and `video.ready`
+        when the asset was already transcoded)."""
+        video = probe.video
+        assert video is not None
+        now = utc_now()
+        duplicate = False
+        async with self.db.transaction() as conn:
+            inserted = await self.db.insert_if_absent(
+                conn,
+                video_assets,
+                {
+                    "sha256": sha256,
+                    "state": "pending",
+                    "source_key": upload.object_key,
+                    "renditions": [],
+                    "duration_ms": probe.duration_ms,
+                    "width": video.display_width,
+                    "height": video.display_height,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            # FOR UPDATE (MySQL) / the write lock just taken (SQLite) orders this
+            # against a worker finishing the same asset, so a duplicate never
+            # misses the moment its asset becomes ready.
+            asset = (
+                await conn.execute(
+                    select(video_assets).where(video_assets.c.sha256 == sha256).with_for_update()
+                )
+            ).one()
+            state = "uploaded"
+            values: dict[str, Any] = {}
+            if not inserted and asset.state == "failed":
+                # The earlier transcode of these bytes failed: try again from this copy.
+                await conn.execute(
+                    update(video_assets)
+                    .where(video_assets.c.sha256 == sha256)
+                    .values(
+                        state="pending",
+                        source_key=upload.object_key,
+                        failure_reason=None,
+                        attempts=0,
+                        updated_at=now,
+                    )
+                )
+            elif not inserted:
+                duplicate = asset.source_key != upload.object_key
+                if asset.state == "ready":
+                    state = "ready"
+                    values = {"ready_at": now, "progress_pct": 100}
+                elif asset.state == "transcoding":
+                    state = "transcoding"
+            await conn.execute(
+                update(videos)
+                .where(videos.c.id == upload.id, videos.c.state == "uploading")
+                .values(
+                    state=state,
+                    sha256=sha256,
+                    asset_sha256=sha256,
+                    size_bytes=upload.length,
+                    duration_ms=probe.duration_ms,
+                    width=video.display_width,
+                    height=video.display_height,
+                    updated_at=now,
+                    **values,
+                )
+            )
+            await conn.execute(
+                update(uploads)
+                .where(uploads.c.id == upload.id)
+                .values(state="done", updated_at=now)
+            )
+        self._hashes.pop(upload.id, None)
+        if duplicate:
+            # Same bytes already stored as the asset's source: keep one copy.
+            await self.objects.delete(upload.object_key)
+        await announce_uploaded(self.db, self.publisher, upload.id)
+        if state == "ready":
+            await self._announce_outcomes([upload.id])
+
+    async def _announce_outcomes(self, video_ids: list[str]) -> None:
+        try:
+            await announce_outcomes(self.db, self.publisher, video_ids)
+        except Exception:  # the janitor publishes it later; the state is committed
+            log.warning("could not announce video outcome yet", exc_info=True)
+
+    # -- termination -------------------------------------------------------------
+    async def terminate(self, owner_id: str, upload_id: str) -> None:
+        """tus termination: drop an unfinished upload and everything it stored."""
+        upload = await self.get(owner_id, upload_id)
+        if upload.state != "active":
+            raise UploadGone(f"upload {upload_id} is complete; delete the video instead")
+        token, locked = await self._lock(upload_id)
+        try:
+            await self._end(locked, "deleted", "terminated by its owner")
+        finally:
+            await self._unlock(upload_id, token)
+
+    async def _end(self, upload: Upload, video_state: str, reason: str) -> None:
+        await self._remove_objects(upload)
+        now = utc_now()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(uploads)
+                .where(uploads.c.id == upload.id)
+                .values(state="terminated", updated_at=now, pending_key=None)
+            )
+            await conn.execute(
+                update(videos)
+                .where(videos.c.id == upload.id)
+                .values(state=video_state, failure_reason=reason, updated_at=now)
+            )
+        self._hashes.pop(upload.id, None)
+
+    # -- janitor -------------------------------------------------------------------
+    async def sweep(self) -> dict[str, int]:
+        """One janitor pass: expire abandoned uploads, finish uploads whose process
+        died while validating, and publish events whose publication was lost."""
+        now = utc_now()
+        settle = now - timedelta(seconds=self.settings.upload_announce_after_s)
+        counts = {"expired": 0, "finished": 0, "announced": 0}
+        free = or_(uploads.c.lock_owner.is_(None), uploads.c.lock_expires_at < now)
+        async with self.db.connect() as conn:
+            expired = (
+                (
+                    await conn.execute(
+                        select(uploads.c.id)
+                        .where(uploads.c.state == "active", uploads.c.expires_at < now, free)
+                        .limit(100)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            stuck = (
+                (
+                    await conn.execute(
+                        select(uploads.c.id)
+                        .where(uploads.c.state == "completing", uploads.c.updated_at < settle, free)
+                        .limit(20)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            unannounced = (
+                (
+                    await conn.execute(
+                        select(uploads.c.id)
+                        .where(
+                            and_(
+                                uploads.c.state == "done",
+                                uploads.c.announced_at.is_(None),
+                                uploads.c.updated_at < settle,
+                            )
+                        )
+                        .limit(500)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for upload_id in expired:
+            with contextlib.suppress(UploadLocked):
+                token, locked = await self._lock(upload_id)
+                try:
+                    await self._end(locked, "failed", "the upload expired unfinished")
+                    await self._announce_outcomes([upload_id])
+                    counts["expired"] += 1
+                finally:
+                    await self._unlock(upload_id, token)
+        for upload_id in stuck:
+            with contextlib.suppress(UploadLocked, MediaRejected):
+                token, locked = await self._lock(upload_id)
+                try:
+                    await self.finish(locked)
+                    counts["finished"] += 1
+                finally:
+                    await self._unlock(upload_id, token)
+        for upload_id in unannounced:
+            if await announce_uploaded(self.db, self.publisher, upload_id):
+                counts["announced"] += 1
+        counts["announced"] += len(
+            await announce_outcomes(self.db, self.publisher, older_than=settle)
+        )
+        return counts

@@ -1,0 +1,300 @@
+"""The tus 1.0 upload service with off-the-shelf clients (tuspy, tus-js-client
+under Node), on the embedded backends and on the real servers (MariaDB, Kafka,
+Redis, S3)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from tusclient import client as tus_client
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+
+from reelplane.settings import Settings
+from reelplane.upload.settings import UploadSettings
+from reelplane.upload.tus import encode_metadata
+from tests.helpers import eventually
+from tests.ingest.conftest import Media
+from tests.upload_support import (
+    MIB,
+    CuttingProxy,
+    Platform,
+    node_tus_client,
+    object_keys,
+    raw_create,
+    raw_patch,
+    running_platform,
+    sha256_of,
+    video_row,
+)
+
+CHUNK = 5 * MIB
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def _source_bytes(platform: Platform, video_id: str) -> bytes:
+    row = await video_row(platform.backends, video_id)
+    assert row is not None
+    assert row.asset_sha256 is not None
+    return await platform.backends.objects.get(f"uploads/{video_id}/source")
+
+
+async def test_tuspy_upload_with_checksums_resumes_after_the_connection_is_cut(
+    platform_settings: Settings, media: Media
+) -> None:
+    source = media.big
+    async with (
+        running_platform(platform_settings) as platform,
+        CuttingProxy(int(platform.base_url.rsplit(":", 1)[1]), cut_after=8 * MIB) as proxy,
+    ):
+        client = tus_client.TusClient(f"{proxy.url}/v1/uploads", headers=platform.auth)
+        first = client.uploader(
+            str(source),
+            chunk_size=CHUNK,
+            metadata={"filename": source.name, "caption": "first try #Cut"},
+            upload_checksum=True,  # sha1 per PATCH: a cut PATCH is discarded whole
+        )
+        with pytest.raises((TusCommunicationError, TusUploadFailed, OSError)):
+            await asyncio.to_thread(first.upload)
+        assert proxy.cut
+        assert first.url is not None
+        video_id = first.url.rsplit("/", 1)[-1]
+
+        # Built in a thread: with a url, tuspy asks the server for the offset (HEAD)
+        # at once, and the server answers from this event loop.
+        resumed = await asyncio.to_thread(
+            client.uploader, str(source), url=first.url, chunk_size=CHUNK, upload_checksum=True
+        )
+        server_offset = resumed.offset  # tuspy asked the server (HEAD)
+        # One whole 5 MiB PATCH got through before the cut; the cut one, carrying a
+        # checksum that can no longer be verified, was discarded.
+        assert server_offset == CHUNK
+        await asyncio.to_thread(resumed.upload)
+        assert resumed.offset == source.stat().st_size
+
+        row = await video_row(platform.backends, video_id)
+        assert row.state in ("uploaded", "transcoding", "ready")
+        assert row.sha256 == sha256_of(source)
+        assert row.caption == "first try #Cut"
+        assert row.hashtags == ["cut"]
+        assert await _source_bytes(platform, video_id) == source.read_bytes()
+        # Nothing but the source is left of the upload (no pending tail objects).
+        assert await object_keys(platform.backends, f"uploads/{video_id}/") == [
+            f"uploads/{video_id}/source"
+        ]
+
+
+async def test_tus_js_client_resumes_from_the_server_offset_after_a_cut(
+    platform_settings: Settings, media: Media, tmp_path: Path
+) -> None:
+    if shutil.which("node") is None:
+        pytest.fail("node is required for the tus-js-client test")
+    modules = await asyncio.to_thread(node_tus_client, REPO / ".cache")
+    script = Path(__file__).with_name("tus_js_upload.mjs")
+    source = media.big
+
+    async def node_upload(
+        endpoint: str, token: str, upload_url: str | None = None
+    ) -> dict[str, object]:
+        options = {
+            "endpoint": endpoint,
+            "token": token,
+            "file": str(source),
+            "chunkSize": CHUNK,
+            "uploadUrl": upload_url,
+            "nodeModules": str(modules),
+            "metadata": {"filename": source.name, "caption": "from node", "hashtags": "js,Tus"},
+        }
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(script), json.dumps(options), stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
+        return result
+
+    async with (
+        running_platform(platform_settings) as platform,
+        CuttingProxy(int(platform.base_url.rsplit(":", 1)[1]), cut_after=7 * MIB) as proxy,
+    ):
+        first = await node_upload(f"{proxy.url}/v1/uploads", platform.token)
+        assert first["ok"] is False, first
+        assert proxy.cut
+        assert isinstance(first["url"], str)
+        # No checksum: the server kept every byte that arrived before the cut,
+        # including the tail shorter than a part (stored as a pending object).
+        video_id = first["url"].rsplit("/", 1)[-1]
+
+        async def server_head() -> httpx.Response:
+            async with httpx.AsyncClient() as client:
+                return await client.head(
+                    f"{platform.tus_endpoint}/{video_id}",
+                    headers={**platform.auth, "Tus-Resumable": "1.0.0"},
+                )
+
+        # The server stores the cut PATCH's bytes once it sees the disconnect,
+        # which may be a moment after the client gave up.
+        head = await eventually(
+            server_head, until=lambda r: int(r.headers["upload-offset"]) > CHUNK, timeout_s=10
+        )
+        kept = int(head.headers["upload-offset"])
+        assert CHUNK < kept < 7 * MIB
+        assert head.headers["cache-control"] == "no-store"
+
+        second = await node_upload(f"{proxy.url}/v1/uploads", platform.token, first["url"])
+        assert second["ok"] is True, second
+        assert second["resumedFrom"] == kept
+        patches = second["patches"]
+        assert isinstance(patches, list)
+        assert patches[0] == [kept, 204]
+
+        row = await video_row(platform.backends, video_id)
+        assert row.sha256 == sha256_of(source)
+        assert row.hashtags == ["js", "tus"]
+        assert await _source_bytes(platform, video_id) == source.read_bytes()
+
+
+async def test_protocol_errors_get_their_status_codes(
+    platform_settings: Settings, media: Media
+) -> None:
+    data = media.small.read_bytes()
+    settings = UploadSettings(
+        upload_max_size_bytes=64 * MIB, upload_work_dir=platform_settings.data_dir / "scratch"
+    )
+    async with (
+        running_platform(platform_settings, settings) as platform,
+        httpx.AsyncClient(timeout=60) as client,
+    ):
+        options = await client.options(platform.tus_endpoint)
+        assert options.status_code == 204
+        assert options.headers["tus-version"] == "1.0.0"
+        extensions = options.headers["tus-extension"].split(",")
+        for ext in ("creation", "creation-with-upload", "expiration", "checksum", "termination"):
+            assert ext in extensions
+        assert set(options.headers["tus-checksum-algorithm"].split(",")) >= {"sha1", "sha256"}
+        assert options.headers["tus-max-size"] == str(64 * MIB)
+
+        # 401 without a token, with problem+json and the tus header.
+        anonymous = await client.post(
+            platform.tus_endpoint, headers={"Tus-Resumable": "1.0.0", "Upload-Length": "10"}
+        )
+        assert anonymous.status_code == 401
+        assert anonymous.headers["content-type"] == "application/problem+json"
+        assert anonymous.headers["tus-resumable"] == "1.0.0"
+
+        # 412 for another protocol version, naming the one we speak.
+        old = await raw_create(client, platform, len(data), **{"Tus-Resumable": "0.2.2"})
+        assert old.status_code == 412
+        assert old.headers["tus-version"] == "1.0.0"
+
+        # 413 over Tus-Max-Size at creation.
+        huge = await raw_create(client, platform, 65 * MIB)
+        assert huge.status_code == 413
+        assert "Tus-Max-Size" in huge.json()["detail"]
+
+        # 400 for malformed metadata and an invalid hashtag.
+        bad_meta = await raw_create(client, platform, 10, **{"Upload-Metadata": "caption ***"})
+        assert bad_meta.status_code == 400
+        bad_tag = await raw_create(
+            client, platform, 10, **{"Upload-Metadata": encode_metadata({"hashtags": "no-dash"})}
+        )
+        assert bad_tag.status_code == 422
+
+        created = await raw_create(client, platform, len(data))
+        assert created.status_code == 201
+        url = created.headers["location"]
+        assert "upload-expires" in created.headers
+
+        # 415 for another content type.
+        wrong_type = await raw_patch(
+            client, platform, url, 0, data[:100], **{"Content-Type": "application/octet-stream"}
+        )
+        assert wrong_type.status_code == 415
+
+        # 409 when Upload-Offset is not the server's, which the problem names.
+        ahead = await raw_patch(client, platform, url, 100, data[100:200])
+        assert ahead.status_code == 409
+        assert ahead.headers["upload-offset"] == "0"
+        assert ahead.headers["content-type"] == "application/problem+json"
+
+        # 460 on a checksum mismatch; nothing is stored.
+        import base64
+        import hashlib
+
+        wrong = base64.b64encode(hashlib.sha256(b"other bytes").digest()).decode()
+        mismatch = await raw_patch(
+            client, platform, url, 0, data[:1000], **{"Upload-Checksum": f"sha256 {wrong}"}
+        )
+        assert mismatch.status_code == 460
+        right = base64.b64encode(hashlib.sha1(data[:1000], usedforsecurity=False).digest()).decode()
+        matched = await raw_patch(
+            client, platform, url, 0, data[:1000], **{"Upload-Checksum": f"sha1 {right}"}
+        )
+        assert matched.status_code == 204
+        assert matched.headers["upload-offset"] == "1000"
+        unknown = await raw_patch(
+            client, platform, url, 1000, data[1000:1010], **{"Upload-Checksum": f"crc32 {right}"}
+        )
+        assert unknown.status_code == 400
+
+        # 413 for bytes past Upload-Length.
+        past = await raw_patch(client, platform, url, 1000, data[1000:] + b"extra")
+        assert past.status_code == 413
+
+        # Another user sees nothing.
+        _, other_token = await platform.new_user()
+        foreign = await client.head(
+            platform.base_url + url,
+            headers={"Authorization": f"Bearer {other_token}", "Tus-Resumable": "1.0.0"},
+        )
+        assert foreign.status_code == 404
+
+        # Termination removes the upload and its objects; afterwards 410.
+        video_id = url.rsplit("/", 1)[-1]
+        assert await object_keys(platform.backends, f"uploads/{video_id}/")  # the pending tail
+        deleted = await client.delete(
+            platform.base_url + url, headers={**platform.auth, "Tus-Resumable": "1.0.0"}
+        )
+        assert deleted.status_code == 204
+        gone = await client.head(
+            platform.base_url + url, headers={**platform.auth, "Tus-Resumable": "1.0.0"}
+        )
+        assert gone.status_code == 410
+        assert await object_keys(platform.backends, f"uploads/{video_id}/") == []
+        assert (await video_row(platform.backends, video_id)).state == "deleted"
+
+        # creation-with-upload: the first bytes ride on the POST.
+        with_body = await client.post(
+            platform.tus_endpoint,
+            content=data[:4096],
+            headers={
+                **platform.auth,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": str(len(data)),
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert with_body.status_code == 201
+        assert with_body.headers["upload-offset"] == "4096"
+
+    # 410 once an upload expired.
+    short = UploadSettings(upload_expiry_s=0.5, upload_work_dir=platform_settings.data_dir / "s2")
+    async with (
+        running_platform(platform_settings, short) as platform,
+        httpx.AsyncClient() as client,
+    ):
+        created = await raw_create(client, platform, len(data))
+        await asyncio.sleep(0.7)
+        expired = await raw_patch(client, platform, created.headers["location"], 0, data[:10])
+        assert expired.status_code == 410
+        # The janitor cleans it up: objects gone, video failed with the reason.
+        counts = await platform.app.state.upload_engine.sweep()
+        assert counts["expired"] == 1
+        video_id = created.headers["location"].rsplit("/", 1)[-1]
+        row = await video_row(platform.backends, video_id)
+        assert row.state == "failed"
+        assert "expired" in row.failure_reason
+        assert await object_keys(platform.backends, f"uploads/{video_id}/") == []
