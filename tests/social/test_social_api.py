@@ -286,3 +286,24 @@ async def test_watch_events_build_history_newest_first(stack: Stack) -> None:
         )
     ).json()
     assert [i["video_id"] for i in rest["items"]] == [vids[0]] and rest["next_cursor"] is None
+
+
+async def test_cors_preflight_lets_a_browser_tus_client_resume(stack: Stack) -> None:
+    preflight = await stack.client.options(
+        "/v1/uploads/x",
+        headers={
+            "origin": "http://localhost:5173",
+            "access-control-request-method": "PATCH",
+            "access-control-request-headers": "authorization,tus-resumable,upload-offset,"
+            "upload-checksum,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    for header in ("tus-resumable", "upload-offset", "upload-checksum"):
+        assert header in allowed
+    assert "HEAD" in preflight.headers["access-control-allow-methods"]
+    r = await stack.client.get("/v1/me", headers={"origin": "http://localhost:5173"})
+    exposed = r.headers["access-control-expose-headers"].lower()
+    assert "upload-offset" in exposed
+    assert "location" in exposed

@@ -28,6 +28,8 @@ from reelplane.gateway.settings import GatewaySettings, load_section
 from reelplane.http.services import Service
 from reelplane.schema import users, videos
 from reelplane.settings import Settings
+from reelplane.upload.tus import ALLOWED_REQUEST_HEADERS as TUS_REQUEST_HEADERS
+from reelplane.upload.tus import EXPOSED_HEADERS as TUS_EXPOSED_HEADERS
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
@@ -201,9 +203,14 @@ def configure(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=gateway.cors_allowed_origins,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["authorization", "content-type", "x-request-id"],
-        expose_headers=["x-request-id", "retry-after"],
+        # tus clients in browsers need HEAD, the Upload-*/Tus-* request headers
+        # and to read the tus response headers (offset, location).
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=sorted(
+            {"authorization", "content-type", "x-request-id"}
+            | {h.lower() for h in TUS_REQUEST_HEADERS}
+        ),
+        expose_headers=["x-request-id", "retry-after", *TUS_EXPOSED_HEADERS],
         allow_credentials=False,  # bearer tokens, not cookies
         max_age=600,
     )
