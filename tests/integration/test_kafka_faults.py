@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,10 @@ from reelplane.adapters.bus_kafka import KafkaBus
 from reelplane.events.dedup import RelationalDeduplicator
 from reelplane.events.envelope import Event, VideoViewed, VideoViewedPayload, encode_event
 from reelplane.events.runner import ConsumerRunner, RetryPolicy
-from reelplane.infra.harness import Harness
+from reelplane.infra.harness import Harness, default_root
+from reelplane.infra.servers.kafka import Kafka
 from reelplane.ports.bus import Bus, Delivery
 from reelplane.ports.relational import SqliteDatabase
-from tests.conftest import real_url
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -33,6 +33,29 @@ TOTAL = 400
 STOP_AT = 150  # events produced before the broker goes away
 RESERVED = 100  # events kept for after the restart
 KEYS = [f"user-{i}" for i in range(8)]
+
+
+class FaultKafka(Kafka):
+    """A broker of this test's own (other ports, other data), so stopping it never
+    disturbs other tests or a broker some other checkout started; the fetched
+    jars are shared with the main broker."""
+
+    name = "kafka-faults"
+    port = 29092
+    controller_port = 29093
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.cache_dir = root / "cache" / "kafka"
+
+
+@pytest.fixture
+def fault_harness() -> Iterator[Harness]:
+    root = default_root()
+    harness = Harness([FaultKafka(root)], root)
+    harness.up()
+    yield harness
+    harness.down()
 
 
 class TopicPublisher:
@@ -51,10 +74,11 @@ class TopicPublisher:
 
 
 async def test_acknowledged_events_survive_a_broker_restart_exactly_once(
-    harness: Harness, ns: str, tmp_path: Path
+    fault_harness: Harness, ns: str, tmp_path: Path
 ) -> None:
+    harness = fault_harness
     started = time.monotonic()
-    url = real_url(harness, "kafka")
+    url = harness.servers["kafka-faults"].url
     topic, group = f"{ns}-views", f"{ns}-counter"
     events = [
         VideoViewed(key=k, payload=VideoViewedPayload(user_id=k, video_id=f"video-{i}"))
@@ -97,7 +121,7 @@ async def test_acknowledged_events_survive_a_broker_restart_exactly_once(
         await produce(STOP_AT, timeout_s=15)
 
         # 2. Graceful stop while producing, then a few seconds of producing into the void.
-        stopping = asyncio.create_task(asyncio.to_thread(harness.stop, "kafka"))
+        stopping = asyncio.create_task(asyncio.to_thread(harness.stop, "kafka-faults"))
         failed_while_down += await produce_until(stopping.done, timeout_s=1.0)
         assert await stopping is True, "kafka was not ours to stop"
         down_until = time.monotonic() + 3
@@ -105,7 +129,7 @@ async def test_acknowledged_events_survive_a_broker_restart_exactly_once(
         assert failed_while_down > 0, "publishing never failed while the broker was down"
 
         # 3. Restart and produce the rest with the same bus (its producer must recover).
-        await asyncio.to_thread(harness.start, "kafka")
+        await asyncio.to_thread(harness.start, "kafka-faults")
         await produce(len(pending), timeout_s=30)
         produced_at = time.monotonic()
 
@@ -160,4 +184,4 @@ async def test_acknowledged_events_survive_a_broker_restart_exactly_once(
     finally:
         await bus.close()
         await db.close()
-        await asyncio.to_thread(harness.up, ["kafka"])  # leave the broker running
+        await asyncio.to_thread(harness.up)  # so the fixture's down finds it healthy
