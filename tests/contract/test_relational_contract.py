@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -110,3 +111,14 @@ async def test_migrations_match_the_schema(database: Database) -> None:
     async with database.connect() as conn:
         diff = await conn.run_sync(_schema_diff)
     assert diff == []
+
+
+async def test_a_duplicate_insert_if_absent_logs_no_warning(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    row = {"consumer": "c", "event_id": "dup", "processed_at": datetime.now(UTC)}
+    with caplog.at_level(logging.WARNING):
+        for expected in (True, False):
+            async with database.transaction() as conn:
+                assert await database.insert_if_absent(conn, processed_events, row) is expected
+    assert not [r for r in caplog.records if "Duplicate entry" in r.getMessage()]

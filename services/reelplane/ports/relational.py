@@ -7,6 +7,7 @@ lives in the two small subclasses below, so services write one query for both.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -102,6 +103,20 @@ class SqliteDatabase(Database):
 
         result = await conn.execute(insert(table).values(**values).on_conflict_do_nothing())
         return bool(result.rowcount)
+
+
+class _DuplicateKeyWarnings(logging.Filter):
+    """Drops asyncmy's log line for MySQL warning 1062 ("Duplicate entry"): it is
+    the expected outcome of `insert_if_absent`'s INSERT IGNORE, not a problem.
+    Every other server warning is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Duplicate entry" not in record.getMessage()
+
+
+_ASYNCMY_LOG = logging.getLogger("asyncmy")
+if not any(isinstance(f, _DuplicateKeyWarnings) for f in _ASYNCMY_LOG.filters):
+    _ASYNCMY_LOG.addFilter(_DuplicateKeyWarnings())
 
 
 class MySQLDatabase(Database):
