@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import httpx
+
 T = TypeVar("T")
 
 
@@ -26,3 +28,14 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s; last: {result!r}")
         await asyncio.sleep(interval_s)
+
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(r: httpx.Response, status: int) -> dict[str, object]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, object] = r.json()
+    assert body["status"] == status and str(body["type"]).startswith("https://reelplane.io/")
+    return body

@@ -49,8 +49,21 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _cache_key(digest: str) -> str:
+def session_cache_key(digest: str) -> str:
+    """Where the cache holds a resolved session: a JSON object with `user_id`,
+    `handle` and `expires_at` (the shape `Cache.gate` reads a principal in)."""
     return f"session:{digest}"
+
+
+def cached_principal(raw: bytes, now: datetime) -> Principal | None:
+    """The principal of a cached session, or None when it is malformed or expired."""
+    try:
+        data = json.loads(raw)
+        if datetime.fromisoformat(data["expires_at"]) > now:
+            return Principal(data["user_id"], data["handle"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return None
 
 
 class SessionStore:
@@ -76,12 +89,10 @@ class SessionStore:
     async def resolve(self, token: str) -> Principal | None:
         """The session's user, or None when unknown, expired or revoked."""
         digest = token_hash(token)
-        cached = await self.cache.get(_cache_key(digest))
+        cached = await self.cache.get(session_cache_key(digest))
         now = utc_now()
-        if cached is not None:
-            data = json.loads(cached)
-            if datetime.fromisoformat(data["expires_at"]) > now:
-                return Principal(data["user_id"], data["handle"])
+        if cached is not None and (principal := cached_principal(cached, now)) is not None:
+            return principal
         async with self.db.connect() as conn:
             row = (
                 await conn.execute(
@@ -95,7 +106,7 @@ class SessionStore:
         ttl = min(SESSION_CACHE_TTL_S, (row.expires_at - now).total_seconds())
         payload = {"user_id": row.user_id, "handle": row.handle, "expires_at": row.expires_at}
         await self.cache.set(
-            _cache_key(digest), json.dumps(payload, default=str).encode(), ttl_s=ttl
+            session_cache_key(digest), json.dumps(payload, default=str).encode(), ttl_s=ttl
         )
         return Principal(row.user_id, row.handle)
 
@@ -107,15 +118,19 @@ class SessionStore:
                 .where(sessions.c.token_hash == digest, sessions.c.revoked_at.is_(None))
                 .values(revoked_at=utc_now())
             )
-        await self.cache.delete(_cache_key(digest))
+        await self.cache.delete(session_cache_key(digest))
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer_from_header(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def bearer_token(request: Request) -> str | None:
+    return bearer_from_header(request.headers.get("authorization", ""))
 
 
 async def _resolve(request: Request, token: str) -> Principal | None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from reelplane.errors import InvalidInput
-from reelplane.ports.cache import Cache
+from reelplane.ports.cache import USER_PLACEHOLDER, Bucket, Cache
 
 
 async def test_set_then_get_returns_the_bytes(cache: Cache, ns: str) -> None:
@@ -158,3 +159,70 @@ async def test_token_bucket_is_atomic_under_concurrency(cache: Cache, ns: str) -
 async def test_token_bucket_rejects_a_cost_above_capacity(cache: Cache, ns: str) -> None:
     with pytest.raises(ValueError, match="capacity"):
         await cache.take_tokens(f"{ns}:b", capacity=1, refill_per_s=1, cost=2)
+
+
+def _principal(user_id: str) -> bytes:
+    return json.dumps({"user_id": user_id, "handle": "ada"}).encode()
+
+
+async def test_gate_without_a_principal_only_draws_the_buckets(cache: Cache, ns: str) -> None:
+    ip = Bucket(f"{ns}:ip", capacity=2, refill_per_s=0.01)
+    first = await cache.gate([ip], principal_key=f"{ns}:missing", reads=[f"{ns}:page"])
+    assert (first.refused, first.principal, first.values) == (None, None, ())
+    await cache.gate([ip])
+    refused = await cache.gate([ip], principal_key=f"{ns}:missing")
+    assert refused.refused == ip.key
+    assert refused.retry_after_s > 1
+
+
+async def test_gate_resolves_the_principal_then_draws_its_bucket_and_reads(
+    cache: Cache, ns: str
+) -> None:
+    await cache.set(f"{ns}:session", _principal("u1"))
+    await cache.set(f"{ns}:u1:page", b"page-bytes")
+    user = Bucket(f"{ns}:user:{USER_PLACEHOLDER}", capacity=1, refill_per_s=0.01)
+    reads = [f"{ns}:{USER_PLACEHOLDER}:page", f"{ns}:{USER_PLACEHOLDER}:none"]
+    ip = Bucket(f"{ns}:ip", capacity=10, refill_per_s=1)
+    got = await cache.gate([ip], principal_key=f"{ns}:session", user_bucket=user, reads=reads)
+    assert got.refused is None
+    assert got.principal == _principal("u1")
+    assert got.values == (b"page-bytes", None)
+    # The user's bucket (key with the user id filled in) is empty now: refused, no reads.
+    again = await cache.gate([ip], principal_key=f"{ns}:session", user_bucket=user, reads=reads)
+    assert again.refused == f"{ns}:user:u1"
+    assert again.principal == _principal("u1")
+    assert again.values == ()
+    assert not (await cache.take_tokens(f"{ns}:user:u1", capacity=1, refill_per_s=0.01)).allowed
+
+
+async def test_gate_stops_at_the_first_refusing_bucket(cache: Cache, ns: str) -> None:
+    first = Bucket(f"{ns}:a", capacity=1, refill_per_s=0.01)
+    second = Bucket(f"{ns}:b", capacity=5, refill_per_s=0.01)
+    await cache.gate([first, second])
+    refused = await cache.gate([first, second])
+    assert refused.refused == first.key
+    # The second bucket gave one token, to the first call only.
+    left = await cache.take_tokens(second.key, capacity=5, refill_per_s=0.01)
+    assert left.tokens_left == pytest.approx(3, abs=0.05)
+
+
+async def test_gate_returns_a_principal_without_a_user_id_but_reads_nothing(
+    cache: Cache, ns: str
+) -> None:
+    await cache.set(f"{ns}:session", b"not json")
+    await cache.set(f"{ns}:x", b"secret")
+    got = await cache.gate([], principal_key=f"{ns}:session", reads=[f"{ns}:x"])
+    assert (got.refused, got.principal, got.values) == (None, b"not json", ())
+
+
+async def test_gate_reads_values_of_another_type_as_missing(cache: Cache, ns: str) -> None:
+    await cache.set(f"{ns}:session", _principal("u2"))
+    await cache.zincrby(f"{ns}:u2:z", "m")
+    got = await cache.gate([], principal_key=f"{ns}:session", reads=[f"{ns}:{{user}}:z"])
+    assert got.values == (None,)
+
+
+async def test_gate_on_a_key_that_is_not_a_bucket_is_invalid(cache: Cache, ns: str) -> None:
+    await cache.set(f"{ns}:s", b"v")
+    with pytest.raises(InvalidInput):
+        await cache.gate([Bucket(f"{ns}:s", capacity=1, refill_per_s=1)])

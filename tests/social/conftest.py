@@ -14,7 +14,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from reelplane.events.publisher import EventPublisher
 from reelplane.http.app import create_app
 from reelplane.infra.harness import Harness
 from reelplane.ports.bus import Bus, Consumer, Delivery, Record
-from reelplane.ports.cache import Cache, Subscription, TokenDecision
+from reelplane.ports.cache import Bucket, Cache, GateOutcome, Subscription, TokenDecision
 from reelplane.schema import follows, metadata, users, video_assets, videos
 from reelplane.settings import Settings
 from tests.conftest import BACKENDS, embedded_settings, real_url
@@ -165,6 +165,26 @@ class NamespacedCache:
         return await self.inner.take_tokens(
             self._k(key), capacity=capacity, refill_per_s=refill_per_s, cost=cost
         )
+
+    async def gate(
+        self,
+        buckets: list[Bucket],
+        *,
+        principal_key: str | None = None,
+        user_bucket: Bucket | None = None,
+        reads: list[str] | None = None,
+    ) -> GateOutcome:
+        def prefixed(b: Bucket) -> Bucket:
+            return replace(b, key=self._k(b.key))
+
+        got = await self.inner.gate(
+            [prefixed(b) for b in buckets],
+            principal_key=self._k(principal_key) if principal_key is not None else None,
+            user_bucket=prefixed(user_bucket) if user_bucket is not None else None,
+            reads=[self._k(k) for k in reads or []],
+        )
+        refused = got.refused.removeprefix(self.prefix) if got.refused is not None else None
+        return replace(got, refused=refused)
 
     async def publish(self, channel: str, message: bytes) -> int:
         return await self.inner.publish(self._k(channel), message)

@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
 from reelplane.schema import comments, follows, likes, videos
+from tests.helpers import assert_problem
 from tests.social.conftest import PASSWORD, Account, Stack, eventually_ok, running_app
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(r: httpx.Response, status: int) -> dict[str, object]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, object] = r.json()
-    assert body["status"] == status and str(body["type"]).startswith("https://reelplane.io/")
-    return body
 
 
 async def count(stack: Stack, table: object, *where: object) -> int:

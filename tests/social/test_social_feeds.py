@@ -12,17 +12,20 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from reelplane.auth import session_cache_key, token_hash
 from reelplane.engagement.core import counter_key
 from reelplane.engagement.counters import repair_counters
 from reelplane.events.envelope import VideoLiked, VideoLikePayload
 from reelplane.events.publisher import EventPublisher
+from reelplane.feed import api as feed_api
 from reelplane.feed.consumers import FanoutStats, FeedContext, checkpoint_key, fan_out
 from reelplane.feed.core import Candidate, DiversityRules, violations
 from reelplane.feed.foryou import drop_session, session_key
 from reelplane.feed.timelines import TIMELINES
 from reelplane.ports.widerow import WideRow, WideTable
 from reelplane.schema import likes
-from tests.social.conftest import Account, Stack, eventually_ok
+from tests.helpers import assert_problem
+from tests.social.conftest import Account, Stack, eventually_ok, running_app
 
 FOLLOWING = "/v1/feed/following"
 FORYOU = "/v1/feed/foryou"
@@ -376,3 +379,65 @@ async def test_fan_out_is_batched_and_resumes_after_a_crash(
         assert [r.item for r in rows] == [video], f.handle
     # A replay after completion writes nothing new.
     assert await fan_out(stack.backends, ctx, video) == 0
+
+
+async def test_cached_for_you_pages_are_answered_at_the_edge_and_still_guarded(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_catalog(stack, creators=4, per_creator=3)
+    fan = await stack.sign_up("fan")
+    built: list[str | None] = []
+    real_page = feed_api.foryou_page
+
+    async def counting_page(*args: Any, **kwargs: Any) -> bytes:
+        built.append(args[3])  # the cursor
+        return await real_page(*args, **kwargs)
+
+    monkeypatch.setattr(feed_api, "foryou_page", counting_page)
+    first = await stack.client.get(FORYOU, params={"limit": 3}, headers=fan.auth)
+    assert first.status_code == 200 and len(built) == 1
+    cursor = first.json()["next_cursor"]
+    second = await stack.client.get(FORYOU, params={"limit": 3, "cursor": cursor}, headers=fan.auth)
+    assert second.status_code == 200 and len(built) == 2
+    # Both pages again: same bytes, same headers, and the route was not called.
+    again = await stack.client.get(FORYOU, params={"limit": 3}, headers=fan.auth)
+    again2 = await stack.client.get(FORYOU, params={"limit": 3, "cursor": cursor}, headers=fan.auth)
+    assert (again.content, again2.content) == (first.content, second.content)
+    assert again.headers["content-type"] == first.headers["content-type"] == "application/json"
+    assert again.headers["x-request-id"]
+    assert len(built) == 2
+    # Another page size is another page: the route builds it.
+    assert (
+        await stack.client.get(FORYOU, params={"limit": 4}, headers=fan.auth)
+    ).status_code == 200
+    assert len(built) == 3
+    # Bad queries are the route's to refuse, cached page or not.
+    assert_problem(await stack.client.get(FORYOU, params={"limit": 0}, headers=fan.auth), 422)
+    assert_problem(await stack.client.get(FORYOU, params={"cursor": "%%%"}, headers=fan.auth), 422)
+    # A session evicted from the cache is resolved from the database, the page still served.
+    await stack.backends.cache.delete(session_cache_key(token_hash(fan.token)))
+    assert (await stack.client.get(FORYOU, params={"limit": 3}, headers=fan.auth)).content == (
+        first.content
+    )
+    # A revoked token is refused at once, even for a cached page.
+    assert (await stack.client.delete("/v1/sessions/current", headers=fan.auth)).status_code == 204
+    assert_problem(await stack.client.get(FORYOU, params={"limit": 3}, headers=fan.auth), 401)
+    assert_problem(await stack.client.get(FORYOU, params={"limit": 3}), 401)
+
+
+async def test_cached_for_you_reads_draw_the_users_bucket(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_catalog(stack, creators=2, per_creator=2)
+    fan = await stack.sign_up("fan")
+    monkeypatch.setenv("REELPLANE_RATE_LIMIT_USER_BURST", "3")
+    monkeypatch.setenv("REELPLANE_RATE_LIMIT_USER_PER_S", "0.5")
+    async with running_app(stack.settings, stack.backends) as (_, client):
+        codes = [
+            (await client.get(FORYOU, params={"limit": 2}, headers=fan.auth)).status_code
+            for _ in range(5)
+        ]
+        assert codes == [200, 200, 200, 429, 429]
+        r = await client.get(FORYOU, params={"limit": 2}, headers=fan.auth)
+        body = assert_problem(r, 429)
+        assert "user limit" in str(body["detail"]) and int(r.headers["retry-after"]) >= 1

@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 
 from reelplane.errors import InvalidInput
 from reelplane.ports.cache import (
+    USER_PLACEHOLDER,
+    Bucket,
+    GateOutcome,
     TokenBucketState,
     TokenDecision,
     bucket_ttl_s,
+    principal_user_id,
     take_from_bucket,
 )
 
@@ -60,14 +64,14 @@ class MemoryCache:
             raise InvalidInput(f"cache key {key!r} does not hold a string")
         return entry.value if entry else None
 
+    def _plain(self, key: str) -> bytes | None:
+        """Like one key of MGET: a key of another type reads as missing."""
+        entry = self._live(key)
+        plain = entry is not None and entry.zset is None and entry.bucket is None
+        return entry.value if entry is not None and plain else None
+
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        # Like MGET: a key of another type reads as missing.
-        out: list[bytes | None] = []
-        for k in keys:
-            entry = self._live(k)
-            plain = entry is not None and entry.zset is None and entry.bucket is None
-            out.append(entry.value if entry is not None and plain else None)
-        return out
+        return [self._plain(k) for k in keys]
 
     async def set(
         self, key: str, value: bytes, *, ttl_s: float | None = None, only_if_absent: bool = False
@@ -140,6 +144,40 @@ class MemoryCache:
         return ranked[: max(0, limit)]
 
     async def take_tokens(
+        self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
+    ) -> TokenDecision:
+        return self._take(key, capacity=capacity, refill_per_s=refill_per_s, cost=cost)
+
+    async def gate(
+        self,
+        buckets: list[Bucket],
+        *,
+        principal_key: str | None = None,
+        user_bucket: Bucket | None = None,
+        reads: list[str] | None = None,
+    ) -> GateOutcome:
+        # No await from here to the end: atomic, as the Redis script is.
+        for b in buckets:
+            decision = self._take(b.key, capacity=b.capacity, refill_per_s=b.refill_per_s)
+            if not decision.allowed:
+                return GateOutcome(refused=b.key, retry_after_s=decision.retry_after_s)
+        principal = self._plain(principal_key) if principal_key is not None else None
+        user_id = principal_user_id(principal) if principal is not None else None
+        if user_id is None:
+            return GateOutcome(principal=principal)
+        if user_bucket is not None:
+            key = user_bucket.key.replace(USER_PLACEHOLDER, user_id)
+            decision = self._take(
+                key, capacity=user_bucket.capacity, refill_per_s=user_bucket.refill_per_s
+            )
+            if not decision.allowed:
+                return GateOutcome(
+                    refused=key, retry_after_s=decision.retry_after_s, principal=principal
+                )
+        values = tuple(self._plain(k.replace(USER_PLACEHOLDER, user_id)) for k in reads or [])
+        return GateOutcome(principal=principal, values=values)
+
+    def _take(
         self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
     ) -> TokenDecision:
         entry = self._live(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,37 +13,96 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ResponseError
 
 from reelplane.errors import InvalidInput
-from reelplane.ports.cache import TokenDecision, bucket_ttl_s
+from reelplane.ports.cache import USER_PLACEHOLDER, Bucket, GateOutcome, TokenDecision, bucket_ttl_s
 
-# `take_from_bucket` (reelplane.ports.cache) as one atomic script, on the server's
-# clock so every gateway replica sees the same time. The bucket is a hash
-# {tokens, updated_ms}; a missing one starts full.
-# KEYS[1] bucket; ARGV: capacity, refill_per_s, cost, ttl_ms.
-# Returns {allowed (0|1), tokens_left, retry_after_s} (floats as strings).
-_TAKE_TOKENS_LUA = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+assert USER_PLACEHOLDER == "{user}"  # written literally in _GATE_LUA
+
+# `take_from_bucket` (reelplane.ports.cache) in Lua, on the server's clock so every
+# gateway replica sees the same time. A bucket is a hash {tokens, updated_ms}; a
+# missing one starts full. Returns allowed (0|1), tokens left, seconds to wait.
+_BUCKET_LUA = """
+local function take(key, capacity, rate, cost, ttl_ms, now_ms)
+  local state = redis.call('HMGET', key, 'tokens', 'updated_ms')
+  local tokens = capacity
+  if state[1] then
+    local elapsed_s = math.max(0, now_ms - tonumber(state[2])) / 1000
+    tokens = math.min(capacity, tonumber(state[1]) + elapsed_s * rate)
+  end
+  local allowed = 0
+  local wait_s = 0
+  if tokens >= cost then
+    tokens = tokens - cost
+    allowed = 1
+  else
+    wait_s = (cost - tokens) / rate
+  end
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'updated_ms', tostring(now_ms))
+  redis.call('PEXPIRE', key, ttl_ms)
+  return allowed, tokens, wait_s
+end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated_ms')
-local tokens = capacity
-if state[1] then
-  local elapsed_s = math.max(0, now_ms - tonumber(state[2])) / 1000
-  tokens = math.min(capacity, tonumber(state[1]) + elapsed_s * rate)
-end
-local allowed = 0
-local wait_s = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  wait_s = (cost - tokens) / rate
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated_ms', tostring(now_ms))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+"""
+
+# KEYS[1] bucket; ARGV: capacity, refill_per_s, cost, ttl_ms.
+# Returns {allowed (0|1), tokens_left, retry_after_s} (floats as strings).
+_TAKE_TOKENS_LUA = (
+    _BUCKET_LUA
+    + """
+local allowed, tokens, wait_s = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
+                                     tonumber(ARGV[3]), ARGV[4], now_ms)
 return {allowed, tostring(tokens), tostring(wait_s)}
 """
+)
+
+# `Cache.gate`. ARGV[1] is one JSON array (one argument packs faster than many):
+# [buckets, principal key or null, user bucket or null, read templates], a bucket
+# being [key, capacity, refill_per_s, ttl_ms]. The user bucket and the reads are
+# named only once the principal is known, so no key is declared in KEYS (fine on
+# one Redis; Redis Cluster would need them in one slot).
+# Returns {refused key or false, wait_s, principal or false, read values...}.
+_GATE_LUA = (
+    _BUCKET_LUA
+    + """
+local req = cjson.decode(ARGV[1])
+for _, b in ipairs(req[1]) do
+  local allowed, _, wait_s = take(b[1], b[2], b[3], 1, b[4], now_ms)
+  if allowed == 0 then return {b[1], tostring(wait_s), false} end
+end
+if type(req[2]) ~= 'string' then return {false, '0', false} end
+local principal = redis.call('MGET', req[2])[1]
+if not principal then return {false, '0', false} end
+local ok, decoded = pcall(cjson.decode, principal)
+local user_id = ok and type(decoded) == 'table' and decoded['user_id']
+if type(user_id) ~= 'string' or user_id == '' then return {false, '0', principal} end
+local user = string.gsub(user_id, '%%', '%%%%')
+local ub = req[3]
+if type(ub) == 'table' then
+  local key = string.gsub(ub[1], '{user}', user)
+  local allowed, _, wait_s = take(key, ub[2], ub[3], 1, ub[4], now_ms)
+  if allowed == 0 then return {key, tostring(wait_s), principal} end
+end
+local reply = {false, '0', principal}
+local keys = {}
+for i, k in ipairs(req[4]) do keys[i] = string.gsub(k, '{user}', user) end
+if #keys > 0 then
+  local values = redis.call('MGET', unpack(keys))
+  for i = 1, #keys do reply[3 + i] = values[i] end
+end
+return reply
+"""
+)
+
+
+def _bucket(b: Bucket) -> list[str | float | int]:
+    if b.capacity < 1 or b.refill_per_s <= 0:
+        raise ValueError("need capacity >= 1 and refill_per_s > 0")
+    return [
+        b.key,
+        b.capacity,
+        b.refill_per_s,
+        max(1, int(bucket_ttl_s(b.capacity, b.refill_per_s) * 1000)),
+    ]
 
 
 @dataclass
@@ -72,6 +132,7 @@ class RedisCache:
         )
         self._client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
         self._take_tokens = self._client.register_script(_TAKE_TOKENS_LUA)
+        self._gate = self._client.register_script(_GATE_LUA)
 
     async def ping(self) -> None:
         await self._client.ping()
@@ -156,6 +217,32 @@ class RedisCache:
             raise InvalidInput(f"cache key {key!r} does not hold a token bucket: {exc}") from None
         allowed, left, wait = reply
         return TokenDecision(bool(int(allowed)), float(left), float(wait))
+
+    async def gate(
+        self,
+        buckets: list[Bucket],
+        *,
+        principal_key: str | None = None,
+        user_bucket: Bucket | None = None,
+        reads: list[str] | None = None,
+    ) -> GateOutcome:
+        request = [
+            [_bucket(b) for b in buckets],
+            principal_key,
+            _bucket(user_bucket) if user_bucket is not None else None,
+            reads or [],
+        ]
+        try:
+            reply: list[bytes | None] = await self._gate(args=[json.dumps(request)])
+        except ResponseError as exc:
+            raise InvalidInput(f"a rate-limit key does not hold a token bucket: {exc}") from None
+        refused, wait, principal, *values = reply
+        return GateOutcome(
+            refused=refused.decode() if refused is not None else None,
+            retry_after_s=float(wait or 0),
+            principal=principal,
+            values=tuple(values) if principal is not None and refused is None else (),
+        )
 
     async def publish(self, channel: str, message: bytes) -> int:
         return int(await self._client.publish(channel, message))

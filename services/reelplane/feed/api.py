@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from reelplane.auth import CurrentUser
 from reelplane.backends import Backends
 from reelplane.engagement.tables import TABLES as ENGAGEMENT_TABLES
+from reelplane.errors import InvalidInput
 from reelplane.feed.consumers import (
     FeedContext,
     consume_completions,
@@ -16,12 +18,21 @@ from reelplane.feed.consumers import (
     consume_follows,
 )
 from reelplane.feed.following import following_page
-from reelplane.feed.foryou import foryou_page
+from reelplane.feed.foryou import (
+    FORYOU_LIMIT_DEFAULT,
+    FORYOU_LIMIT_MAX,
+    ForYouCursor,
+    cached_page,
+    cached_page_keys,
+    foryou_page,
+)
 from reelplane.feed.items import FeedPage
 from reelplane.feed.recommender import HttpRecommender, Recommender
 from reelplane.feed.timelines import TIMELINES
+from reelplane.gateway.cursors import decode_cursor
 from reelplane.gateway.tables import ensure_tables_once
-from reelplane.http.services import Service
+from reelplane.http.services import CachedPlan, CachedRead, Service
+from reelplane.ports.cache import USER_PLACEHOLDER
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
 
@@ -78,7 +89,7 @@ async def foryou(
     user: CurrentUser,
     request: Request,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    limit: Annotated[int, Query(ge=1, le=FORYOU_LIMIT_MAX)] = FORYOU_LIMIT_DEFAULT,
 ) -> Response:
     """Recommended videos under the diversity rules; pages are cached for 300 s
     and a cursor never repeats a video of the pages before it."""
@@ -94,8 +105,26 @@ async def foryou(
     return Response(content=body, media_type="application/json")
 
 
+def foryou_cached_plan(query: Mapping[str, str]) -> CachedPlan | None:
+    """The edge's plan for a For You request (`CachedRead`): the page-cache keys,
+    or None for a query the route must answer (bad limit or cursor: its 422/400)."""
+    try:
+        limit = int(query.get("limit", FORYOU_LIMIT_DEFAULT))
+        cursor = query.get("cursor")
+        position = decode_cursor(ForYouCursor, cursor) if cursor else None
+    except (ValueError, InvalidInput):
+        return None
+    if not 1 <= limit <= FORYOU_LIMIT_MAX:
+        return None
+    return CachedPlan(
+        keys=cached_page_keys(USER_PLACEHOLDER, position, limit),
+        answer=lambda values: cached_page(position, limit, values),
+    )
+
+
 SERVICE = Service(
     "feed",
     routers=[router],
     background=[consume_fanout, consume_follows, consume_completions],
+    cached_reads=[CachedRead("/v1/feed/foryou", foryou_cached_plan)],
 )

@@ -53,6 +53,9 @@ COMPLETED_CAP = 500
 COMPLETIONS_READ = 1000
 #: Followed creators whose videos are candidates, at most.
 FOLLOWED_CREATORS_MAX = 500
+#: Videos per page: the default, and the most a request may ask for.
+FORYOU_LIMIT_DEFAULT = 10
+FORYOU_LIMIT_MAX = 50
 
 
 class SessionItem(BaseModel):
@@ -70,6 +73,28 @@ class ForYouCursor(BaseModel):
     s: str  # session id
     o: int = Field(ge=0, le=100_000)  # offset in the session
     r: list[SessionItem] = Field(default_factory=list, max_length=20)  # the reader's last items
+
+
+def cached_page_keys(user_id: str, position: ForYouCursor | None, limit: int) -> list[str]:
+    """The cache keys that hold the page a request asks for (see `cached_page`)."""
+    if position is None:
+        return [first_page_key(user_id)]
+    return [current_key(user_id), page_key(user_id, position.s, position.o, limit)]
+
+
+def cached_page(
+    position: ForYouCursor | None, limit: int, values: tuple[bytes | None, ...]
+) -> bytes | None:
+    """The cached page's bytes from the values of `cached_page_keys`, or None
+    when it is not cached (or belongs to a session that is no longer current)."""
+    if position is None:
+        raw = values[0] if values else None
+        if raw is None:
+            return None
+        header, _, body = raw.partition(b"\n")
+        return body if header.split(b" ")[-1] == str(limit).encode() else None
+    current, cached = values if len(values) == 2 else (None, None)
+    return cached if cached is not None and current == position.s.encode() else None
 
 
 def session_key(user_id: str) -> str:
@@ -275,19 +300,10 @@ async def foryou_page(
     """The JSON bytes of one For You page (a FeedPage), from the page cache when
     it has them."""
     position = decode_cursor(ForYouCursor, cursor) if cursor else None
-    # The cached paths: one cache round trip each.
-    if position is None:
-        raw = await backends.cache.get(first_page_key(user_id))
-        if raw is not None:
-            header, _, body = raw.partition(b"\n")
-            if header.split(b" ")[-1] == str(limit).encode():
-                return body
-    else:
-        current, cached = await backends.cache.get_many(
-            [current_key(user_id), page_key(user_id, position.s, position.o, limit)]
-        )
-        if cached is not None and current == position.s.encode():
-            return cached
+    # The cached path: one cache round trip (the edge usually answers it first).
+    values = await backends.cache.get_many(cached_page_keys(user_id, position, limit))
+    if (body := cached_page(position, limit, tuple(values))) is not None:
+        return body
     session = await _load_session(backends.cache, user_id)
     if session is not None and position is None:
         offset = 0

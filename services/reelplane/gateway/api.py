@@ -11,7 +11,6 @@ import uuid
 from datetime import datetime
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,13 +22,10 @@ from reelplane.events.envelope import VideoDeleted, VideoDeletedPayload, utc_now
 from reelplane.events.publisher import EventPublisher
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
 from reelplane.gateway.authz import ensure_owner
-from reelplane.gateway.ratelimit import RateLimitMiddleware
 from reelplane.gateway.settings import GatewaySettings, load_section
 from reelplane.http.services import Service
 from reelplane.schema import users, videos
 from reelplane.settings import Settings
-from reelplane.upload.tus import ALLOWED_REQUEST_HEADERS as TUS_REQUEST_HEADERS
-from reelplane.upload.tus import EXPOSED_HEADERS as TUS_EXPOSED_HEADERS
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 
@@ -189,30 +185,13 @@ async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Re
 
 
 def configure(app: FastAPI, settings: Settings) -> None:
-    """Mount the gateway's cross-cutting parts: rate limits, CORS, password hasher."""
+    """The gateway's password hasher (its edge, CORS and rate limits, is every
+    service's: `reelplane.gateway.edge`)."""
     gateway = load_section(GatewaySettings)
-    app.state.gateway_settings = gateway
     app.state.passwords = Passwords(
         time_cost=gateway.password_time_cost,
         memory_kib=gateway.password_memory_kib,
         parallelism=gateway.password_parallelism,
-    )
-    app.add_middleware(RateLimitMiddleware, settings=gateway)
-    # Added last, so outermost: refusals (401, 429) carry CORS headers too and a
-    # browser can read them.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=gateway.cors_allowed_origins,
-        # tus clients in browsers need HEAD, the Upload-*/Tus-* request headers
-        # and to read the tus response headers (offset, location).
-        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=sorted(
-            {"authorization", "content-type", "x-request-id"}
-            | {h.lower() for h in TUS_REQUEST_HEADERS}
-        ),
-        expose_headers=["x-request-id", "retry-after", *TUS_EXPOSED_HEADERS],
-        allow_credentials=False,  # bearer tokens, not cookies
-        max_age=600,
     )
 
 

@@ -12,12 +12,14 @@ from typing import Literal
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import reelplane
 from reelplane.backends import Backends, open_backends
-from reelplane.http.problems import install_problem_handlers
+from reelplane.gateway.edge import install_edge
+from reelplane.http.problems import install_problem_handlers, problem_response
 from reelplane.http.services import SERVICES, BackgroundTask, load_service, load_worker
 from reelplane.settings import Settings
 
@@ -67,6 +69,55 @@ def _health_router(services: list[str]) -> APIRouter:
         )
 
     return router
+
+
+class RequestIdMiddleware:
+    """Pure ASGI: a request id (the client's `x-request-id` or a new one) on the
+    response and in every log line of the request, one access-log line per
+    request, and a problem+json 500 for an error nothing else handled."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("x-request-id", request_id)
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", path=scope["path"])
+            if status == 0:  # nothing sent yet: the client gets a problem, not a reset
+                response = problem_response(
+                    Request(scope),
+                    500,
+                    "internal-error",
+                    "Internal error",
+                    "an unexpected error occurred",
+                )
+                await response(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+            log.info(
+                "request",
+                request_id=request_id,
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
 
 
 def create_app(
@@ -130,33 +181,6 @@ def create_app(
         for hook in service.configure:
             hook(app, settings)
 
-    @app.middleware("http")
-    async def request_id_and_access_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        started = time.perf_counter()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("unhandled error", path=request.url.path)
-            response = JSONResponse(
-                {"type": "about:blank", "title": "Internal error", "status": 500},
-                status_code=500,
-                media_type="application/problem+json",
-            )
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
-        response.headers["x-request-id"] = request_id
-        log.info(
-            "request",
-            request_id=request_id,
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return response
-
+    install_edge(app, [r for s in loaded for r in s.cached_reads])
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost
     return app

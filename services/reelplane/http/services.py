@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,11 +35,36 @@ WORKERS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class CachedPlan:
+    """How to answer one request from the cache: the keys to read (with
+    `reelplane.ports.cache.USER_PLACEHOLDER` for the caller's user id) and a
+    function from their values to the response body, or None when the cache
+    cannot answer (the route then does)."""
+
+    keys: list[str]
+    answer: Callable[[tuple[bytes | None, ...]], bytes | None]
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    """A signed-in GET that the edge answers from the cache before routing, in
+    the same cache round trip that checks the session and the rate limits.
+    `plan` gets the query parameters and returns None for any query it does not
+    serve (the route answers those, errors included). Its answers must be the
+    bytes the route would return (`media_type`, status 200)."""
+
+    path: str
+    plan: Callable[[Mapping[str, str]], CachedPlan | None]
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     routers: list[APIRouter] = field(default_factory=list)
     background: list[BackgroundTask] = field(default_factory=list)
     configure: list[AppHook] = field(default_factory=list)
+    cached_reads: list[CachedRead] = field(default_factory=list)
 
 
 def load_service(name: str) -> Service:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -54,6 +55,44 @@ def take_from_bucket(
         return TokenBucketState(left, now_ms), TokenDecision(True, left, 0.0)
     wait_s = (cost - tokens) / refill_per_s
     return TokenBucketState(tokens, now_ms), TokenDecision(False, tokens, wait_s)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket to draw one token from: `capacity` tokens at most,
+    refilled at `refill_per_s` tokens/s."""
+
+    key: str
+    capacity: float
+    refill_per_s: float
+
+
+#: In `Cache.gate`, this placeholder in a key stands for the resolved user id.
+USER_PLACEHOLDER = "{user}"
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """What `Cache.gate` found. `refused` is the key of the bucket that said no
+    (with the user id filled in), with `retry_after_s`; `principal` the raw value
+    at the principal key (None when absent); `values` the reads, in order (empty
+    unless the principal was found and its bucket allowed the request)."""
+
+    refused: str | None = None
+    retry_after_s: float = 0.0
+    principal: bytes | None = None
+    values: tuple[bytes | None, ...] = ()
+
+
+def principal_user_id(raw: bytes) -> str | None:
+    """The `user_id` of a principal value as `Cache.gate` reads it (a JSON
+    object), or None when it is not one."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    user_id = data.get("user_id") if isinstance(data, dict) else None
+    return user_id if isinstance(user_id, str) and user_id else None
 
 
 def bucket_ttl_s(capacity: float, refill_per_s: float) -> float:
@@ -112,6 +151,21 @@ class Cache(Protocol):
         """Atomically take `cost` tokens from the token bucket at key
         (`take_from_bucket`, with the cache server's clock). The key expires
         once the bucket would be full again."""
+
+    async def gate(
+        self,
+        buckets: list[Bucket],
+        *,
+        principal_key: str | None = None,
+        user_bucket: Bucket | None = None,
+        reads: list[str] | None = None,
+    ) -> GateOutcome:
+        """One atomic step (one round trip on Redis) for a request at the edge:
+        take a token from each of `buckets` in order, stopping at the first
+        refusal; then read `principal_key` (a JSON object with a `user_id`); when
+        it is there, take a token from `user_bucket` and, if allowed, read
+        `reads`. In the keys of `user_bucket` and `reads`, `USER_PLACEHOLDER`
+        stands for the principal's user id."""
 
     async def publish(self, channel: str, message: bytes) -> int:
         """Publish to a channel; return the number of receivers."""
