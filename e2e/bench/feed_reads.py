@@ -1,14 +1,15 @@
 """Feed benchmarks on the real servers (MariaDB, Redis, Cassandra).
 
-    .venv/bin/python -m e2e.bench.feed_reads [--seconds 8] [--followers 100000] [--json PATH]
+    .venv/bin/python -m e2e.bench.feed_reads [--rounds 5] [--followers 100000] [--json PATH]
 
 1. Cached For You reads under concurrent load through the whole stack (uvicorn,
-   gateway rate limits and session check, feed handler, page cache), against a
+   the edge's rate limits and session check, the page cache), against a
    baseline measured in the same run: a minimal ASGI app answering the same
    bytes from the same Redis key. Each server runs in its own process (uvloop,
    httptools); a raw keep-alive HTTP/1.1 client measures maximum throughput
-   (closed loop) and then latency at 80% of that rate (open loop: latency counts
-   from the scheduled send time, so queueing is not hidden).
+   (closed loop, --rounds back-to-back baseline/stack pairs; the ratio is the
+   median pair's) and then latency at 80% of the best rate (open loop: latency
+   counts from the scheduled send time, so queueing is not hidden).
 2. Uncached For You assembly (candidates, ranking, diversity, hydration), p50/p99.
 3. Fan-out of one video from a creator with --followers followers into
    Cassandra timelines: timeline inserts/s and the time until the last
@@ -401,7 +402,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.update({k: v for k, v in env.items() if k.startswith("REELPLANE_")})
     settings = Settings()
     backends = await open_backends(settings)
-    results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(), "cpus": os.cpu_count()}
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
     try:
         await seed_catalog(backends, creators=args.creators, per_creator=args.per_creator)
         uid, token = await new_reader(backends)
@@ -428,16 +433,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ).encode()
             base_req = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
             with child(["serve-baseline", str(base_port), redis_url, key], env, base_port):
+                targets = {"baseline": (base_port, base_req), "stack": (app_port, stack_req)}
+                for port, req in targets.values():
+                    await load("warm-up", port, req, concurrency=8, seconds=1)
+                # Rounds of back-to-back pairs: a burst of load from a neighbour on
+                # this shared machine hits one pair, and the median ratio shrugs it off.
+                rounds: list[dict[str, LoadResult]] = []
+                for _ in range(args.rounds):
+                    pair = {}
+                    for target, (port, req) in targets.items():
+                        pair[target] = await load(
+                            target, port, req, concurrency=args.concurrency, seconds=args.seconds
+                        )
+                    rounds.append(pair)
+                ratios = sorted(r["stack"].rps / r["baseline"].rps for r in rounds)
+                best = {t: max((r[t] for r in rounds), key=lambda x: x.rps) for t in targets}
                 loads: list[LoadResult] = []
-                for target, port, req in (
-                    ("baseline", base_port, base_req),
-                    ("stack", app_port, stack_req),
-                ):
-                    await load(target, port, req, concurrency=8, seconds=1)  # warm up
-                    best = await load(
-                        target, port, req, concurrency=args.concurrency, seconds=args.seconds
-                    )
-                    loads.append(best)
+                for target, (port, req) in targets.items():
+                    loads.append(best[target])
                     loads.append(
                         await load(
                             target,
@@ -445,12 +458,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             req,
                             concurrency=args.concurrency,
                             seconds=args.seconds,
-                            rate=0.8 * best.rps,
+                            rate=0.8 * best[target].rps,
                         )
                     )
+        results["round_ratios"] = [round(x, 3) for x in ratios]
         results["load"] = [asdict(r) for r in loads]
         by = {(r.target, r.mode): r for r in loads}
-        results["throughput_ratio"] = by["stack", "max"].rps / by["baseline", "max"].rps
+        results["throughput_ratio"] = ratios[len(ratios) // 2]  # the median round
         results["stack_p99_at_80pct_ms"] = by["stack", "80%"].p99_ms
         results["uncached_assembly"] = await uncached_assembly(backends, args.assembly_runs)
         results["fanout"] = await fanout(backends, args.followers)
@@ -473,7 +487,11 @@ def print_table(r: dict[str, Any]) -> None:
         )
     ok_ratio = "ok" if r["throughput_ratio"] >= 0.7 else "below goal"
     ok_p99 = "ok" if r["stack_p99_at_80pct_ms"] <= 50 else "above goal"
-    print(f"stack/baseline throughput: {r['throughput_ratio']:.2f} (goal >= 0.70: {ok_ratio})")
+    print(
+        f"stack/baseline throughput, median of {len(r['round_ratios'])} back-to-back rounds: "
+        f"{r['throughput_ratio']:.2f} (goal >= 0.70: {ok_ratio}); rounds {r['round_ratios']}"
+    )
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in r['load_average_at_start'])}")
     print(f"stack p99 at 80% load: {r['stack_p99_at_80pct_ms']:.1f} ms (goal <= 50: {ok_p99})")
     a = r["uncached_assembly"]
     print(
@@ -495,7 +513,8 @@ def main() -> None:
         serve_baseline(int(sys.argv[2]), sys.argv[3], sys.argv[4])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per load run")
+    parser.add_argument("--rounds", type=int, default=5, help="baseline/stack pairs")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--limit", type=int, default=10, help="For You page size")
     parser.add_argument("--creators", type=int, default=50)

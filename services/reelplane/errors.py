@@ -99,3 +99,19 @@ class RangeNotSatisfiable(ReelplaneError):
     status = 416
     slug = "range-not-satisfiable"
     title = "Range not satisfiable"
+
+
+class MisdirectedRequest(ReelplaneError):
+    """The request reached a replica that does not serve it (e.g. another feed shard's user)."""
+
+    status = 421
+    slug = "misdirected-request"
+    title = "Misdirected request"
+
+
+class UpstreamUnavailable(ReelplaneError):
+    """The service a request is routed to could not be reached."""
+
+    status = 502
+    slug = "upstream-unavailable"
+    title = "Bad gateway"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,24 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from reelplane.backends import open_backends
 from reelplane.http.app import create_app
 from reelplane.schema import likes, users, videos
 from tests.conftest import embedded_settings
+from tests.helpers import serving
 from tests.social.conftest import SOCIAL_SERVICES, TEST_ENV, Stack, eventually_ok
 
 pytestmark = pytest.mark.embedded
 
 REELPLANE = str(Path(sys.executable).parent / "reelplane")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -44,20 +36,10 @@ async def served(
     settings = embedded_settings(tmp_path)
     backends = await open_backends(settings)
     app = create_app(settings, SOCIAL_SERVICES, backends=backends)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    base = f"http://127.0.0.1:{port}"
     try:
-        while not server.started:
-            assert not task.done(), "uvicorn did not start"
-            await asyncio.sleep(0.05)
-        async with httpx.AsyncClient(base_url=base) as client:
+        async with serving(app) as base, httpx.AsyncClient(base_url=base) as client:
             yield Stack("embedded", settings, backends, app, client), base
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
         await backends.close()
 
 

@@ -36,3 +36,15 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- .Values.serviceAccount.name | default "default" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Where the gateway routes each other enabled service (JSON for REELPLANE_SERVICE_URLS). */}}
+{{- define "reelplane.serviceUrls" -}}
+{{- $root := . -}}
+{{- $urls := dict -}}
+{{- range $name, $svc := .Values.services -}}
+{{- if and $svc.enabled (ne $name "gateway") -}}
+{{- $_ := set $urls $name (printf "http://%s" (include "reelplane.serviceName" (dict "root" $root "name" $name))) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $urls -}}
+{{- end -}}

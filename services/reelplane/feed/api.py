@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from reelplane.auth import CurrentUser
 from reelplane.backends import Backends
 from reelplane.engagement.tables import TABLES as ENGAGEMENT_TABLES
-from reelplane.errors import InvalidInput
+from reelplane.errors import InvalidInput, MisdirectedRequest
 from reelplane.feed.consumers import (
     FeedContext,
     consume_completions,
@@ -28,6 +28,7 @@ from reelplane.feed.foryou import (
 )
 from reelplane.feed.items import FeedPage
 from reelplane.feed.recommender import HttpRecommender, Recommender
+from reelplane.feed.shards import shard_of
 from reelplane.feed.timelines import TIMELINES
 from reelplane.gateway.cursors import decode_cursor
 from reelplane.gateway.tables import ensure_tables_once
@@ -64,6 +65,17 @@ def recommender_of(request: Request) -> Recommender | None:
     return recommender
 
 
+def ensure_served_here(ctx: FeedContext, user_id: str) -> None:
+    """A sharded feed serves only its own users (the gateway routes by the same
+    rule); another shard's user gets 421, which says to ask the right one."""
+    if not ctx.serves(user_id):
+        count = ctx.feed.feed_shard_count
+        raise MisdirectedRequest(
+            f"this feed is shard {ctx.feed.feed_shard_index} of {count}; the user's feed "
+            f"is served by shard {shard_of(user_id, count)}"
+        )
+
+
 @router.get("/following", response_model=FeedPage, summary="Following feed")
 async def following(
     user: CurrentUser,
@@ -73,10 +85,10 @@ async def following(
 ) -> FeedPage:
     """Videos of the creators you follow, newest first (never cached: a follow
     or unfollow shows on the next read)."""
+    ctx = feed_context(request)
+    ensure_served_here(ctx, user.user_id)
     await ensure_tables_once(request, [TIMELINES])
-    return await following_page(
-        _backends(request), feed_context(request), user.user_id, cursor, limit
-    )
+    return await following_page(_backends(request), ctx, user.user_id, cursor, limit)
 
 
 @router.get(
@@ -93,10 +105,12 @@ async def foryou(
 ) -> Response:
     """Recommended videos under the diversity rules; pages are cached for 300 s
     and a cursor never repeats a video of the pages before it."""
+    ctx = feed_context(request)
+    ensure_served_here(ctx, user.user_id)
     await ensure_tables_once(request, ENGAGEMENT_TABLES)
     body = await foryou_page(
         _backends(request),
-        feed_context(request),
+        ctx,
         user.user_id,
         cursor,
         limit,

@@ -26,6 +26,7 @@ from reelplane.events.runner import Handler
 from reelplane.feed import foryou, timelines
 from reelplane.feed.core import TimelineEntry
 from reelplane.feed.settings import FeedSettings
+from reelplane.feed.shards import in_shard
 from reelplane.feed.timelines import TIMELINES, TimelinePolicy
 from reelplane.gateway.settings import load_section
 from reelplane.graph import store as graph_store
@@ -73,6 +74,16 @@ class FeedContext:
             load_section(GraphSettings),
             load_section(EngagementSettings),
         )
+
+    def serves(self, user_id: str) -> bool:
+        """Whether this feed's shard serves user_id (always, unsharded)."""
+        return in_shard(user_id, self.feed.feed_shard_index, self.feed.feed_shard_count)
+
+    def group(self, base: str) -> str:
+        """A consumer group of this shard: each shard reads every event for its own users."""
+        if self.feed.feed_shard_count <= 1:
+            return base
+        return f"{base}-shard-{self.feed.feed_shard_index}-of-{self.feed.feed_shard_count}"
 
     @property
     def policy(self) -> TimelinePolicy:
@@ -132,7 +143,8 @@ async def fan_out(
         )
         if not batch:
             break
-        written += await timelines.push(backends.widerow, [f for _, f in batch], entry, ctx.policy)
+        mine = [f for _, f in batch if ctx.serves(f)]
+        written += await timelines.push(backends.widerow, mine, entry, ctx.policy)
         after = batch[-1]
         await backends.cache.set(
             checkpoint_key(video_id),
@@ -160,6 +172,8 @@ def fanout_handler(
 async def backfill(backends: Backends, ctx: FeedContext, follower_id: str, creator_id: str) -> int:
     """Copy a newly followed normal creator's recent videos into the follower's
     timeline (celebrities are pulled at read time anyway). Returns rows written."""
+    if not ctx.serves(follower_id):
+        return 0
     counts = await graph_store.follower_counts(backends.database, [creator_id])
     if creator_tier(counts.get(creator_id, 0), ctx.graph.celebrity_follower_threshold) == (
         "celebrity"
@@ -198,7 +212,8 @@ def foryou_handler(backends: Backends, ctx: FeedContext) -> Handler:
         if not isinstance(event, VideoWatched):
             return
         p = event.payload
-        if is_completion(p.watched_ms, p.duration_ms, ctx.engagement.completion_ratio):
+        completed = is_completion(p.watched_ms, p.duration_ms, ctx.engagement.completion_ratio)
+        if completed and ctx.serves(p.user_id):
             await foryou.forget_completed(backends.cache, p.user_id, p.video_id)
 
     return handle
@@ -208,7 +223,11 @@ async def consume_fanout(backends: Backends, stop: asyncio.Event) -> None:
     ctx = FeedContext.load()
     await backends.widerow.ensure_tables([TIMELINES])
     await run_consumer(
-        backends, stop, topics=["videos"], group=FANOUT_GROUP, handler=fanout_handler(backends, ctx)
+        backends,
+        stop,
+        topics=["videos"],
+        group=ctx.group(FANOUT_GROUP),
+        handler=fanout_handler(backends, ctx),
     )
 
 
@@ -219,7 +238,7 @@ async def consume_follows(backends: Backends, stop: asyncio.Event) -> None:
         backends,
         stop,
         topics=["graph"],
-        group=BACKFILL_GROUP,
+        group=ctx.group(BACKFILL_GROUP),
         handler=backfill_handler(backends, ctx),
     )
 
@@ -230,6 +249,6 @@ async def consume_completions(backends: Backends, stop: asyncio.Event) -> None:
         backends,
         stop,
         topics=["engagement"],
-        group=FORYOU_GROUP,
+        group=ctx.group(FORYOU_GROUP),
         handler=foryou_handler(backends, ctx),
     )

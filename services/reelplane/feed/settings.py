@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings
 
 from reelplane.gateway.settings import SECTION_CONFIG
@@ -55,6 +55,17 @@ class FeedSettings(BaseSettings):
     feed_hashtag_max_in_window: int = Field(
         2, ge=1, description="Most items sharing a hashtag within the window. Default 2"
     )
+    feed_shard_count: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Feed shards in all (FeedShard `shardCount`); a shard serves the users "
+        "with hash(user_id) % count == index. Default 1: one feed serves everyone",
+    )
+    # After the count: its validator compares the two.
+    feed_shard_index: int = Field(
+        0, ge=0, description="This feed's shard (FeedShard `shardIndex`). Default 0"
+    )
     recommender_url: str = Field(
         "",
         description="Base URL of the recommender (ml-serving); empty: candidates come from "
@@ -63,3 +74,11 @@ class FeedSettings(BaseSettings):
     recommender_timeout_s: float = Field(
         0.15, gt=0, description="Recommender call budget; on timeout fall back. Default 0.15"
     )
+
+    @field_validator("feed_shard_index")
+    @classmethod
+    def _index_below_count(cls, index: int, info: ValidationInfo) -> int:
+        count = info.data.get("feed_shard_count", 1)
+        if index >= count:
+            raise ValueError(f"must be below the shard count ({count})")
+        return index

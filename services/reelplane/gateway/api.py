@@ -22,6 +22,7 @@ from reelplane.events.envelope import VideoDeleted, VideoDeletedPayload, utc_now
 from reelplane.events.publisher import EventPublisher
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
 from reelplane.gateway.authz import ensure_owner
+from reelplane.gateway.proxy import install_proxy
 from reelplane.gateway.settings import GatewaySettings, load_section
 from reelplane.http.services import Service
 from reelplane.schema import users, videos
@@ -185,9 +186,10 @@ async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Re
 
 
 def configure(app: FastAPI, settings: Settings) -> None:
-    """The gateway's password hasher (its edge, CORS and rate limits, is every
-    service's: `reelplane.gateway.edge`)."""
+    """The gateway's password hasher and its forwarding to the other services
+    (its edge, CORS and rate limits, is every service's: `reelplane.gateway.edge`)."""
     gateway = load_section(GatewaySettings)
+    install_proxy(app, gateway, app.state.mounted_services)
     app.state.passwords = Passwords(
         time_cost=gateway.password_time_cost,
         memory_kib=gateway.password_memory_kib,

@@ -54,7 +54,8 @@ class EdgeMiddleware:
         self.app = app
         self.settings = settings
         self.cached_reads = {r.path: r for r in cached_reads}
-        self.user_bucket = user_rule(USER_PLACEHOLDER, settings)
+        self.limits = settings.rate_limits_enabled
+        self.user_bucket = user_rule(USER_PLACEHOLDER, settings) if self.limits else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIX):
@@ -82,9 +83,11 @@ class EdgeMiddleware:
             headers.get("x-forwarded-for"),
             self.settings.trusted_proxy_hops,
         )
-        buckets = ip_rules(ip, scope["method"], scope["path"], self.settings)
+        buckets = ip_rules(ip, scope["method"], scope["path"], self.settings) if self.limits else []
         token = bearer_from_header(headers.get("authorization", ""))
         if token is None:
+            if not buckets:
+                return False
             outcome = await backends.cache.gate(buckets)
             if outcome.refused is not None:
                 raise refusal(outcome.refused, outcome.retry_after_s)
@@ -109,7 +112,7 @@ class EdgeMiddleware:
             # Not in the cache (or unreadable): the database decides, then the
             # user's bucket is drawn on its own.
             principal = await SessionStore(backends).resolve(token)
-            if principal is not None:
+            if principal is not None and self.limits:
                 await enforce(backends, user_rule(principal.user_id, self.settings))
         elif plan is not None and cached is not None:
             body = plan.answer(outcome.values)

@@ -57,6 +57,26 @@ class GatewaySettings(BaseSettings):
     rate_limit_auth_per_s: float = Field(
         0.2, gt=0, description="Sustained sign-up/log-in attempts per second per IP. Default 0.2"
     )
+    rate_limits_enabled: bool = Field(
+        True,
+        description="Draw the rate-limit buckets in this process. Behind the gateway, "
+        "which already drew them, a service turns this off (the chart does). Default true",
+    )
+    service_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where the gateway routes each service's requests (JSON object, "
+        'e.g. {"upload": "http://reelplane-upload"}); services mounted in the same process '
+        "are served in place. Default {}: every service in this process",
+    )
+    feed_shard_urls: list[str] = Field(
+        default_factory=list,
+        description="Base URL of each FeedShard's Service, by shard index (JSON list); "
+        "feed requests go to shard hash(user_id) % count. Default []: the one feed of "
+        "service_urls",
+    )
+    upstream_timeout_s: float = Field(
+        30, gt=0, description="Gateway-to-service read timeout, s. Default 30"
+    )
     trusted_proxy_hops: int = Field(
         0,
         ge=0,

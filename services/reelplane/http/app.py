@@ -95,6 +95,7 @@ class RequestIdMiddleware:
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
@@ -163,6 +164,8 @@ def create_app(
                     task.cancel()
                 except Exception:
                     log.exception("background task failed")
+            for close in app.state.closers:
+                await close()
             if owned:
                 await app.state.backends.close()
 
@@ -173,6 +176,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.mounted_services = chosen
+    app.state.closers = []  # async callables run at shutdown (clients a hook opened)
     install_problem_handlers(app)
     app.include_router(_health_router(chosen))
     for service in loaded:
