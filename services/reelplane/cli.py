@@ -7,6 +7,8 @@ to fix (a setting, a server) and a non-zero exit; no traceback wall.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic_settings import BaseSettings
 
 from reelplane.clitools import one_line_errors
 from reelplane.errors import ConfigError, ReelplaneError
+from reelplane.gateway.settings import load_section
 from reelplane.settings import Settings, load_settings, setting_name
 from reelplane.urls import redact
 
@@ -108,15 +112,39 @@ def migrate() -> None:
     click.echo("reelplane: schema is up to date")
 
 
+#: Every settings section beside the core one: (title, "module:class").
+SETTINGS_SECTIONS = (
+    ("gateway (edge, rate limits, routing)", "reelplane.gateway.settings:GatewaySettings"),
+    ("upload", "reelplane.upload.settings:UploadSettings"),
+    ("engagement", "reelplane.engagement.settings:EngagementSettings"),
+    ("graph", "reelplane.graph.settings:GraphSettings"),
+    ("feed", "reelplane.feed.settings:FeedSettings"),
+    ("transcode worker", "reelplane_transcode.settings:TranscodeSettings"),
+)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str) and "://" in value:
+        return redact(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
 @main.command("settings")
 @one_line_errors
 def show_settings() -> None:
-    """Print the effective settings (secrets redacted)."""
-    settings = load_settings()
-    for name, field in Settings.model_fields.items():
-        value = getattr(settings, name)
-        shown = redact(value) if isinstance(value, str) and "://" in value else value
-        click.echo(f"{setting_name(name)}={shown}    # {field.description or ''}")
+    """Print the effective settings of every section (secrets redacted)."""
+    sections: list[tuple[str, BaseSettings]] = [("core", load_settings())]
+    for title, target in SETTINGS_SECTIONS:
+        module, _, name = target.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        sections.append((title, load_section(cls)))
+    for title, values in sections:
+        click.echo(f"# {title}")
+        for name, field in type(values).model_fields.items():
+            value = _shown(getattr(values, name))
+            click.echo(f"{setting_name(name)}={value}    # {field.description or ''}")
 
 
 # -- real servers -------------------------------------------------------------------

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qs, urlsplit
+
+#: Query parameters whose values are secrets.
+_SECRET_QUERY = re.compile(r"([?&](?:secret_key|password)=)[^&#]*")
 
 
 def redact(url: str) -> str:
-    """The URL with any password (and secret_key query value) replaced by ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password:
-        netloc = netloc.replace(f":{parts.password}@", ":***@")
-    query = "&".join(
-        f"{k}=***" if k in {"secret_key", "password"} else f"{k}={v}"
-        for k, v in (pair.split("=", 1) if "=" in pair else (pair, "") for pair in _pairs(parts))
-    )
-    return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _pairs(parts: SplitResult) -> list[str]:
-    return [p for p in parts.query.split("&") if p]
+    """The URL with any password (and secret_key query value) replaced by ***;
+    everything else exactly as written."""
+    password = urlsplit(url).password
+    shown = url.replace(f":{password}@", ":***@", 1) if password else url
+    return _SECRET_QUERY.sub(r"\1***", shown)
 
 
 def query_params(url: str) -> dict[str, str]:

@@ -49,6 +49,24 @@ def test_unknown_scheme_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     ]
 
 
+def test_settings_lists_every_section_with_secrets_redacted(tmp_path: Path) -> None:
+    env = {
+        "REELPLANE_DATABASE_URL": "mysql+asyncmy://app:hunter2@db:3306/reelplane",
+        "REELPLANE_FEED_SHARD_COUNT": "4",
+    }
+    code, out, _ = run_cli("settings", env=env, cwd=tmp_path)
+    assert code == 0
+    sections = [line for line in out.splitlines() if line.startswith("# ")]
+    assert sections[0] == "# core" and "# feed" in sections and "# transcode worker" in sections
+    assert "REELPLANE_DATABASE_URL=mysql+asyncmy://app:***@db:3306/reelplane" in out
+    assert "hunter2" not in out
+    assert "REELPLANE_FEED_SHARD_COUNT=4 " in out
+    assert "REELPLANE_RATE_LIMIT_USER_BURST=100.0 " in out
+    code, _, err = run_cli("settings", env={"REELPLANE_FEED_SHARD_INDEX": "-1"}, cwd=tmp_path)
+    assert code == 2
+    assert err.strip().startswith("reelplane: error: REELPLANE_FEED_SHARD_INDEX: ")
+
+
 def test_unreachable_server_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     code, _, err = run_cli(

@@ -72,6 +72,12 @@ def test_invalid_values_name_the_setting(
 
 
 def test_redact_hides_passwords_and_secret_keys() -> None:
+    # Nothing secret: the URL exactly as written (no slash of an empty host lost).
+    assert (
+        redact("sqlite+aiosqlite:///.reelplane/db.sqlite")
+        == "sqlite+aiosqlite:///.reelplane/db.sqlite"
+    )
+    assert redact("memory://") == "memory://"
     assert redact("mysql+asyncmy://u:hunter2@h/db") == "mysql+asyncmy://u:***@h/db"
     shown = redact("s3://b?endpoint=http://h&access_key=AK&secret_key=SK")
     assert "SK" not in shown

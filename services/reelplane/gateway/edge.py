@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,7 +38,7 @@ from reelplane.gateway.ratelimit import (
     user_rule,
 )
 from reelplane.gateway.settings import GatewaySettings, load_section
-from reelplane.http.problems import problem_response
+from reelplane.http.problems import header, problem_response
 from reelplane.http.services import CachedPlan, CachedRead
 from reelplane.ports.cache import USER_PLACEHOLDER
 from reelplane.upload.tus import ALLOWED_REQUEST_HEADERS as TUS_REQUEST_HEADERS
@@ -75,16 +75,17 @@ class EdgeMiddleware:
     async def _gate(self, scope: Scope, send: Send) -> bool:
         """Draw the buckets and resolve the session; True when a cached read
         has already been answered."""
-        headers = Headers(scope=scope)
         backends: Backends = scope["app"].state.backends
-        peer = scope.get("client")
-        ip = client_ip(
-            peer[0] if peer else None,
-            headers.get("x-forwarded-for"),
-            self.settings.trusted_proxy_hops,
-        )
-        buckets = ip_rules(ip, scope["method"], scope["path"], self.settings) if self.limits else []
-        token = bearer_from_header(headers.get("authorization", ""))
+        buckets = []
+        if self.limits:
+            peer = scope.get("client")
+            ip = client_ip(
+                peer[0] if peer else None,
+                header(scope, b"x-forwarded-for"),
+                self.settings.trusted_proxy_hops,
+            )
+            buckets = ip_rules(ip, scope["method"], scope["path"], self.settings)
+        token = bearer_from_header(header(scope, b"authorization") or "")
         if token is None:
             if not buckets:
                 return False

@@ -13,13 +13,13 @@ from typing import Literal
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import reelplane
 from reelplane.backends import Backends, open_backends
 from reelplane.gateway.edge import install_edge
-from reelplane.http.problems import install_problem_handlers, problem_response
+from reelplane.http.problems import header, install_problem_handlers, problem_response
 from reelplane.http.services import SERVICES, BackgroundTask, load_service, load_worker
 from reelplane.settings import Settings
 
@@ -83,7 +83,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
+        request_id = header(scope, b"x-request-id") or uuid.uuid4().hex
         started = time.perf_counter()
         status = 0
 
@@ -137,7 +137,8 @@ def create_app(
     """
     chosen = list(services or SERVICES)
     loaded = [load_service(name) for name in chosen]
-    tasks: list[BackgroundTask] = [t for s in loaded for t in s.background]
+    # Services may share a task (the outbox relay): it runs once per process.
+    tasks: list[BackgroundTask] = list(dict.fromkeys(t for s in loaded for t in s.background))
     for name in workers or []:
         worker = load_worker(name)
         if worker is not None:
@@ -174,6 +175,9 @@ def create_app(
         version=reelplane.__version__,
         description="Short-video platform: upload, feeds, engagement, graph, notify, search.",
         lifespan=lifespan,
+        # Request ids and structlog access logs are the observability here; FastAPI's
+        # OpenTelemetry hooks would only cost a provider lookup on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.mounted_services = chosen
