@@ -306,8 +306,11 @@ async def main() -> None:
         make_clip(clip, args.seconds)
         settings = real_settings(tmp) if args.real else embedded_settings(tmp)
         result: dict[str, Any] = {"backends": "real" if args.real else "embedded"}
+        # The machine may be shared: the load around the run says how quiet it was.
+        result["load_average_before"] = os.getloadavg()
         if not args.skip_ingest:
             result["ingest"] = await bench_ingest(settings, clip, args.rounds)
+        result["load_average_after_ingest"] = os.getloadavg()
         if not args.skip_ladder:
             result["ladder"] = await bench_ladder(clip, tmp / "ladder", args.seconds)
     rows: list[tuple[str, str, str, str]] = []
@@ -336,6 +339,9 @@ async def main() -> None:
              f"ours {lad['ours_vs_per_rendition']:.2f}x wall, "
              f"{lad['ours_vs_per_rendition_cpu']:.2f}x cpu (goal < 1)"),
         ]  # fmt: skip
+    before = ", ".join(f"{v:.2f}" for v in result["load_average_before"])
+    after = ", ".join(f"{v:.2f}" for v in result["load_average_after_ingest"])
+    print(f"load average (1, 5, 15 min): before {before}; after ingest {after}")
     print(f"{'part':<7} {'what':<44} {'result':>12}  note")
     for part, what, value, note in rows:
         print(f"{part:<7} {what:<44} {value:>12}  {note}")

@@ -166,6 +166,10 @@ uploads = Table(
     Column("lock_owner", String(64), nullable=True),
     Column("lock_expires_at", UTCDateTime(), nullable=True),
     Column("announced_at", UTCDateTime(), nullable=True),  # video.uploaded published
+    # tus concatenation: NULL for a plain upload, "partial" (bytes only, no
+    # video) or "final" (the partials' bytes joined, `concat_of` their ids).
+    Column("concat", String(8), nullable=True),
+    Column("concat_of", JSON, nullable=True),
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),

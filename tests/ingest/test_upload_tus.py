@@ -7,14 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
+from reelplane.events.envelope import utc_now
+from reelplane.schema import uploads
 from reelplane.settings import Settings
+from reelplane.upload.engine import RequestBody, UploadEngine
+from reelplane.upload.errors import UploadLocked
 from reelplane.upload.settings import UploadSettings
 from reelplane.upload.tus import encode_metadata
 from tests.helpers import eventually
@@ -298,3 +304,89 @@ async def test_protocol_errors_get_their_status_codes(
         assert row.state == "failed"
         assert "expired" in row.failure_reason
         assert await object_keys(platform.backends, f"uploads/{video_id}/") == []
+
+
+async def test_patches_off_the_part_grid_leave_no_pending_tail_and_resume_on_another_replica(
+    platform_settings: Settings, media: Media
+) -> None:
+    data = media.big.read_bytes()
+    assert len(data) > 12 * MIB
+    async with (
+        running_platform(platform_settings) as platform,
+        httpx.AsyncClient(timeout=120) as client,
+    ):
+        created = await raw_create(client, platform, len(data))
+        url = created.headers["location"]
+        video_id = url.rsplit("/", 1)[-1]
+
+        # 3 MiB: less than a part, kept as a pending tail.
+        first = await raw_patch(client, platform, url, 0, data[: 3 * MIB])
+        assert first.headers["upload-offset"] == str(3 * MIB)
+        pending = await object_keys(platform.backends, f"uploads/{video_id}/pending/")
+        assert len(pending) == 1
+
+        # Another replica (a fresh engine: no running hash, no memory of the
+        # upload) takes the next PATCH, 5 MiB off the part grid: the tail and the
+        # whole PATCH become one 8 MiB part, and no tail is left.
+        platform.app.state.upload_engine = UploadEngine(
+            platform.backends, platform.app.state.upload_settings
+        )
+        second = await raw_patch(client, platform, url, 3 * MIB, data[3 * MIB : 8 * MIB])
+        assert second.headers["upload-offset"] == str(8 * MIB)
+        assert await object_keys(platform.backends, f"uploads/{video_id}/pending/") == []
+        async with platform.backends.database.connect() as conn:
+            row = (await conn.execute(select(uploads).where(uploads.c.id == video_id))).one()
+        assert [p["size"] for p in row.parts] == [8 * MIB]
+        assert row.pending_key is None
+
+        # A stale offset is refused with the server's; the rest finishes it.
+        stale = await raw_patch(client, platform, url, 3 * MIB, data[3 * MIB : 4 * MIB])
+        assert stale.status_code == 409
+        assert stale.headers["upload-offset"] == str(8 * MIB)
+        last = await raw_patch(client, platform, url, 8 * MIB, data[8 * MIB :])
+        assert last.status_code == 204, last.text
+        row = await video_row(platform.backends, video_id)
+        assert row.sha256 == sha256_of(media.big)  # hashed while read back for ffprobe
+        assert await _source_bytes(platform, video_id) == data
+        assert await object_keys(platform.backends, f"uploads/{video_id}/") == [
+            f"uploads/{video_id}/source"
+        ]
+
+
+async def test_a_patch_whose_lease_was_taken_over_stores_nothing_more(
+    platform_settings: Settings, media: Media
+) -> None:
+    data = media.big.read_bytes()
+    async with running_platform(platform_settings) as platform:
+        engine = UploadEngine(
+            platform.backends,
+            UploadSettings(upload_lock_s=1.0, upload_work_dir=platform_settings.data_dir / "s"),
+        )
+        upload = await engine.create(platform.user_id, len(data), {})
+
+        async def stalling_body() -> AsyncIterator[bytes]:
+            yield data[: 3 * MIB]
+            await asyncio.sleep(1.5)  # the lease runs out, and another request takes it
+            async with platform.backends.database.transaction() as conn:
+                await conn.execute(
+                    update(uploads)
+                    .where(uploads.c.id == upload.id)
+                    .values(lock_owner="another-replica", lock_expires_at=utc_now())
+                )
+            yield data[3 * MIB : 6 * MIB]
+
+        with pytest.raises(UploadLocked):
+            await engine.append(
+                platform.user_id,
+                upload.id,
+                offset=0,
+                content_length=6 * MIB,
+                checksum=None,
+                body=RequestBody(stalling_body(), idle_timeout_s=10),
+            )
+        # No part went to the store on the lost lease: the new holder's part 1
+        # can never be overwritten by this request.
+        assert upload.multipart_id is not None
+        objects = platform.backends.objects
+        assert await objects.list_parts(upload.object_key, upload.multipart_id) == []
+        assert (await engine._load(upload.id)).offset == 0

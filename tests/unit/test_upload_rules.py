@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from reelplane.errors import ConfigError, InvalidInput, RangeNotSatisfiable
 from reelplane.ports.objects import ByteRange
+from reelplane.upload.assets import AssetObjects, asset_objects
 from reelplane.upload.errors import (
     BadTusRequest,
     OffsetMismatch,
@@ -32,13 +33,16 @@ from reelplane.upload.playback import (
 from reelplane.upload.probe import SourceLimits, parse_probe, rejection_reason
 from reelplane.upload.ranges import content_type_for, parse_range
 from reelplane.upload.tus import (
+    Concat,
     capability_headers,
     check_fits,
     check_offset,
     check_patch_content_type,
     check_resumable,
+    concat_header,
     encode_metadata,
     parse_checksum,
+    parse_concat,
     parse_metadata,
     parse_upload_length,
 )
@@ -270,3 +274,28 @@ def test_pop_choice() -> None:
     assert parse_routing_table(configmap).pops[0].name == "x"
     with pytest.raises(ConfigError):
         parse_routing_table("pops: [{name: 1}]")
+
+
+def test_a_tombstoned_asset_removes_its_source_and_only_its_ready_run() -> None:
+    doomed = asset_objects("uploads/v1/source", "assets/abc/run1/master.m3u8")
+    assert doomed == AssetObjects(("uploads/v1/source",), ("assets/abc/run1/",))
+    # A failed asset never got a run; nothing at all when nothing was stored.
+    assert asset_objects("uploads/v1/source", None) == AssetObjects(("uploads/v1/source",))
+    assert asset_objects(None, None) == AssetObjects()
+
+
+def test_upload_concat_header_names_partial_uploads_by_url_or_path() -> None:
+    a, b = "a" * 32, "b" * 32
+    assert parse_concat(None) is None
+    assert parse_concat("partial") == Concat("partial")
+    final = parse_concat(f"final;https://x.example/v1/uploads/{a} /v1/uploads/{b}")
+    assert final == Concat("final", (a, b))
+    assert concat_header("final", (a, b)) == f"final;/v1/uploads/{a} /v1/uploads/{b}"
+    assert concat_header("partial", ()) == "partial"
+    assert concat_header(None, ()) is None
+    for bad in ("", "final", "final;", "partial;x", f"final;/v1/other/{a}", "final;/v1/uploads/x"):
+        with pytest.raises(BadTusRequest):
+            parse_concat(bad)
+    with pytest.raises(BadTusRequest, match="twice"):
+        parse_concat(f"final;/v1/uploads/{a} /v1/uploads/{a}")
+    assert "concatenation" in capability_headers(10)["Tus-Extension"].split(",")

@@ -27,8 +27,9 @@ from reelplane.errors import NotFound, ReelplaneError
 from reelplane.http.problems import problem_response
 from reelplane.http.services import Service
 from reelplane.schema import video_assets, videos
+from reelplane.upload.assets import consume_deletions
 from reelplane.upload.engine import RequestBody, Upload, UploadEngine
-from reelplane.upload.errors import TUS_VERSION
+from reelplane.upload.errors import TUS_VERSION, BadTusRequest
 from reelplane.upload.ffprobe import ensure_ffmpeg
 from reelplane.upload.playback import (
     PlaybackUrls,
@@ -44,10 +45,12 @@ from reelplane.upload.tus import (
     capability_headers,
     check_patch_content_type,
     check_resumable,
+    concat_header,
     cors_headers,
     encode_metadata,
     http_date,
     parse_checksum,
+    parse_concat,
     parse_length,
     parse_metadata,
     parse_upload_length,
@@ -114,6 +117,9 @@ def _upload_headers(upload: Upload, *, with_length: bool = True) -> dict[str, st
         headers["Upload-Expires"] = http_date(upload.expires_at)
     if upload.metadata:
         headers["Upload-Metadata"] = encode_metadata(upload.metadata)
+    concat = concat_header(upload.concat, upload.concat_of)
+    if concat:
+        headers["Upload-Concat"] = concat
     return headers
 
 
@@ -141,7 +147,7 @@ async def tus_options(request: Request) -> Response:
     )
 
 
-@tus_router.post("", summary="Create an upload (tus creation, creation-with-upload)")
+@tus_router.post("", summary="Create an upload (tus creation, creation-with-upload, concatenation)")
 async def tus_create(
     request: Request,
     user: CurrentUser,
@@ -150,25 +156,44 @@ async def tus_create(
     upload_defer_length: str | None = Header(None),
     upload_metadata: str | None = Header(None),
     upload_checksum: str | None = Header(None),
+    upload_concat: str | None = Header(None),
     content_type: str | None = Header(None),
 ) -> Response:
     """Start an upload of Upload-Length bytes. Upload-Metadata may carry
     `filename`, `filetype`, `caption` and `hashtags`. A body (creation-with-upload)
     is written at offset 0 at once. The Location is the upload's URL; its id is
-    the video's id."""
+    the video's id.
+
+    Concatenation: `Upload-Concat: partial` makes an upload of bytes only (no
+    video); `Upload-Concat: final;<url> <url> ...` (no Upload-Length, no body)
+    joins finished partial uploads into a new upload and video, finished at once
+    (422 when the result is not an acceptable video)."""
     check_resumable(tus_resumable)
     settings = upload_settings(request)
-    length = parse_upload_length(
-        upload_length, upload_defer_length, max_size=settings.upload_max_size_bytes
-    )
+    concat = parse_concat(upload_concat)
     metadata = parse_metadata(upload_metadata)
     content_length = _content_length(request)
     has_body = bool(content_length) or "transfer-encoding" in request.headers
+    engine = upload_engine(request)
+    if concat is not None and concat.kind == "final":
+        if upload_length is not None or upload_defer_length is not None:
+            raise BadTusRequest("a final upload (Upload-Concat: final) takes no Upload-Length")
+        if has_body:
+            raise BadTusRequest("a final upload (Upload-Concat: final) takes no body")
+        final = await engine.create_final(user.user_id, concat.parts, metadata)
+        return Response(
+            status_code=201,
+            headers={"Location": f"/v1/uploads/{final.id}", "Cache-Control": "no-store"},
+        )
+    length = parse_upload_length(
+        upload_length, upload_defer_length, max_size=settings.upload_max_size_bytes
+    )
     if has_body:
         check_patch_content_type(content_type)
     checksum = parse_checksum(upload_checksum) if has_body else None
-    engine = upload_engine(request)
-    upload = await engine.create(user.user_id, length, metadata)
+    upload = await engine.create(
+        user.user_id, length, metadata, concat="partial" if concat else None
+    )
     location = f"/v1/uploads/{upload.id}"
     headers = {"Location": location, "Cache-Control": "no-store"}
     if has_body:
@@ -208,8 +233,9 @@ async def tus_patch(
 ) -> Response:
     """Append the body at Upload-Offset. 409 when the offset is not the server's,
     460 when Upload-Checksum does not match, 413 past Upload-Length, 410 once
-    expired; the last byte triggers validation (422 with the reason when the
-    file is not an acceptable video)."""
+    expired, 403 for a final upload (concatenation); the last byte triggers
+    validation (422 with the reason when the file is not an acceptable video),
+    except on a partial upload."""
     check_resumable(tus_resumable)
     check_patch_content_type(content_type)
     offset = parse_length(upload_offset, "Upload-Offset")
@@ -443,5 +469,5 @@ async def run_janitor(backends: Backends, stop: asyncio.Event) -> None:
 SERVICE = Service(
     "upload",
     routers=[tus_router, videos_router, objects_router],
-    background=[run_janitor],
+    background=[run_janitor, consume_deletions],
 )

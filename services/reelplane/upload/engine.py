@@ -4,11 +4,17 @@ rules it applies live in `tus`, `metadata` and `probe`.
 
 How bytes are kept. An upload is one S3 multipart upload of its source object.
 Bytes arriving in a PATCH are cut into parts of `upload_part_size_bytes`
-(5 MiB); each full part is uploaded and recorded in the `uploads` row. The tail
-shorter than a part is written as a small "pending" object when the PATCH ends
-(or the connection drops), so the upload's offset is durable and any replica
-can resume it: the next PATCH reads the pending tail back and goes on. At most
-one part (plus one incoming chunk) is ever held in memory per PATCH.
+(5 MiB; a PATCH's last part takes its remainder, so it may be up to twice
+that); each part is uploaded and recorded in the `uploads` row. Only a PATCH
+that leaves less than a part (a short one, or one whose connection dropped)
+writes its tail as a small "pending" object, so the upload's offset is durable
+and any replica can resume it: the next PATCH reads the pending tail back and
+goes on. At most about two parts are held in memory per PATCH.
+
+Per PATCH, the lease is taken while the body's first part arrives, bytes are
+hashed in a worker thread as they arrive, and one part is stored while the
+next one is received: a 5 MiB PATCH costs its upload to the store plus one
+relational commit, on top of receiving it.
 
 The whole-file SHA-256. hashlib's state cannot be saved, so each process keeps
 the running hash of the uploads it is receiving, keyed by upload id and offset.
@@ -31,7 +37,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -49,8 +55,11 @@ from reelplane.ports.objects import Part
 from reelplane.schema import uploads, video_assets, videos
 from reelplane.upload.announce import announce_outcomes, announce_uploaded
 from reelplane.upload.errors import (
+    BadTusRequest,
     ChecksumMismatch,
+    FinalUploadForbidden,
     MediaRejected,
+    PartialUploadIncomplete,
     UploadGone,
     UploadLocked,
     UploadTooLarge,
@@ -84,6 +93,8 @@ class Upload:
     metadata: dict[str, str]
     expires_at: datetime
     created_at: datetime
+    concat: str | None = None  # tus concatenation: None, "partial" or "final"
+    concat_of: tuple[str, ...] = ()  # a final upload's partial uploads, in order
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Upload:
@@ -101,6 +112,8 @@ class Upload:
             metadata=dict(row.upload_metadata or {}),
             expires_at=row.expires_at,
             created_at=row.created_at,
+            concat=row.concat,
+            concat_of=tuple(row.concat_of or ()),
         )
 
 
@@ -140,16 +153,115 @@ class _RunningHash:
 
 @dataclass
 class _Lease:
-    """A PATCH's hold on its upload; `released` once a commit gave it up."""
+    """A PATCH's hold on its upload: `until` (time.monotonic()) is a safe
+    estimate of when it runs out; `released` once a commit gave it up."""
 
     token: str
+    until: float
     released: bool = False
 
 
-async def _hash_in_thread(hasher: Any, data: bytes, skip: int) -> None:
-    """hasher.update(data[skip:]) in a worker thread (hashlib releases the GIL)."""
-    if skip < len(data):
-        await asyncio.to_thread(hasher.update, data[skip:] if skip else data)
+async def _read_ahead(chunks: AsyncIterator[bytes], limit: int) -> list[bytes]:
+    """The body's first chunks, until `limit` bytes or its end."""
+    out: list[bytes] = []
+    size = 0
+    while size < limit:
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            break
+        out.append(chunk)
+        size += len(chunk)
+    return out
+
+
+async def _chained(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel a helper task (if still running) and wait for it, its outcome dropped."""
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+class _Received:
+    """Bytes received but not stored yet, kept as the chunks they came in: each
+    byte is copied once, when a part is cut from the front."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self.size = 0
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    def add(self, chunk: bytes) -> None:
+        if chunk:
+            self._chunks.append(chunk)
+            self.size += len(chunk)
+
+    def take(self, count: int) -> bytes:
+        """The first `count` bytes (all of them when fewer), removed."""
+        out: list[bytes] = []
+        need = min(count, self.size)
+        self.size -= need
+        while need:
+            chunk = self._chunks.popleft()
+            if len(chunk) > need:
+                self._chunks.appendleft(chunk[need:])
+                chunk = chunk[:need]
+            out.append(chunk)
+            need -= len(chunk)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def join(self) -> bytes:
+        return self.take(self.size)
+
+
+def _update_all(hashers: list[Any], chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        for hasher in hashers:
+            hasher.update(chunk)
+
+
+class _Hashing:
+    """Feeds a PATCH's chunks, in order, to its hashers in a worker thread while
+    more arrive (hashlib releases the GIL): hashing is off the PATCH's critical
+    path. Chunks that arrive during a batch go in the next one."""
+
+    def __init__(self, hashers: list[Any]) -> None:
+        self.hashers = hashers
+        self._waiting: list[bytes] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    def add(self, chunk: bytes) -> None:
+        if not self.hashers:
+            return
+        self._waiting.append(chunk)
+        if self._worker is None or self._worker.done():
+            if self._worker is not None:
+                self._worker.result()  # a failed batch fails the PATCH
+            self._worker = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            await asyncio.to_thread(_update_all, self.hashers, batch)
+
+    async def flush(self) -> None:
+        """Wait until every chunk added is hashed."""
+        if self._worker is not None:
+            await self._worker
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await _cancel(self._worker)
 
 
 def _parts_json(parts: list[Part] | tuple[Part, ...]) -> list[dict[str, Any]]:
@@ -187,8 +299,19 @@ class UploadEngine:
         )
 
     # -- creation ---------------------------------------------------------------
-    async def create(self, owner_id: str, length: int, metadata: dict[str, str]) -> Upload:
-        """Start an upload of `length` bytes (its video starts `uploading`)."""
+    async def create(
+        self,
+        owner_id: str,
+        length: int,
+        metadata: dict[str, str],
+        *,
+        concat: str | None = None,
+        concat_of: tuple[str, ...] = (),
+    ) -> Upload:
+        """Start an upload of `length` bytes (its video starts `uploading`). A
+        `partial` upload (tus concatenation) holds bytes only: no video."""
+        if concat == "partial" and length == 0:
+            raise BadTusRequest("a partial upload needs at least one byte")
         meta = video_metadata(
             metadata,
             caption_max_chars=self.settings.upload_caption_max_chars,
@@ -230,13 +353,16 @@ class UploadEngine:
             "pending_key": None,
             "pending_size": 0,
             "upload_metadata": metadata,
+            "concat": concat,
+            "concat_of": list(concat_of) if concat == "final" else None,
             "expires_at": now + timedelta(seconds=self.settings.upload_expiry_s),
             "created_at": now,
             "updated_at": now,
         }
         try:
             async with self.db.transaction() as conn:
-                await conn.execute(videos.insert().values(**video_row))
+                if concat != "partial":
+                    await conn.execute(videos.insert().values(**video_row))
                 await conn.execute(uploads.insert().values(**upload_row))
         except BaseException:
             await self.objects.abort_multipart(object_key, multipart_id)
@@ -298,10 +424,10 @@ class UploadEngine:
                         lock_expires_at=now + timedelta(seconds=self.settings.upload_lock_s),
                     )
                 )
+                row = (await conn.execute(select(uploads).where(uploads.c.id == upload_id))).first()
+                if row is None:  # not a busy upload: no upload at all
+                    raise NotFound(f"upload {upload_id} does not exist")
                 if result.rowcount:
-                    row = (
-                        await conn.execute(select(uploads).where(uploads.c.id == upload_id))
-                    ).one()
                     return token, Upload.from_row(row)
             if time.monotonic() >= deadline:
                 raise UploadLocked(f"upload {upload_id} is being written by another request")
@@ -382,20 +508,34 @@ class UploadEngine:
     ) -> Upload:
         """Write a PATCH body at `offset`; finishes the upload on its last byte
         (MediaRejected when the file is not an acceptable video)."""
-        # Lease first, then the checks on the row read under it: two round trips
-        # to the relational store per PATCH (lease+read, commit+release).
-        token, upload = await self._lock(upload_id)
-        lease = _Lease(token)
+        chunks = aiter(body)
+        # The lease (and the row read under it) is taken while the body's first
+        # part arrives: every PATCH waits for both and neither needs the other.
+        # Nothing is stored before the checks on the row have passed.
+        reading = asyncio.ensure_future(_read_ahead(chunks, self.settings.upload_part_size_bytes))
+        asked = time.monotonic()
+        try:
+            token, upload = await self._lock(upload_id)
+        except BaseException:
+            await _cancel(reading)
+            raise
+        lease = _Lease(token, asked + self.settings.upload_lock_s)
         try:
             self._check_access(upload, owner_id)
+            if upload.concat == "final":
+                raise FinalUploadForbidden(
+                    f"upload {upload_id} is a final upload, made of its partial uploads; "
+                    "send bytes to a partial upload"
+                )
             if upload.state == "failed":
                 await self.get(owner_id, upload_id)  # raises UploadGone with the reason
             check_offset(offset, upload.offset)
             if upload.state != "active":
                 return upload  # already complete: an empty PATCH at the end is a no-op
             check_fits(offset, content_length, upload.length)
-            return await self._write(upload, lease, checksum, body, content_length)
+            return await self._write(upload, lease, checksum, body, reading, chunks, content_length)
         finally:
+            await _cancel(reading)
             if not lease.released:
                 await self._unlock(upload_id, token)
 
@@ -408,26 +548,36 @@ class UploadEngine:
         if upload.state == "active" and upload.expires_at <= utc_now():
             raise UploadGone(f"upload {upload.id} expired at {upload.expires_at.isoformat()}")
 
+    async def _pending_tail(self, upload: Upload) -> bytes:
+        """The tail an earlier PATCH left shorter than a part (b"" when none)."""
+        if not upload.pending_key:
+            return b""
+        data = await self.objects.get(upload.pending_key)
+        if len(data) != upload.pending_size:
+            raise ReelplaneError(
+                f"upload {upload.id}: pending tail has {len(data)} bytes, "
+                f"expected {upload.pending_size}"
+            )
+        return data
+
     async def _write(
         self,
         upload: Upload,
         lease: _Lease,
         checksum: Checksum | None,
         body: RequestBody,
+        reading: asyncio.Future[list[bytes]],
+        chunks: AsyncIterator[bytes],
         content_length: int | None,
     ) -> Upload:
         part_size = self.settings.upload_part_size_bytes
-        assert upload.multipart_id is not None
+        multipart_id = upload.multipart_id
+        assert multipart_id is not None
         token = lease.token
-        buffer = bytearray()
-        if upload.pending_key:
-            buffer += await self.objects.get(upload.pending_key)
-            if len(buffer) != upload.pending_size:
-                raise ReelplaneError(
-                    f"upload {upload.id}: pending tail has {len(buffer)} bytes, "
-                    f"expected {upload.pending_size}"
-                )
-        hashed = len(buffer)  # the pending tail is in the running hash already
+        buffer = _Received()
+        # The pending tail is in the running hash already, and not part of this
+        # PATCH's checksum: only body bytes go through `hashing`.
+        buffer.add(await self._pending_tail(upload))
         parts = list(upload.parts)
         committed = upload.offset
         stale_pending = upload.pending_key
@@ -435,33 +585,42 @@ class UploadEngine:
         # before the digest is checked (uploaded parts past the committed ones
         # are simply overwritten by the next attempt).
         deferred = checksum is not None
-        hashers = [h for h in (checksum.new_hasher() if checksum else None,) if h is not None]
+        hashers = [checksum.new_hasher()] if checksum is not None else []
         running = self._hash_at(upload.id, upload.offset)
         if running is not None:
             hashers.append(running)
         self._hashes.pop(upload.id, None)  # re-added only if this PATCH succeeds
+        hashing = _Hashing(hashers)
         received = 0
-        renewed = time.monotonic()
-        # One part is stored (and hashed, and committed) while the next one is
-        # received: a PATCH longer than a part streams at the slower of the
-        # network and the store, not their sum. At most two parts in memory.
+        lock_s = self.settings.upload_lock_s
+
+        async def keep_lease() -> None:
+            asked = time.monotonic()
+            if not await self._renew(upload.id, token):
+                raise UploadLocked(f"upload {upload.id}: the lease ran out and was taken over")
+            lease.until = asked + lock_s
+
+        # One part is stored (and committed) while the next one is received, and
+        # bytes are hashed in a thread as they arrive: a PATCH streams at the
+        # slower of the network and the store, not their sum. In memory: the part
+        # being stored and up to two being received (the last one takes the rest).
         storing: asyncio.Task[None] | None = None
 
-        async def store(number: int, data: bytes, skip: int) -> None:
+        async def store(number: int, data: bytes) -> None:
             nonlocal committed, stale_pending
-            part, *_ = await asyncio.gather(
-                self.objects.upload_part(
-                    upload.object_key, upload.multipart_id or "", number, data
-                ),
-                *(_hash_in_thread(h, data, skip) for h in hashers),
-            )
-            assert isinstance(part, Part)
+            # Never store a part on a lease that may run out meanwhile: another
+            # request could then take the upload over and store the same part.
+            if time.monotonic() > lease.until - lock_s / 3:
+                await keep_lease()
+            part = await self.objects.upload_part(upload.object_key, multipart_id, number, data)
             parts.append(part)
             if deferred:
                 return
-            new_offset = sum(p.size for p in parts)
-            # The PATCH's last byte on a part boundary: give the lease up in this commit.
+            new_offset = sum(p.size for p in parts)  # the pending tail is in the first one
+            # The PATCH's last byte on a part boundary: give the lease up in this
+            # commit, and no pending object is needed.
             last = not buffer and received == content_length and new_offset < upload.length
+            asked = time.monotonic()
             await self._commit(
                 upload,
                 token,
@@ -473,45 +632,53 @@ class UploadEngine:
                 release=last,
             )
             lease.released = last
+            lease.until = asked + lock_s  # the commit renewed it
             committed = new_offset
             if stale_pending:
                 await self.objects.delete(stale_pending)
                 stale_pending = None
 
         try:
-            async for chunk in body:
+            async for chunk in _chained(await reading, chunks):
                 if upload.offset + received + len(chunk) > upload.length:
                     raise UploadTooLarge(
                         f"the PATCH carries more than the {upload.length - upload.offset} "
                         f"bytes left of upload {upload.id}"
                     )
                 received += len(chunk)
-                buffer += chunk
-                while len(buffer) >= part_size:
-                    with memoryview(buffer) as view:
-                        data = bytes(view[:part_size])
-                    del buffer[:part_size]
+                buffer.add(chunk)
+                hashing.add(chunk)
+                # A part is cut only while what stays, with what is still to come,
+                # makes another full part: the PATCH's last part takes the remainder
+                # (up to two parts' worth), so a PATCH carrying at least a part
+                # leaves no pending tail to write now and read back next time,
+                # aligned on the part grid or not.
+                while buffer.size >= part_size and (
+                    content_length is None
+                    or buffer.size - part_size + content_length - received >= part_size
+                ):
+                    data = buffer.take(part_size)
                     if storing is not None:
                         await storing
-                    number = len(parts) + 1
-                    storing = asyncio.ensure_future(store(number, data, hashed))
-                    hashed = max(0, hashed - part_size)
-                    renewed = time.monotonic()
-                if time.monotonic() - renewed > self.settings.upload_lock_s / 3:
-                    await self._renew(upload.id, token)
-                    renewed = time.monotonic()
+                    storing = asyncio.ensure_future(store(len(parts) + 1, data))
+                if time.monotonic() > lease.until - lock_s * 2 / 3:
+                    await keep_lease()  # every third of the lease while bytes flow
+            if storing is not None:
+                await storing
+                storing = None
+            if upload.offset + received < upload.length and buffer.size >= part_size:
+                # The PATCH's last part (it took the remainder), stored while the
+                # last chunks are hashed; committed only without a checksum to check.
+                storing = asyncio.ensure_future(store(len(parts) + 1, buffer.join()))
+            await hashing.flush()
             if storing is not None:
                 await storing
         finally:
-            if storing is not None and not storing.done():
-                storing.cancel()
-                with contextlib.suppress(BaseException):
-                    await storing
+            if storing is not None:
+                await _cancel(storing)
+            await hashing.close()
         if received == 0:
             return upload
-        if hashed < len(buffer):
-            tail = bytes(buffer[hashed:])
-            await asyncio.gather(*(asyncio.to_thread(h.update, tail) for h in hashers))
         if deferred:
             if body.disconnected:
                 return upload  # a cut body cannot be verified: the spec says discard it
@@ -526,12 +693,13 @@ class UploadEngine:
         end = upload.offset + received
         if end == upload.length:
             return await self._complete(
-                upload, token, parts, buffer, committed, stale_pending, running
+                upload, token, parts, buffer.join(), committed, stale_pending, running
             )
+        tail = buffer.join()
         pending_key: str | None = None
-        if buffer:
+        if tail:
             pending_key = f"uploads/{upload.id}/pending/{uuid.uuid4().hex}"
-            await self.objects.put(pending_key, bytes(buffer))
+            await self.objects.put(pending_key, tail)
         try:
             if committed == end and pending_key is None:
                 if not lease.released:
@@ -544,7 +712,7 @@ class UploadEngine:
                     offset=end,
                     parts=parts,
                     pending_key=pending_key,
-                    pending_size=len(buffer),
+                    pending_size=len(tail),
                     release=True,
                 )
             lease.released = True
@@ -559,20 +727,22 @@ class UploadEngine:
             self._trim_hashes()
         return replace(upload, offset=end, parts=tuple(parts), pending_key=pending_key)
 
-    async def _renew(self, upload_id: str, token: str) -> None:
+    async def _renew(self, upload_id: str, token: str) -> bool:
+        """Extend the lease; False when it is no longer ours."""
         async with self.db.transaction() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(uploads)
                 .where(uploads.c.id == upload_id, uploads.c.lock_owner == token)
                 .values(lock_expires_at=utc_now() + timedelta(seconds=self.settings.upload_lock_s))
             )
+        return bool(result.rowcount)
 
     async def _complete(
         self,
         upload: Upload,
         token: str,
         parts: list[Part],
-        tail: bytearray,
+        tail: bytes,
         committed: int,
         stale_pending: str | None,
         running: Any | None,
@@ -590,6 +760,7 @@ class UploadEngine:
             raise ReelplaneError(
                 f"upload {upload.id}: source object has {info.size} bytes, expected {upload.length}"
             )
+        partial = upload.concat == "partial"
         await self._commit(
             upload,
             token,
@@ -598,14 +769,138 @@ class UploadEngine:
             parts=parts,
             pending_key=None,
             pending_size=0,
-            state="completing",
+            # A partial upload is bytes waiting for its final upload: nothing to validate.
+            state="done" if partial else "completing",
+            release=partial,
         )
         if stale_pending:
             await self.objects.delete(stale_pending)
+        if partial:
+            return replace(upload, state="done", offset=upload.length, parts=tuple(parts))
         sha256 = running.hexdigest() if running is not None else None
         done = replace(upload, state="completing", offset=upload.length, parts=tuple(parts))
         await self.finish(done, sha256=sha256)
         return replace(done, state="done")
+
+    # -- concatenation ---------------------------------------------------------------
+    async def create_final(
+        self, owner_id: str, partial_ids: tuple[str, ...], metadata: dict[str, str]
+    ) -> Upload:
+        """tus concatenation: a new upload (and video) made of the caller's
+        finished partial uploads joined in order, then finished like any upload
+        (MediaRejected when the result is not an acceptable video). The partial
+        uploads are used up. BadTusRequest (400) for an unknown partial or one
+        that is not partial; PartialUploadIncomplete (409) for an unfinished one."""
+        leases: list[tuple[str, str]] = []
+        try:
+            partials = []
+            for partial_id in partial_ids:
+                try:
+                    token, partial = await self._lock(partial_id)
+                except NotFound:
+                    raise BadTusRequest(f"partial upload {partial_id} does not exist") from None
+                leases.append((partial_id, token))
+                partials.append(self._usable_partial(partial, owner_id))
+            length = sum(p.length for p in partials)
+            if length > self.settings.upload_max_size_bytes:
+                raise UploadTooLarge(
+                    f"the partial uploads add up to {length} bytes; this server accepts at "
+                    f"most {self.settings.upload_max_size_bytes} (Tus-Max-Size)"
+                )
+            final = await self.create(
+                owner_id, length, metadata, concat="final", concat_of=partial_ids
+            )
+            token, final = await self._lock(final.id)
+            try:
+                try:
+                    parts, sha256 = await self._join(final, partials)
+                except BaseException:
+                    # A final upload takes no PATCH, so one that could not be joined
+                    # can never finish: end it now (the partials are kept for a retry).
+                    await self._end(final, "failed", "joining the partial uploads failed")
+                    await self._announce_outcomes([final.id])
+                    raise
+                await self._commit(
+                    final,
+                    token,
+                    expected_offset=0,
+                    offset=length,
+                    parts=parts,
+                    pending_key=None,
+                    pending_size=0,
+                    state="completing",
+                )
+                for partial in partials:
+                    await self._end(partial, "deleted", "joined into a final upload")
+                done = replace(final, state="completing", offset=length, parts=tuple(parts))
+                await self.finish(done, sha256=sha256)
+            finally:
+                await self._unlock(final.id, token)
+            return replace(done, state="done")
+        finally:
+            for partial_id, token in leases:
+                await self._unlock(partial_id, token)
+
+    def _usable_partial(self, upload: Upload, owner_id: str) -> Upload:
+        if upload.owner_id != owner_id or upload.state == "terminated":
+            raise BadTusRequest(f"partial upload {upload.id} does not exist")
+        if upload.concat != "partial":
+            raise BadTusRequest(f"upload {upload.id} is not a partial upload (Upload-Concat)")
+        if upload.state != "done":
+            raise PartialUploadIncomplete(
+                f"partial upload {upload.id} has {upload.offset} of its {upload.length} bytes; "
+                "finish it first"
+            )
+        return upload
+
+    async def _join(self, final: Upload, partials: list[Upload]) -> tuple[list[Part], str]:
+        """Copy the partials' bytes, in order, into the final upload's multipart
+        upload (a part stored while the next one is read) and hash them; returns
+        the parts and the SHA-256."""
+        multipart_id = final.multipart_id
+        assert multipart_id is not None
+        part_size = self.settings.upload_part_size_bytes
+        hasher = hashlib.sha256()
+        hashing = _Hashing([hasher])
+        buffer = _Received()
+        parts: list[Part] = []
+        left = final.length
+        storing: asyncio.Task[Part] | None = None
+
+        async def cut(data: bytes) -> None:
+            nonlocal storing
+            if storing is not None:
+                parts.append(await storing)
+            number = len(parts) + 1
+            storing = asyncio.ensure_future(
+                self.objects.upload_part(final.object_key, multipart_id, number, data)
+            )
+
+        try:
+            for partial in partials:
+                async for chunk in self.objects.stream(partial.object_key, chunk_size=1 << 20):
+                    left -= len(chunk)
+                    buffer.add(chunk)
+                    hashing.add(chunk)
+                    # As in a PATCH: the last part takes the remainder.
+                    while buffer.size >= part_size and buffer.size - part_size + left >= part_size:
+                        await cut(buffer.take(part_size))
+            if left != 0:
+                raise ReelplaneError(f"upload {final.id}: partial uploads lost {left} bytes")
+            await cut(buffer.join())
+            assert storing is not None
+            parts.append(await storing)
+            await hashing.flush()
+        finally:
+            if storing is not None:
+                await _cancel(storing)
+            await hashing.close()
+        info = await self.objects.complete_multipart(final.object_key, multipart_id, parts)
+        if info.size != final.length:
+            raise ReelplaneError(
+                f"upload {final.id}: joined object has {info.size} bytes, expected {final.length}"
+            )
+        return parts, hasher.hexdigest()
 
     # -- finishing ---------------------------------------------------------------
     async def finish(self, upload: Upload, *, sha256: str | None = None) -> None:
@@ -696,8 +991,9 @@ class UploadEngine:
             ).one()
             state = "uploaded"
             values: dict[str, Any] = {}
-            if not inserted and asset.state == "failed":
-                # The earlier transcode of these bytes failed: try again from this copy.
+            if not inserted and asset.state in ("failed", "deleted"):
+                # The earlier transcode of these bytes failed, or every video on the
+                # asset was deleted and its objects removed: start again from this copy.
                 await conn.execute(
                     update(video_assets)
                     .where(video_assets.c.sha256 == sha256)
@@ -754,11 +1050,28 @@ class UploadEngine:
     async def terminate(self, owner_id: str, upload_id: str) -> None:
         """tus termination: drop an unfinished upload and everything it stored."""
         upload = await self.get(owner_id, upload_id)
-        if upload.state != "active":
+        unused_partial = upload.concat == "partial" and upload.state == "done"
+        if upload.state != "active" and not unused_partial:
             raise UploadGone(f"upload {upload_id} is complete; delete the video instead")
         token, locked = await self._lock(upload_id)
         try:
             await self._end(locked, "deleted", "terminated by its owner")
+        finally:
+            await self._unlock(upload_id, token)
+
+    async def abandon(self, upload_id: str) -> bool:
+        """Drop an unfinished upload whose video was deleted, and everything it
+        stored; False when there is no such upload or it is not unfinished.
+        UploadLocked while a PATCH is writing to it (try again later)."""
+        try:
+            token, locked = await self._lock(upload_id)
+        except NotFound:
+            return False
+        try:
+            if locked.state != "active":
+                return False
+            await self._end(locked, "deleted", "the video was deleted")
+            return True
         finally:
             await self._unlock(upload_id, token)
 
@@ -791,7 +1104,15 @@ class UploadEngine:
                 (
                     await conn.execute(
                         select(uploads.c.id)
-                        .where(uploads.c.state == "active", uploads.c.expires_at < now, free)
+                        .where(
+                            or_(
+                                uploads.c.state == "active",
+                                # finished partial uploads no final upload joined
+                                and_(uploads.c.state == "done", uploads.c.concat == "partial"),
+                            ),
+                            uploads.c.expires_at < now,
+                            free,
+                        )
                         .limit(100)
                     )
                 )

@@ -3,7 +3,7 @@ the status codes the tus 1.0 protocol gives them."""
 
 from __future__ import annotations
 
-from reelplane.errors import Conflict, InvalidInput, PreconditionFailed, ReelplaneError
+from reelplane.errors import Conflict, Forbidden, InvalidInput, PreconditionFailed, ReelplaneError
 
 TUS_VERSION = "1.0.0"
 
@@ -39,6 +39,22 @@ class OffsetMismatch(Conflict):
 
     slug = "upload-offset-mismatch"
     title = "Upload offset mismatch"
+
+
+class PartialUploadIncomplete(Conflict):
+    """A final upload (tus concatenation) names a partial upload that has not
+    received all its bytes yet (409)."""
+
+    slug = "partial-upload-incomplete"
+    title = "Partial upload incomplete"
+
+
+class FinalUploadForbidden(Forbidden):
+    """A final upload is made of its partials; it takes no PATCH (403, as the
+    tus concatenation extension says)."""
+
+    slug = "final-upload-forbidden"
+    title = "Final upload takes no PATCH"
 
 
 class UploadTooLarge(ReelplaneError):

@@ -2,7 +2,7 @@
 validation, and the headers the server sends. No I/O here.
 
 Spec: https://tus.io/protocols/resumable-upload (core, creation,
-creation-with-upload, expiration, checksum, termination).
+creation-with-upload, expiration, checksum, termination, concatenation).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
+from urllib.parse import urlsplit
 
 from reelplane.upload.errors import (
     TUS_VERSION,
@@ -24,9 +25,16 @@ from reelplane.upload.errors import (
     UploadTooLarge,
 )
 
-#: Extensions this server implements (Tus-Extension). Concatenation is left out:
-#: joining partial uploads needs a server-side copy the objects port lacks.
-TUS_EXTENSIONS = ("creation", "creation-with-upload", "expiration", "checksum", "termination")
+#: Extensions this server implements (Tus-Extension). Concatenation of
+#: unfinished partial uploads (`concatenation-unfinished`) is not among them.
+TUS_EXTENSIONS = (
+    "creation",
+    "creation-with-upload",
+    "expiration",
+    "checksum",
+    "termination",
+    "concatenation",
+)
 #: Checksum algorithms (Tus-Checksum-Algorithm); sha1 is the one the spec requires.
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
@@ -37,6 +45,7 @@ EXPOSED_HEADERS = (
     "Upload-Length",
     "Upload-Metadata",
     "Upload-Expires",
+    "Upload-Concat",
     "Tus-Version",
     "Tus-Resumable",
     "Tus-Extension",
@@ -57,6 +66,11 @@ ALLOWED_REQUEST_HEADERS = (
     "X-Request-ID",
 )
 
+#: Where uploads live (a final upload names its partials by these URLs).
+UPLOADS_PATH = "/v1/uploads"
+#: Most partial uploads one final upload may join.
+MAX_CONCAT_PARTS = 1000
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _METADATA_KEY = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 _MAX_METADATA_HEADER = 16 * 1024
@@ -130,6 +144,51 @@ def parse_metadata(value: str | None) -> dict[str, str]:
                 f"Upload-Metadata value of {key!r} is not base64-encoded UTF-8"
             ) from None
     return out
+
+
+@dataclass(frozen=True)
+class Concat:
+    """A parsed Upload-Concat header: a partial upload, or a final one joining
+    the partial uploads `parts` (their ids, in order)."""
+
+    kind: str  # "partial" | "final"
+    parts: tuple[str, ...] = ()
+
+
+def parse_concat(value: str | None) -> Concat | None:
+    """Upload-Concat: `partial`, or `final;<url> <url> ...` where each URL (or
+    path) is a partial upload of this server. None when absent; 400 otherwise."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text == "partial":
+        return Concat("partial")
+    kind, sep, urls = text.partition(";")
+    if kind.strip() != "final" or not sep:
+        raise BadTusRequest(f"Upload-Concat must be 'partial' or 'final;<urls>', got {value!r}")
+    ids: list[str] = []
+    for url in urls.split():
+        path = urlsplit(url).path.rstrip("/")
+        prefix, _, upload_id = path.rpartition("/")
+        if not prefix.endswith(UPLOADS_PATH) or not _UPLOAD_ID.match(upload_id):
+            raise BadTusRequest(f"Upload-Concat names {url!r}, which is not an upload URL")
+        if upload_id in ids:
+            raise BadTusRequest(f"Upload-Concat names {url!r} twice")
+        ids.append(upload_id)
+    if not ids:
+        raise BadTusRequest("Upload-Concat: final names no partial uploads")
+    if len(ids) > MAX_CONCAT_PARTS:
+        raise BadTusRequest(f"Upload-Concat may name at most {MAX_CONCAT_PARTS} partial uploads")
+    return Concat("final", tuple(ids))
+
+
+def concat_header(kind: str | None, parts: tuple[str, ...]) -> str | None:
+    """The Upload-Concat header an upload is described with (None for a plain one)."""
+    if kind == "partial":
+        return "partial"
+    if kind == "final":
+        return "final;" + " ".join(f"{UPLOADS_PATH}/{p}" for p in parts)
+    return None
 
 
 def encode_metadata(metadata: dict[str, str]) -> str:
