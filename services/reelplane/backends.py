@@ -58,6 +58,7 @@ def make_bus(settings: Settings) -> Bus:
             settings.bus_url,
             default_partitions=settings.bus_partitions,
             connect_timeout_s=settings.connect_timeout_s,
+            max_poll_interval_s=settings.bus_max_poll_interval_s,
         )
     from reelplane.adapters.bus_memory import MemoryBus
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -187,6 +188,22 @@ processed_events = Table(
     Column("processed_at", UTCDateTime(), nullable=False),
     Column("sequence", BigInteger, nullable=False, server_default="0"),
     Index("ix_processed_events_processed_at", "processed_at"),
+)
+
+
+# Transactional outbox: an event is written in the same transaction as the change
+# it reports, published right after the commit and then deleted; the relay
+# publishes whatever a crash left behind (consumers skip repeated event ids).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("topic", String(100), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the encoded event, as published
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_outbox_created_at", "created_at"),
 )
 
 

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     bus_partitions: int = Field(
         6, ge=1, le=1024, description="Partitions per topic when Reelplane creates it. Default 6"
     )
+    bus_max_poll_interval_s: float = Field(
+        300,
+        ge=10,
+        le=86400,
+        description="Longest a consumer may take over one batch of events before Kafka "
+        "hands its partitions to another member (max.poll.interval.ms). Raise it for the "
+        "transcode worker above its longest job. Default 300",
+    )
     consumer_max_attempts: int = Field(
         5, ge=1, le=100, description="Handler attempts before an event goes to <topic>.dlq"
     )

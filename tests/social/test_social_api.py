@@ -9,7 +9,9 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from reelplane.schema import comments, follows, likes, videos
+from reelplane.errors import BackendUnavailable
+from reelplane.events.outbox import relay_once
+from reelplane.schema import comments, follows, likes, outbox, videos
 from tests.helpers import assert_problem
 from tests.social.conftest import PASSWORD, Account, Stack, eventually_ok, running_app
 
@@ -297,3 +299,34 @@ async def test_cors_preflight_lets_a_browser_tus_client_resume(stack: Stack) -> 
     exposed = r.headers["access-control-expose-headers"].lower()
     assert "upload-offset" in exposed
     assert "location" in exposed
+
+
+async def test_an_event_the_bus_refused_is_published_later_by_the_outbox_relay(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creator = await stack.sign_up("maker")
+    fan = await stack.sign_up("fan")
+    video = await stack.ready_video(creator.user_id)
+    bus = stack.backends.bus
+    working = bus.publish
+
+    async def broker_down(*args: object, **kwargs: object) -> object:
+        raise BackendUnavailable("REELPLANE_BUS_URL", "kafka://down", "the broker is down")
+
+    monkeypatch.setattr(bus, "publish", broker_down)
+    r = await stack.client.put(f"/v1/videos/{video}/like", headers=fan.auth)
+    assert r.status_code == 200 and r.json()["changed"] is True  # the like stands
+    assert await count(stack, outbox) == 1  # and its event waits in the outbox
+    monkeypatch.setattr(bus, "publish", working)
+    assert await relay_once(stack.backends.database, bus, grace_s=0) == 1
+    assert await count(stack, outbox) == 0
+
+    async def counted() -> bool:
+        r = await stack.client.get(f"/v1/videos/{video}/counters")
+        return bool(r.json()["likes"] == 1)
+
+    await eventually_ok(counted)
+    # Published once the write committed, the outbox is empty: nothing to relay.
+    assert (await stack.client.delete(f"/v1/videos/{video}/like", headers=fan.auth)).is_success
+    assert await count(stack, outbox) == 0
+    assert await relay_once(stack.backends.database, bus, grace_s=0) == 0

@@ -58,8 +58,10 @@ class KafkaBus:
         default_partitions: int = 6,
         connect_timeout_s: float = 10.0,
         request_timeout_s: float = 30.0,
+        max_poll_interval_s: float = 300.0,
     ) -> None:
         self.servers = bootstrap_servers(url)
+        self.max_poll_interval_ms = int(max_poll_interval_s * 1000)
         self._default_partitions = default_partitions
         self._connect_timeout_ms = int(connect_timeout_s * 1000)
         self._request_timeout_ms = int(request_timeout_s * 1000)
@@ -176,7 +178,7 @@ class KafkaConsumer:
             auto_offset_reset="earliest",
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
-            max_poll_interval_ms=300_000,
+            max_poll_interval_ms=self._bus.max_poll_interval_ms,
         )
         await consumer.start()
         self._consumer = consumer

@@ -22,6 +22,7 @@ from reelplane.engagement.settings import EngagementSettings
 from reelplane.engagement.tables import TABLES
 from reelplane.engagement.trending import top_trending
 from reelplane.errors import InvalidInput
+from reelplane.events import outbox
 from reelplane.events.envelope import (
     CommentCreated,
     CommentCreatedPayload,
@@ -141,10 +142,11 @@ async def _require_video(backends: Backends, video_id: str) -> store.VisibleVide
 async def like(video_id: str, user: CurrentUser, request: Request) -> LikeState:
     backends = _backends(request)
     await _require_video(backends, video_id)
-    changed = await store.like(backends.database, user.user_id, video_id)
+    payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
+    event = VideoLiked(key=user.user_id, payload=payload)
+    changed = await store.like(backends.database, user.user_id, video_id, event)
     if changed:
-        payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
-        await EventPublisher(backends.bus).publish(VideoLiked(key=user.user_id, payload=payload))
+        await outbox.flush(backends.database, backends.bus, [event])
     return LikeState(liked=True, changed=changed)
 
 
@@ -152,10 +154,11 @@ async def like(video_id: str, user: CurrentUser, request: Request) -> LikeState:
 async def unlike(video_id: str, user: CurrentUser, request: Request) -> LikeState:
     backends = _backends(request)
     await _require_video(backends, video_id)
-    changed = await store.unlike(backends.database, user.user_id, video_id)
+    payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
+    event = VideoUnliked(key=user.user_id, payload=payload)
+    changed = await store.unlike(backends.database, user.user_id, video_id, event)
     if changed:
-        payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
-        await EventPublisher(backends.bus).publish(VideoUnliked(key=user.user_id, payload=payload))
+        await outbox.flush(backends.database, backends.bus, [event])
     return LikeState(liked=False, changed=changed)
 
 
@@ -170,6 +173,12 @@ async def add_comment(
     text = clean_comment(body.text, _settings(request).comment_max_chars)
     await _require_video(backends, video_id)
     comment_id, now = uuid.uuid4().hex, utc_now()
+    event = CommentCreated(
+        key=user.user_id,
+        payload=CommentCreatedPayload(
+            comment_id=comment_id, user_id=user.user_id, video_id=video_id, text=text
+        ),
+    )
     await store.add_comment(
         backends.database,
         {
@@ -179,15 +188,9 @@ async def add_comment(
             "text": text,
             "created_at": now,
         },
+        event,
     )
-    await EventPublisher(backends.bus).publish(
-        CommentCreated(
-            key=user.user_id,
-            payload=CommentCreatedPayload(
-                comment_id=comment_id, user_id=user.user_id, video_id=video_id, text=text
-            ),
-        )
-    )
+    await outbox.flush(backends.database, backends.bus, [event])
     return CommentOut(
         comment_id=comment_id,
         video_id=video_id,
@@ -239,16 +242,17 @@ async def delete_comment(comment_id: str, user: CurrentUser, request: Request) -
     async with backends.database.transaction() as conn:
         author, video_id = await store.comment_owner(conn, comment_id)
         ensure_owner(user, author, "comment")
-        deleted = await store.soft_delete_comment(conn, comment_id)
-    if deleted:
-        await EventPublisher(backends.bus).publish(
-            CommentDeleted(
-                key=user.user_id,
-                payload=CommentDeletedPayload(
-                    comment_id=comment_id, user_id=user.user_id, video_id=video_id
-                ),
-            )
+        event = CommentDeleted(
+            key=user.user_id,
+            payload=CommentDeletedPayload(
+                comment_id=comment_id, user_id=user.user_id, video_id=video_id
+            ),
         )
+        deleted = await store.soft_delete_comment(conn, comment_id)
+        if deleted:
+            await outbox.stage(conn, event)
+    if deleted:
+        await outbox.flush(backends.database, backends.bus, [event])
     return Response(status_code=204)
 
 
@@ -344,5 +348,5 @@ async def history(
 SERVICE = Service(
     "engagement",
     routers=[router],
-    background=[consume_engagement],
+    background=[consume_engagement, outbox.run_relay],
 )

@@ -9,7 +9,8 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelplane.errors import NotFound
-from reelplane.events.envelope import utc_now
+from reelplane.events import outbox
+from reelplane.events.envelope import Event, utc_now
 from reelplane.ports.relational import Database
 from reelplane.schema import comments, likes, processed_events, users, video_views, videos
 
@@ -45,21 +46,27 @@ async def visible_video(conn: AsyncConnection, video_id: str) -> VisibleVideo:
     return VisibleVideo(video_id, row.owner_id, row.duration_ms)
 
 
-async def like(db: Database, user_id: str, video_id: str) -> bool:
-    """Record the like; True when it is new."""
+async def like(db: Database, user_id: str, video_id: str, event: Event | None = None) -> bool:
+    """Record the like (and stage `event` in the outbox with it); True when it is new."""
     async with db.transaction() as conn:
-        return await db.insert_if_absent(
+        created = await db.insert_if_absent(
             conn, likes, {"user_id": user_id, "video_id": video_id, "created_at": utc_now()}
         )
+        if created and event is not None:
+            await outbox.stage(conn, event)
+        return created
 
 
-async def unlike(db: Database, user_id: str, video_id: str) -> bool:
-    """Remove the like; True when there was one."""
+async def unlike(db: Database, user_id: str, video_id: str, event: Event | None = None) -> bool:
+    """Remove the like (and stage `event` with it); True when there was one."""
     async with db.transaction() as conn:
         result = await conn.execute(
             delete(likes).where(likes.c.user_id == user_id, likes.c.video_id == video_id)
         )
-        return bool(result.rowcount)
+        removed = bool(result.rowcount)
+        if removed and event is not None:
+            await outbox.stage(conn, event)
+        return removed
 
 
 async def liked_among(db: Database, user_id: str, video_ids: list[str]) -> set[str]:
@@ -75,9 +82,12 @@ async def liked_among(db: Database, user_id: str, video_ids: list[str]) -> set[s
         return {r.video_id for r in rows}
 
 
-async def add_comment(db: Database, row: dict[str, object]) -> None:
+async def add_comment(db: Database, row: dict[str, object], event: Event | None = None) -> None:
+    """Store the comment (and stage `event` with it)."""
     async with db.transaction() as conn:
         await conn.execute(comments.insert().values(**row))
+        if event is not None:
+            await outbox.stage(conn, event)
 
 
 async def comment_owner(conn: AsyncConnection, comment_id: str) -> tuple[str, str]:

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from reelplane.auth import SESSION_TTL, CurrentUser, SessionStore, bearer_token
 from reelplane.backends import Backends
 from reelplane.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from reelplane.events import outbox
 from reelplane.events.envelope import VideoDeleted, VideoDeletedPayload, utc_now
-from reelplane.events.publisher import EventPublisher
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
 from reelplane.gateway.authz import ensure_owner
 from reelplane.gateway.proxy import install_proxy
@@ -176,12 +176,12 @@ async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Re
         await conn.execute(
             update(videos).where(videos.c.id == video_id).values(state="deleted", updated_at=now)
         )
-    await EventPublisher(backends.bus).publish(
-        VideoDeleted(
+        event = VideoDeleted(
             key=row.owner_id,
             payload=VideoDeletedPayload(video_id=video_id, owner_id=row.owner_id),
         )
-    )
+        await outbox.stage(conn, event)
+    await outbox.flush(backends.database, backends.bus, [event])
     return Response(status_code=204)
 
 
@@ -197,4 +197,4 @@ def configure(app: FastAPI, settings: Settings) -> None:
     )
 
 
-SERVICE = Service("gateway", routers=[router], configure=[configure])
+SERVICE = Service("gateway", routers=[router], background=[outbox.run_relay], configure=[configure])

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from reelplane.auth import CurrentUser, MaybeUser
 from reelplane.backends import Backends
+from reelplane.events import outbox
 from reelplane.events.envelope import FollowPayload, UserFollowed, UserUnfollowed
-from reelplane.events.publisher import EventPublisher
 from reelplane.gateway.cursors import decode_cursor, encode_cursor
 from reelplane.gateway.settings import load_section
 from reelplane.graph import store
@@ -94,14 +94,13 @@ async def follow(ref: str, user: CurrentUser, request: Request) -> FollowState:
     async with backends.database.connect() as conn:
         target = await store.find_user(conn, ref)
     check_follow(user.user_id, target.user_id)
-    changed = await store.follow(backends.database, user.user_id, target.user_id)
+    event = UserFollowed(
+        key=user.user_id,
+        payload=FollowPayload(follower_id=user.user_id, followee_id=target.user_id),
+    )
+    changed = await store.follow(backends.database, user.user_id, target.user_id, event)
     if changed:
-        await EventPublisher(backends.bus).publish(
-            UserFollowed(
-                key=user.user_id,
-                payload=FollowPayload(follower_id=user.user_id, followee_id=target.user_id),
-            )
-        )
+        await outbox.flush(backends.database, backends.bus, [event])
     return FollowState(following=True, changed=changed)
 
 
@@ -111,14 +110,13 @@ async def unfollow(ref: str, user: CurrentUser, request: Request) -> FollowState
     async with backends.database.connect() as conn:
         target = await store.find_user(conn, ref)
     check_follow(user.user_id, target.user_id)
-    changed = await store.unfollow(backends.database, user.user_id, target.user_id)
+    event = UserUnfollowed(
+        key=user.user_id,
+        payload=FollowPayload(follower_id=user.user_id, followee_id=target.user_id),
+    )
+    changed = await store.unfollow(backends.database, user.user_id, target.user_id, event)
     if changed:
-        await EventPublisher(backends.bus).publish(
-            UserUnfollowed(
-                key=user.user_id,
-                payload=FollowPayload(follower_id=user.user_id, followee_id=target.user_id),
-            )
-        )
+        await outbox.flush(backends.database, backends.bus, [event])
     return FollowState(following=False, changed=changed)
 
 
@@ -171,4 +169,4 @@ async def following(
     return await _listing(request, ref, "following", cursor, limit)
 
 
-SERVICE = Service("graph", routers=[router])
+SERVICE = Service("graph", routers=[router], background=[outbox.run_relay])

@@ -14,7 +14,8 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelplane.errors import NotFound
-from reelplane.events.envelope import utc_now
+from reelplane.events import outbox
+from reelplane.events.envelope import Event, utc_now
 from reelplane.graph.core import is_user_id
 from reelplane.ports.relational import Database
 from reelplane.schema import follows, users
@@ -66,8 +67,11 @@ async def find_user(conn: AsyncConnection, ref: str) -> UserSummary:
     return _summary(row)
 
 
-async def follow(db: Database, follower_id: str, followee_id: str) -> bool:
-    """Record the follow; True when it is new (False: it already existed)."""
+async def follow(
+    db: Database, follower_id: str, followee_id: str, event: Event | None = None
+) -> bool:
+    """Record the follow (and stage `event` in the outbox with it); True when it
+    is new (False: it already existed, and nothing is staged)."""
     async with db.transaction() as conn:
         created = await db.insert_if_absent(
             conn,
@@ -76,11 +80,15 @@ async def follow(db: Database, follower_id: str, followee_id: str) -> bool:
         )
         if created:
             await _add_counts(conn, follower_id, followee_id, +1)
+            if event is not None:
+                await outbox.stage(conn, event)
         return created
 
 
-async def unfollow(db: Database, follower_id: str, followee_id: str) -> bool:
-    """Remove the follow; True when there was one."""
+async def unfollow(
+    db: Database, follower_id: str, followee_id: str, event: Event | None = None
+) -> bool:
+    """Remove the follow (and stage `event` with it); True when there was one."""
     async with db.transaction() as conn:
         result = await conn.execute(
             delete(follows).where(
@@ -90,6 +98,8 @@ async def unfollow(db: Database, follower_id: str, followee_id: str) -> bool:
         removed = bool(result.rowcount)
         if removed:
             await _add_counts(conn, follower_id, followee_id, -1)
+            if event is not None:
+                await outbox.stage(conn, event)
         return removed
 
 
