@@ -62,7 +62,7 @@ def run(
 ) -> None:
     """Run the operator until interrupted."""
     if kubeconfig is not None:
-        # Both Kopf's login and lightkube read $KUBECONFIG when not in a Pod.
+        # The login handler reads $KUBECONFIG when not in a Pod.
         os.environ["KUBECONFIG"] = str(kubeconfig.resolve())
 
     import kopf

@@ -28,7 +28,7 @@ import kopf
 
 from reelplane_operator import conditions
 from reelplane_operator.kinds import KINDS, TRANSCODE_POOL
-from reelplane_operator.kube import Kube, LightKube
+from reelplane_operator.kube import AioKube, Kube
 from reelplane_operator.lag import KafkaLagReader
 from reelplane_operator.meta import MANAGED_BY, key_of
 from reelplane_operator.models import GROUP, VERSION, TranscodePoolSpec
@@ -252,9 +252,20 @@ class NoDiffBase(kopf.DiffBaseStorage):
 # -- start and stop ----------------------------------------------------------------------
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Credentials as lightkube finds them: the Pod's ServiceAccount, else $KUBECONFIG
-    (explicit, so Kopf does not depend on $KUBECONFIG being set when it was imported)."""
+    """Credentials: the Pod's ServiceAccount, else $KUBECONFIG (explicit, so Kopf does not
+    depend on $KUBECONFIG being set when it was imported)."""
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+def credentials(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    """The same credentials for the operator's own writes (read again at each call, so a
+    renewed token is picked up)."""
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise kopf.LoginError("no service account and no kubeconfig to log in with")
+    return info
 
 
 @kopf.on.startup()
@@ -270,7 +281,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    _RUNTIME = Runtime(CONFIG, LightKube())
+    _RUNTIME = Runtime(CONFIG, AioKube(lambda: credentials(settings)))
     _RUNTIME.start()
 
 
@@ -298,13 +309,16 @@ async def on_parent_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     rt = runtime()
     key = parent_key(body)
     if type == "DELETED":
-        rt.reconciler.forget(str(body.get("metadata", {}).get("uid", "")))
+        rt.reconciler.forget(str(body.get("metadata", {}).get("uid", "")), key)
         rt.store.forget_parent(key)
         rt.autoscaler.forget((key[1], key[2]))
         rt.failures.pop(key, None)
         rt.reconciler.routing_dirty.add(key[1])
         return
-    rt.store.observe_parent(_plain(body))
+    plain = _plain(body)
+    if rt.reconciler.is_echo(key, plain):
+        return  # our own status write coming back: already reconciled with it
+    rt.store.observe_parent(plain)
     if key[0] == "EdgePoP":
         rt.reconciler.routing_dirty.add(key[1])
     await rt.reconcile(key)
@@ -320,8 +334,12 @@ async def on_child_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     """A child changed or went away: reconcile its owner (drift correction, status)."""
     rt = runtime()
     child = _plain(body)
+    key = key_of(child)
     if type == "DELETED":
-        rt.store.forget_child(key_of(child))
+        rt.reconciler.is_echo(key, {})  # forget any write of it
+        rt.store.forget_child(key)
+    elif rt.reconciler.is_echo(key, child):
+        return  # our own apply coming back: the reconcile that made it saw this version
     else:
         rt.store.observe_child(child)
     if child.get("metadata", {}).get("name") == ROUTING_TABLE and child.get("kind") == "ConfigMap":

@@ -197,10 +197,28 @@ class Reconciler:
         self._rendered: dict[str, tuple[tuple[Any, ...], list[Manifest]]] = {}
         # (resourceVersion, digest) of live children already found up to date.
         self._verified: dict[ChildKey, tuple[str, str]] = {}
+        # resourceVersion of each object as our last write left it: its watch event (the
+        # echo of that write) brings nothing the reconcile that wrote it did not see.
+        self._written: dict[ChildKey | ParentKey, str] = {}
 
-    def forget(self, uid: str) -> None:
+    def _remember_write(self, key: ChildKey | ParentKey, live: Mapping[str, Any]) -> None:
+        rv = str(live.get("metadata", {}).get("resourceVersion", ""))
+        if rv:
+            self._written[key] = rv
+
+    def is_echo(self, key: ChildKey | ParentKey, body: Mapping[str, Any]) -> bool:
+        """Whether a watch event of `key` only reports the operator's own last write (the
+        version its answer carried). Each write is matched once; any other version of the
+        object clears it, so nothing is remembered for long."""
+        rv = str(body.get("metadata", {}).get("resourceVersion", ""))
+        written = self._written.pop(key, None)
+        return bool(rv) and rv == written
+
+    def forget(self, uid: str, key: ParentKey | None = None) -> None:
         """Drop what is remembered about a deleted resource."""
         self._rendered.pop(uid, None)
+        if key is not None:
+            self._written.pop(key, None)
 
     def _children(
         self, owner: Owner, variant: Any, render: Callable[[], list[Manifest]]
@@ -389,6 +407,7 @@ class Reconciler:
                 break
             writes += 1
             self.store.observe_child(live)
+            self._remember_write(key_of(manifest), live)
             # The API's answer to our apply is, by construction, what we applied.
             rv = str(live.get("metadata", {}).get("resourceVersion", ""))
             stamp = str(manifest["metadata"]["annotations"][DIGEST_ANNOTATION])
@@ -411,6 +430,7 @@ class Reconciler:
             writes += 1
             if live_parent.get("metadata", {}).get("uid") == owner.uid:
                 self.store.observe_parent(live_parent)
+                self._remember_write(parent_key(live_parent), live_parent)
             if owner.kind == EDGE_POP.kind:
                 self.routing_dirty.add(owner.namespace)
         if failure is not None:

@@ -15,12 +15,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from reelplane.infra import cluster_pki as pki
 from reelplane.infra.cluster import (
+    COMPONENT_CLASSES,
     DEFAULT_NODES,
     STAGES_FILE,
     ClusterLayout,
     FakeNode,
+    LocalCluster,
     apiserver_args,
     controller_manager_args,
+    etcd_args,
     kwok_args,
     node_is_ready,
     render_kwok_rbac,
@@ -218,6 +221,38 @@ def test_components_use_their_own_identity_and_no_leader_election() -> None:
     assert f"--config={STAGES_FILE}" in kwok
 
 
+def test_burst_settings_never_let_client_limits_pace_the_controllers() -> None:
+    api = apiserver_args(LAYOUT, Path("/x"))
+    assert "--enable-priority-and-fairness=false" in api
+    kcm = controller_manager_args(LAYOUT, Path("/x"))
+    sched = scheduler_args(LAYOUT, Path("/x"))
+    for args in (kcm, sched):
+        qps = next(a for a in args if a.startswith("--kube-api-qps="))
+        assert int(qps.split("=")[1]) >= 1000
+    assert "--concurrent-deployment-syncs=16" in kcm
+    assert "--unsafe-no-fsync=true" in etcd_args(Path("/d"))
+
+
+def test_a_second_cluster_moves_every_port_and_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = ClusterLayout(Path("/c"), "cluster-bench", 1000)
+    assert layout.cluster_dir == Path("/c/cluster-bench")
+    assert layout.apiserver_url == "https://127.0.0.1:17443"
+    assert "--etcd-servers=http://127.0.0.1:13379" in apiserver_args(layout, Path("/x"))
+    assert "--secure-port=17443" in apiserver_args(layout, Path("/x"))
+    assert "--secure-port=17257" in controller_manager_args(layout, Path("/x"))
+    assert "--secure-port=17259" in scheduler_args(layout, Path("/x"))
+    assert "--server-address=127.0.0.1:17247" in kwok_args(layout)
+    assert "--listen-peer-urls=http://127.0.0.1:13380" in etcd_args(Path("/d"), 1000)
+    ports = {cls(layout).port for cls in COMPONENT_CLASSES}
+    assert ports == {13379, 17443, 17257, 17259, 17247}
+    monkeypatch.setenv("REELPLANE_CLUSTER_PORT_OFFSET", "2000")
+    second = LocalCluster(Path("/c"))
+    assert second.layout.cluster_dir == Path("/c/cluster-2000")
+    assert second.layout.apiserver_url == "https://127.0.0.1:18443"
+    monkeypatch.delenv("REELPLANE_CLUSTER_PORT_OFFSET")
+    assert LocalCluster(Path("/c")).layout.cluster_dir == Path("/c/cluster")
+
+
 def test_gpu_node_advertises_gpus_and_general_node_none() -> None:
     general, gpu = (render_node(n) for n in DEFAULT_NODES)
     assert "nvidia.com/gpu" not in general["status"]["capacity"]
@@ -244,8 +279,9 @@ def test_node_ready_reads_the_ready_condition() -> None:
 
 
 def test_stages_cover_node_and_pod_lifecycles() -> None:
-    stages = list(yaml.safe_load_all(STAGES_FILE.read_text()))
-    assert all(s["kind"] == "Stage" for s in stages)
+    docs = list(yaml.safe_load_all(STAGES_FILE.read_text()))
+    assert {d["kind"] for d in docs} == {"KwokConfiguration", "Stage"}
+    stages = [d for d in docs if d["kind"] == "Stage"]
     kinds = {s["spec"]["resourceRef"]["kind"] for s in stages}
     assert kinds == {"Node", "Pod"}
     pod_stages = [s for s in stages if s["spec"]["resourceRef"]["kind"] == "Pod"]

@@ -6,12 +6,12 @@ import copy
 import itertools
 import json
 from collections.abc import Mapping
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from reelplane_operator.kinds import Kind
+from reelplane_operator.kube import KubeApiError
 from reelplane_operator.lag import LagReading
 from reelplane_operator.meta import Manifest, key_of
 from reelplane_operator.reconcile import Reconciler, Store, owner_of_child, parent_key
@@ -19,10 +19,9 @@ from reelplane_operator.reconcile import Reconciler, Store, owner_of_child, pare
 pytestmark = pytest.mark.unit
 
 
-class Rejected(Exception):
-    """An API error as lightkube raises it for a refused write (HTTP 422)."""
-
-    response = SimpleNamespace(status_code=422)
+def Rejected(message: str) -> KubeApiError:
+    """An API error as the client raises it for a refused write (HTTP 422)."""
+    return KubeApiError(422, message)
 
 
 class FakeKube:
@@ -172,6 +171,22 @@ async def test_nothing_changed_means_no_write() -> None:
     assert kube.writes == []
 
 
+async def test_only_the_echo_of_the_operators_own_write_is_recognised() -> None:
+    kube, store, reconciler = _setup()
+    await _run(reconciler, _resource("EdgePoP", "fra", POP_SPEC))
+    key = ("apps/v1", "Deployment", "ns", "fra-edge")
+    echo = copy.deepcopy(kube.objects[key])
+    assert reconciler.is_echo(key, echo)
+    assert not reconciler.is_echo(key, echo)  # matched once
+    parent = ("EdgePoP", "ns", "fra")
+    newer = copy.deepcopy(PARENTS[parent])
+    kube._bump(newer)  # someone else's write came first: not ours
+    assert not reconciler.is_echo(parent, newer)
+    assert not reconciler.is_echo(parent, copy.deepcopy(PARENTS[parent]))  # cleared by it
+    _make_available(kube, store)  # the controllers' writes are never echoes
+    assert not reconciler.is_echo(key, kube.objects[key])
+
+
 async def test_edited_or_deleted_child_is_restored() -> None:
     kube, store, reconciler = _setup()
     await _run(reconciler, _resource("EdgePoP", "fra", POP_SPEC))
@@ -210,7 +225,7 @@ async def test_spec_change_updates_children_and_observed_generation() -> None:
 async def test_failed_apply_reports_degraded_and_raises() -> None:
     kube, _store, reconciler = _setup()
     kube.fail_on = "fra-edge"
-    with pytest.raises(Rejected, match="admission"):
+    with pytest.raises(KubeApiError, match="admission"):
         await _run(reconciler, _resource("EdgePoP", "fra", POP_SPEC))
     body = PARENTS[("EdgePoP", "ns", "fra")]
     assert _conditions(body)["Degraded"] == "True"

@@ -12,11 +12,19 @@ The apiserver runs with RBAC and the Node authorizer on, service-account tokens,
 and client-certificate users from `cluster_pki`. Binaries come from
 `k8s_build`; PKI, kubeconfigs, etcd data and logs live under
 `<cache>/cluster/`.
+
+It is a throwaway test cluster on a small machine, so it trades durability and
+fairness for throughput under a burst (`e2e/bench/operator_scale.py` measures
+it): etcd without fsync, no API Priority and Fairness, client rate limits that
+never pace the controllers, more controller workers, a lazier Go garbage
+collector, and more KWOK workers. A second cluster can run beside the shared
+one (`LocalCluster(name=..., port_offset=...)`), as the benchmark's does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
 from collections.abc import Sequence
@@ -50,7 +58,19 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 POD_CIDR = "10.244.0.1/16"
 """Where KWOK hands out fake Pod IPs; apart from the Service range 10.0.0.0/24."""
 FIELD_MANAGER = "reelplane-cluster"
+CLIENT_QPS = 2000
+CLIENT_BURST = 4000
+"""Client-side rate limits of the controller-manager's controllers and the scheduler:
+high enough never to be what paces a burst (the API server's CPU is)."""
+CONTROLLER_WORKERS = 16
+"""Workers of the Deployment, ReplicaSet and EndpointSlice controllers (default 5):
+they mostly wait on API round trips, so more keep a burst moving."""
 STAGES_FILE = Path(__file__).with_name("kwok_stages.yaml")
+GO_RUNTIME_ENV = {"GOGC": "400", "GOMEMLIMIT": "3GiB"}
+"""Go's garbage collector for every component: under a burst of API calls collection
+is a large share of their CPU on a small machine (kube-apiserver's fell by a fifth);
+collecting at 5x the live heap instead of 2x trades memory for it, and the soft limit
+makes the collector work harder again before any of them would pass 3 GiB."""
 
 
 # -- layout -----------------------------------------------------------------------------
@@ -59,10 +79,19 @@ class ClusterLayout:
     """Every path of the local control plane, derived from the cache root."""
 
     root: Path
+    name: str = "cluster"
+    """Folder under the root; another name (and port offset) is another cluster."""
+    port_offset: int = 0
+    """Added to every fixed port, so a second cluster (the scale benchmark's) can run
+    beside the shared one."""
+
+    def port(self, base: int) -> int:
+        """One of the fixed ports above, moved by this layout's offset."""
+        return base + self.port_offset
 
     @property
     def cluster_dir(self) -> Path:
-        return self.root / "cluster"
+        return self.root / self.name
 
     @property
     def run_dir(self) -> Path:
@@ -86,7 +115,7 @@ class ClusterLayout:
 
     @property
     def apiserver_url(self) -> str:
-        return f"https://{HOST}:{APISERVER_PORT}"
+        return f"https://{HOST}:{self.port(APISERVER_PORT)}"
 
 
 # -- fake nodes and RBAC (pure) -------------------------------------------------------------
@@ -192,10 +221,10 @@ def render_kwok_rbac(user: str = pki.KWOK.common_name) -> list[dict[str, Any]]:
 
 
 # -- command lines (pure) -------------------------------------------------------------------
-def etcd_args(data_dir: Path) -> list[str]:
+def etcd_args(data_dir: Path, port_offset: int = 0) -> list[str]:
     """etcd flags: one member, plain HTTP on loopback."""
-    client = f"http://{HOST}:{ETCD_CLIENT_PORT}"
-    peer = f"http://{HOST}:{ETCD_PEER_PORT}"
+    client = f"http://{HOST}:{ETCD_CLIENT_PORT + port_offset}"
+    peer = f"http://{HOST}:{ETCD_PEER_PORT + port_offset}"
     return [
         "--name=reelplane",
         f"--data-dir={data_dir}",
@@ -219,9 +248,9 @@ def apiserver_args(layout: ClusterLayout, cert_dir: Path) -> list[str]:
     authorization, service-account tokens signed with our key."""
     p = layout.pki
     return [
-        f"--etcd-servers=http://{HOST}:{ETCD_CLIENT_PORT}",
+        f"--etcd-servers=http://{HOST}:{layout.port(ETCD_CLIENT_PORT)}",
         f"--bind-address={HOST}",
-        f"--secure-port={APISERVER_PORT}",
+        f"--secure-port={layout.port(APISERVER_PORT)}",
         f"--cert-dir={cert_dir}",
         f"--tls-cert-file={p.apiserver_cert}",
         f"--tls-private-key-file={p.apiserver_key}",
@@ -246,6 +275,12 @@ def apiserver_args(layout: ClusterLayout, cert_dir: Path) -> list[str]:
         f"--proxy-client-cert-file={p.front_proxy_client_cert}",
         f"--proxy-client-key-file={p.front_proxy_client_key}",
         "--profiling=false",
+        # A local cluster with a handful of well-behaved clients: API Priority and
+        # Fairness only adds per-request work (its classification, and the
+        # apf_fd/seat bookkeeping), so plain in-flight limits, roomy, bound it instead.
+        "--enable-priority-and-fairness=false",
+        "--max-requests-inflight=1000",
+        "--max-mutating-requests-inflight=500",
     ]
 
 
@@ -259,7 +294,7 @@ def controller_manager_args(layout: ClusterLayout, cert_dir: Path) -> list[str]:
         f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}",
         f"--bind-address={HOST}",
-        f"--secure-port={CONTROLLER_MANAGER_PORT}",
+        f"--secure-port={layout.port(CONTROLLER_MANAGER_PORT)}",
         f"--cert-dir={cert_dir}",
         f"--root-ca-file={p.ca_cert}",
         f"--service-account-private-key-file={p.service_account_key}",
@@ -267,10 +302,19 @@ def controller_manager_args(layout: ClusterLayout, cert_dir: Path) -> list[str]:
         f"--cluster-signing-cert-file={p.ca_cert}",
         f"--cluster-signing-key-file={p.ca_key}",
         f"--service-cluster-ip-range={pki.SERVICE_CLUSTER_IP_RANGE}",
-        "--controllers=*,-nodeipam",
+        # No node IPAM: no pod CIDRs without a CNI. No legacy Endpoints controller:
+        # EndpointSlices (kept) replace Endpoints, which nothing here reads, and it
+        # would write one object per Service twice over when Pods come up.
+        "--controllers=*,-nodeipam,-endpoints-controller",
         "--leader-elect=false",
-        "--kube-api-qps=100",
-        "--kube-api-burst=200",
+        # Each controller has its own client (service-account credentials) and its own
+        # limiter; at 100 QPS the ReplicaSet and Deployment controllers alone throttle
+        # a burst of a thousand Deployments (creates, status updates and events).
+        f"--kube-api-qps={CLIENT_QPS}",
+        f"--kube-api-burst={CLIENT_BURST}",
+        f"--concurrent-deployment-syncs={CONTROLLER_WORKERS}",
+        f"--concurrent-replicaset-syncs={CONTROLLER_WORKERS}",
+        f"--concurrent-service-endpoint-syncs={CONTROLLER_WORKERS}",
         "--profiling=false",
     ]
 
@@ -283,11 +327,11 @@ def scheduler_args(layout: ClusterLayout, cert_dir: Path) -> list[str]:
         f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}",
         f"--bind-address={HOST}",
-        f"--secure-port={SCHEDULER_PORT}",
+        f"--secure-port={layout.port(SCHEDULER_PORT)}",
         f"--cert-dir={cert_dir}",
         "--leader-elect=false",
-        "--kube-api-qps=100",
-        "--kube-api-burst=200",
+        f"--kube-api-qps={CLIENT_QPS}",
+        f"--kube-api-burst={CLIENT_BURST}",
         "--profiling=false",
     ]
 
@@ -303,7 +347,7 @@ def kwok_args(layout: ClusterLayout, stages: Path = STAGES_FILE) -> list[str]:
         f"--cidr={POD_CIDR}",
         # The fake nodes' InternalIP: where KWOK itself answers for them.
         f"--node-ip={HOST}",
-        f"--server-address={HOST}:{KWOK_PORT}",
+        f"--server-address={HOST}:{layout.port(KWOK_PORT)}",
         "--v=WARN",  # INFO logs every lease renewal (two lines per node every 10 s)
     ]
 
@@ -369,9 +413,13 @@ def node_is_ready(node: dict[str, Any]) -> bool:
 class ClusterComponent(Server):
     """A control-plane process; its files live under `<cache>/cluster/`."""
 
+    base_port: int
+    """The fixed port; the layout's offset moves it."""
+
     def __init__(self, layout: ClusterLayout) -> None:
         super().__init__(layout.root)
         self.layout = layout
+        self.port = layout.port(self.base_port)
         self.cache_dir = layout.root / "cache" / "k8s"
         self.data_dir = layout.data_dir / self.name
         self.run_dir = layout.run_dir
@@ -395,7 +443,7 @@ class ClusterComponent(Server):
 
 class Etcd(ClusterComponent):
     name = "etcd"
-    port = ETCD_CLIENT_PORT
+    base_port = ETCD_CLIENT_PORT
     start_timeout_s = 60.0
 
     @property
@@ -406,7 +454,9 @@ class Etcd(ClusterComponent):
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        return [str(self.layout.binaries.etcd), *etcd_args(self.data_dir / "member-data")], {}
+        binary = str(self.layout.binaries.etcd)
+        args = etcd_args(self.data_dir / "member-data", self.layout.port_offset)
+        return [binary, *args], dict(GO_RUNTIME_ENV)
 
     def ready(self) -> bool:
         response = httpx.get(f"{self.url}/health", timeout=2.0)
@@ -415,12 +465,12 @@ class Etcd(ClusterComponent):
 
 class KubeApiserver(ClusterComponent):
     name = "kube-apiserver"
-    port = APISERVER_PORT
+    base_port = APISERVER_PORT
     start_timeout_s = 180.0
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         binary = str(self.layout.binaries.kube_apiserver)
-        return [binary, *apiserver_args(self.layout, self.data_dir / "certs")], {}
+        return [binary, *apiserver_args(self.layout, self.data_dir / "certs")], dict(GO_RUNTIME_ENV)
 
     def ready(self) -> bool:
         with KubeApi(self.layout, timeout_s=2.0) as api:
@@ -430,12 +480,14 @@ class KubeApiserver(ClusterComponent):
 
 class KubeControllerManager(ClusterComponent):
     name = "kube-controller-manager"
-    port = CONTROLLER_MANAGER_PORT
+    base_port = CONTROLLER_MANAGER_PORT
     start_timeout_s = 120.0
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         binary = str(self.layout.binaries.kube_controller_manager)
-        return [binary, *controller_manager_args(self.layout, self.data_dir / "certs")], {}
+        return [binary, *controller_manager_args(self.layout, self.data_dir / "certs")], dict(
+            GO_RUNTIME_ENV
+        )
 
     def ready(self) -> bool:
         return self._healthz()
@@ -443,12 +495,12 @@ class KubeControllerManager(ClusterComponent):
 
 class KubeScheduler(ClusterComponent):
     name = "kube-scheduler"
-    port = SCHEDULER_PORT
+    base_port = SCHEDULER_PORT
     start_timeout_s = 120.0
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         binary = str(self.layout.binaries.kube_scheduler)
-        return [binary, *scheduler_args(self.layout, self.data_dir / "certs")], {}
+        return [binary, *scheduler_args(self.layout, self.data_dir / "certs")], dict(GO_RUNTIME_ENV)
 
     def ready(self) -> bool:
         return self._healthz()
@@ -458,7 +510,7 @@ class Kwok(ClusterComponent):
     """The KWOK controller; ready once its fake nodes report Ready."""
 
     name = "kwok"
-    port = KWOK_PORT
+    base_port = KWOK_PORT
     start_timeout_s = 120.0
     nodes: Sequence[FakeNode] = DEFAULT_NODES
 
@@ -486,7 +538,10 @@ class Kwok(ClusterComponent):
         # folder so a user's KWOK setup never changes this cluster.
         home = self.data_dir / "home"
         home.mkdir(parents=True, exist_ok=True)
-        return [str(self.layout.binaries.kwok), *kwok_args(self.layout)], {"HOME": str(home)}
+        return [str(self.layout.binaries.kwok), *kwok_args(self.layout)], {
+            **GO_RUNTIME_ENV,
+            "HOME": str(home),
+        }
 
     def ready(self) -> bool:
         response = httpx.get(f"{self.url}/healthz", timeout=2.0)
@@ -522,8 +577,12 @@ class ComponentStatus:
 class LocalCluster:
     """The local control plane as a whole: what `reelplane cluster` and tests use."""
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.layout = ClusterLayout(root or default_root())
+    def __init__(
+        self, root: Path | None = None, *, name: str | None = None, port_offset: int | None = None
+    ) -> None:
+        offset = default_port_offset() if port_offset is None else port_offset
+        name = name or ("cluster" if offset == 0 else f"cluster-{offset}")
+        self.layout = ClusterLayout(root or default_root(), name, offset)
         self.harness = Harness([cls(self.layout) for cls in COMPONENT_CLASSES], self.layout.root)
 
     @property
@@ -572,6 +631,17 @@ class LocalCluster:
 
     def is_up(self) -> bool:
         return all(s.state in ("ready", "external") for s in self.harness.status())
+
+
+def default_port_offset() -> int:
+    """$REELPLANE_CLUSTER_PORT_OFFSET (default 0): another value runs another cluster
+    beside the usual one, on moved ports and under `<cache>/cluster-<offset>/` (e.g. to
+    try changed control-plane flags without restarting a cluster others are using)."""
+    raw = os.environ.get("REELPLANE_CLUSTER_PORT_OFFSET", "0").strip() or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise HarnessError(f"REELPLANE_CLUSTER_PORT_OFFSET: not an integer: {raw!r}") from None
 
 
 def rss_mib(pid: int | None) -> float | None:
