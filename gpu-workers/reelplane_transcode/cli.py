@@ -19,15 +19,19 @@ def worker() -> None:
 @worker.command("transcode")
 @one_line_errors
 def transcode() -> None:
-    """Consume `uploads` and transcode each video to its HLS ladder until stopped
-    (SIGINT/SIGTERM)."""
+    """Consume `uploads` (REELPLANE_TRANSCODE_TOPIC) and transcode each video to its
+    HLS ladder until stopped (SIGINT/SIGTERM)."""
     from reelplane.backends import open_backends
+    from reelplane.gateway.settings import load_section
     from reelplane.logs import configure_logging
     from reelplane.settings import load_settings
     from reelplane.upload.ffprobe import ensure_ffmpeg
+    from reelplane_transcode.settings import TranscodeSettings, load_ladder
     from reelplane_transcode.worker import TranscodeWorker
 
     settings = load_settings()
+    transcode_settings = load_section(TranscodeSettings)
+    load_ladder(transcode_settings)  # a bad ladder file is refused before connecting
     configure_logging(settings.log_format, settings.log_level)
     ensure_ffmpeg()
 
@@ -38,8 +42,11 @@ def transcode() -> None:
             loop.add_signal_handler(sig, stop.set)
         backends = await open_backends(settings)
         try:
-            click.echo("reelplane: transcode worker consuming 'uploads'", err=True)
-            await TranscodeWorker(backends).run(stop)
+            topic, group = transcode_settings.transcode_topic, transcode_settings.transcode_group
+            click.echo(
+                f"reelplane: transcode worker consuming {topic!r} in group {group!r}", err=True
+            )
+            await TranscodeWorker(backends, transcode_settings).run(stop)
         finally:
             await backends.close()
 

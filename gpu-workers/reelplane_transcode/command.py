@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reelplane_transcode.accel import Accel
 from reelplane_transcode.ladder import Ladder, Rendition, scaled_size
 
 POSTER_NAME = "poster.jpg"
@@ -26,9 +27,10 @@ STILL_SHORT_SIDE = 360
 
 @dataclass(frozen=True)
 class EncoderOptions:
-    """Encoder choice: CPU (libx264/libx265) or CUDA (NVDEC + NVENC), and presets."""
+    """Encoder choice (see `accel`): CPU (libx264/libx265), CUDA (NVDEC + NVENC),
+    or NVDEC decode with the CPU encoders; and presets."""
 
-    accel: str = "none"  # "none" | "cuda"
+    accel: Accel = "none"
     h264_preset: str = "veryfast"
     hevc_preset: str = "superfast"
     nvenc_preset: str = "p4"
@@ -158,7 +160,13 @@ def video_encoder_args(r: Rendition, ladder: Ladder, opts: EncoderOptions) -> li
 
 
 def _input_args(source: Path, opts: EncoderOptions) -> list[str]:
-    hw = ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"] if opts.accel == "cuda" else []
+    hw: list[str] = []
+    if opts.accel == "cuda":
+        hw = ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda"]
+    elif opts.accel == "cuda-decode":
+        # Decoded on the GPU, copied back to memory for the CPU filters and encoders
+        # (and decoded on the CPU when NVDEC cannot take this source).
+        hw = ["-hwaccel", "cuda"]
     return [*hw, "-i", str(source)]
 
 

@@ -35,6 +35,7 @@ from reelplane.schema import video_assets, videos
 from reelplane.upload.announce import announce_outcomes
 from reelplane.upload.ffprobe import run_ffprobe
 from reelplane.upload.ranges import content_type_for
+from reelplane_transcode.accel import AccelChoice, choose_accel, probe_capabilities
 from reelplane_transcode.command import (
     INIT_SEGMENT,
     MEDIA_PLAYLIST,
@@ -44,7 +45,7 @@ from reelplane_transcode.command import (
     ladder_command,
     output_folders,
 )
-from reelplane_transcode.ladder import Ladder, parse_rungs, plan_ladder
+from reelplane_transcode.ladder import Ladder, plan_ladder
 from reelplane_transcode.playlist import (
     AudioMedia,
     Variant,
@@ -54,7 +55,7 @@ from reelplane_transcode.playlist import (
     segment_bitrates,
 )
 from reelplane_transcode.progress import ProgressParser, percent_done
-from reelplane_transcode.settings import TranscodeSettings
+from reelplane_transcode.settings import TranscodeSettings, load_ladder
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,28 @@ class TranscodeJob:
         self.worker_id = worker_id
         self.publisher = EventPublisher(backends.bus)
         self.poll_s = min(1.0, settings.transcode_lease_s / 4)
+        self.ladder = load_ladder(settings)  # a bad ladder file stops the worker at start
+        self._accel: AccelChoice | None = None
+
+    async def accel(self) -> AccelChoice:
+        """The hardware mode, decided once from a probe of ffmpeg and the GPU
+        (no probe when the CPU is configured)."""
+        if self._accel is None:
+            requested = self.settings.transcode_accel
+            if requested == "none":
+                choice = AccelChoice("none", "CPU decode and encode, as configured")
+            else:
+                codecs = self.ladder.codecs
+                caps = await probe_capabilities(self.settings.ffmpeg_path, codecs)
+                choice = choose_accel(requested, codecs, caps)
+            level = logging.WARNING if choice.fallback else logging.INFO
+            log.log(
+                level,
+                f"transcode accel {choice.accel}: {choice.reason}",
+                extra={"requested": requested, "accel": choice.accel},
+            )
+            self._accel = choice
+        return self._accel
 
     # -- the event -----------------------------------------------------------------------
     async def handle(self, event: VideoUploaded) -> None:
@@ -214,6 +237,8 @@ class TranscodeJob:
             if asset is None:
                 log.warning("video.uploaded for an unknown asset", extra={"sha256": sha256})
                 return
+            if asset.state == "deleted":
+                return  # every video on it was deleted (and its objects removed)
             if asset.state in ("ready", "failed"):
                 # Whoever changed a video's state announces it (the upload service for
                 # a duplicate of a ready asset, _finalize/_fail here); a publication
@@ -340,9 +365,8 @@ class TranscodeJob:
                 raise TranscodeFailed(f"the source has no decodable video ({probe.error})")
             ladder = plan_ladder(
                 probe,
-                rungs=parse_rungs(self.settings.transcode_rungs),
-                codecs=self.settings.codecs,
-                segment_s=self.settings.transcode_segment_s,
+                codec_rungs=self.ladder.rungs,
+                segment_s=self.ladder.segment_s,
                 max_fps=self.settings.transcode_max_fps,
                 audio_kbps=self.settings.transcode_audio_kbps,
             )
@@ -350,7 +374,7 @@ class TranscodeJob:
             for path in output_folders(ladder, out):
                 path.mkdir(parents=True, exist_ok=True)
             opts = EncoderOptions(
-                accel=self.settings.transcode_accel,
+                accel=(await self.accel()).accel,
                 h264_preset=self.settings.transcode_h264_preset,
                 hevc_preset=self.settings.transcode_hevc_preset,
                 nvenc_preset=self.settings.transcode_nvenc_preset,

@@ -5,14 +5,21 @@ plus the source's own size as the top rung when it falls between rungs (a
 480p upload gets 360p and 480p, not 360p alone); each rung in every codec.
 Sizes keep the source's display aspect ratio (9:16 portrait included) and are
 even, as 4:2:0 chroma needs.
+
+A TranscodePool's ladder may give a rung in one codec only (360p H.264 while
+720p and 1080p come in both): each codec then follows the rules over its own
+rungs, and a source smaller than every rung gets its own size in the codecs of
+the lowest rung (so every upload has at least one rendition).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reelplane.upload.probe import ProbeResult
 
@@ -37,6 +44,31 @@ class Rung:
 
 
 DEFAULT_RUNGS = (Rung(360, 800, 500), Rung(720, 2800, 1700), Rung(1080, 5000, 3000))
+CODECS: tuple[Codec, ...] = ("h264", "hevc")
+
+
+@dataclass(frozen=True)
+class CodecRung:
+    """A ladder step in one codec: short side in pixels, target bit rate in kbit/s."""
+
+    codec: Codec
+    short_side: int
+    kbps: int
+
+
+class LadderSpec(BaseModel):
+    """What the worker encodes every upload into (before fitting it to a source):
+    the rungs, each in its own codec, and the HLS segment length in seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rungs: tuple[CodecRung, ...]
+    segment_s: float
+
+    @property
+    def codecs(self) -> tuple[Codec, ...]:
+        """The codecs of the ladder, H.264 first."""
+        return tuple(c for c in CODECS if any(r.codec == c for r in self.rungs))
 
 
 class Rendition(BaseModel):
@@ -97,6 +129,66 @@ def parse_rungs(text: str) -> tuple[Rung, ...]:
     return tuple(sorted(rungs, key=lambda r: r.short_side))
 
 
+def expand_rungs(rungs: Iterable[Rung], codecs: Iterable[str]) -> tuple[CodecRung, ...]:
+    """Every rung in every codec (the `REELPLANE_TRANSCODE_RUNGS`/`_CODECS` form of
+    a ladder). ValueError on a codec other than h264 and hevc."""
+    rungs = tuple(rungs)
+    out: list[CodecRung] = []
+    for codec in codecs:
+        if codec not in CODECS:
+            raise ValueError(f"unsupported codec {codec!r}")
+        c: Codec = "h264" if codec == "h264" else "hevc"
+        out += [CodecRung(c, r.short_side, r.kbps(c)) for r in rungs]
+    return tuple(out)
+
+
+class _PoolRendition(BaseModel):
+    """One rendition of a TranscodePool's ladder.json (camelCase, as the operator
+    writes it). `height` is the short side: "720p" is 1280x720 or 720x1280."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = ""
+    height: int = Field(ge=2, le=8640)
+    codec: Codec
+    video_bitrate_kbps: int = Field(alias="videoBitrateKbps", gt=0)
+
+
+class _PoolLadderDocument(BaseModel):
+    """A TranscodePool's ladder.json: `{"segmentSeconds": 4, "renditions": [...]}`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    segment_seconds: float = Field(alias="segmentSeconds", gt=0.5, le=10)
+    renditions: list[_PoolRendition] = Field(min_length=1)
+
+
+def parse_ladder_document(text: str) -> LadderSpec:
+    """A TranscodePool's ladder.json -> the ladder: each rendition is a rung in
+    its own codec (an odd height is rounded down to even, as 4:2:0 needs).
+    ValueError, one line, when the text is not such a document or two
+    renditions are the same size in the same codec."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    try:
+        doc = _PoolLadderDocument.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise ValueError(f"{where}: {first['msg']}") from None
+    rungs: dict[tuple[Codec, int], CodecRung] = {}
+    for r in doc.renditions:
+        rung = CodecRung(r.codec, even_floor(r.height), r.video_bitrate_kbps)
+        key = (rung.codec, rung.short_side)
+        if key in rungs:
+            raise ValueError(f"two renditions are {rung.short_side}p {rung.codec}")
+        rungs[key] = rung
+    ordered = sorted(rungs.values(), key=lambda r: (CODECS.index(r.codec), r.short_side))
+    return LadderSpec(rungs=tuple(ordered), segment_s=doc.segment_seconds)
+
+
 def even_floor(value: float) -> int:
     """The largest even integer <= value (at least 2)."""
     return max(2, int(value) // 2 * 2)
@@ -112,46 +204,61 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return w, h
 
 
-def _interpolated_kbps(rungs: tuple[Rung, ...], short_side: int, codec: Codec) -> int:
-    """Bit rate for a size between rungs, linear in pixel count between neighbours."""
+def _interpolated_kbps(rungs: list[CodecRung], short_side: int) -> int:
+    """Bit rate for a size between one codec's rungs (sorted by size), linear in
+    pixel count between neighbours."""
     below = [r for r in rungs if r.short_side <= short_side]
     above = [r for r in rungs if r.short_side > short_side]
     if below and above:
         lo, hi = below[-1], above[0]
         t = (short_side**2 - lo.short_side**2) / (hi.short_side**2 - lo.short_side**2)
-        return round(lo.kbps(codec) + t * (hi.kbps(codec) - lo.kbps(codec)))
+        return round(lo.kbps + t * (hi.kbps - lo.kbps))
     anchor = below[-1] if below else above[0]
-    return max(100, round(anchor.kbps(codec) * (short_side / anchor.short_side) ** 2))
+    return max(100, round(anchor.kbps * (short_side / anchor.short_side) ** 2))
+
+
+def _codec_sides(rungs: list[CodecRung], src_short: int, native: bool) -> list[int]:
+    """The short sides one codec is encoded at: its rungs that fit, plus the
+    source's own size when it falls between them (or when `native`: the source
+    is smaller than the whole ladder and this codec has its lowest rung)."""
+    sides = [r.short_side for r in rungs if r.short_side <= src_short]
+    between = bool(sides) and sides[-1] * NATIVE_RUNG_MIN_GAIN <= src_short < rungs[-1].short_side
+    if between or (not sides and native):
+        sides.append(src_short)
+    return sides
 
 
 def plan_ladder(
     probe: ProbeResult,
     *,
     rungs: tuple[Rung, ...] = DEFAULT_RUNGS,
-    codecs: tuple[str, ...] = ("h264", "hevc"),
+    codecs: tuple[str, ...] = CODECS,
+    codec_rungs: tuple[CodecRung, ...] | None = None,
     segment_s: float = 2.0,
     max_fps: float = 60.0,
     audio_kbps: int = 128,
 ) -> Ladder:
-    """The renditions for a probed source (its display size: rotation applied)."""
+    """The renditions for a probed source (its display size: rotation applied).
+    `codec_rungs`, when given, is the ladder (each rung in its own codec, e.g. a
+    TranscodePool's) and `rungs`/`codecs` are not used."""
     video = probe.video
     if video is None or video.width <= 0 or video.height <= 0:
         raise ValueError("cannot plan a ladder without a video stream and its size")
+    ladder = expand_rungs(rungs, codecs) if codec_rungs is None else codec_rungs
+    if not ladder:
+        raise ValueError("the ladder needs at least one rung")
     width, height = video.display_width, video.display_height
     src_short = min(even_floor(width), even_floor(height))
-    sides = [r.short_side for r in rungs if r.short_side <= src_short]
-    top = max(r.short_side for r in rungs)
-    if not sides or (src_short < top and src_short >= sides[-1] * NATIVE_RUNG_MIN_GAIN):
-        sides.append(src_short)
+    lowest = min(r.short_side for r in ladder)
+    below_ladder = src_short < lowest
     renditions: list[Rendition] = []
-    for codec in codecs:
-        if codec not in ("h264", "hevc"):
-            raise ValueError(f"unsupported codec {codec!r}")
-        c: Codec = "h264" if codec == "h264" else "hevc"
-        for side in sides:
+    for c in dict.fromkeys(r.codec for r in ladder):  # codecs in the ladder's order
+        own = sorted((r for r in ladder if r.codec == c), key=lambda r: r.short_side)
+        native = below_ladder and own[0].short_side == lowest
+        for side in _codec_sides(own, src_short, native):
             w, h = scaled_size(width, height, side)
-            exact = next((r for r in rungs if r.short_side == side), None)
-            kbps = exact.kbps(c) if exact else _interpolated_kbps(rungs, side, c)
+            exact = next((r for r in own if r.short_side == side), None)
+            kbps = exact.kbps if exact else _interpolated_kbps(own, side)
             renditions.append(
                 Rendition(
                     name=f"{c}_{min(w, h)}p",

@@ -8,8 +8,14 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reelplane.settings import ENV_PREFIX
-from reelplane_transcode.ladder import parse_rungs
+from reelplane.errors import ConfigError
+from reelplane.settings import ENV_PREFIX, setting_name
+from reelplane_transcode.ladder import LadderSpec, expand_rungs, parse_ladder_document, parse_rungs
+
+#: Defaults of the worker's consumer: the topic uploads are announced on, and the
+#: group the worker commits in (a TranscodePool sets its own, whose lag it scales on).
+DEFAULT_TOPIC = "uploads"
+DEFAULT_GROUP = "transcode"
 
 
 class TranscodeSettings(BaseSettings):
@@ -19,15 +25,34 @@ class TranscodeSettings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
     )
 
-    transcode_accel: Literal["none", "cuda"] = Field(
+    transcode_accel: Literal["none", "cuda", "cuda-decode"] = Field(
         "none",
         description="none: libx264/libx265 on the CPU; cuda: NVDEC decode, scale_cuda, "
-        "h264_nvenc/hevc_nvenc (a GPU node). Default none",
+        "h264_nvenc/hevc_nvenc (a GPU node), falling back to cuda-decode (or none) when a "
+        "probe at the first job finds no working NVENC (e.g. an H100) or NVDEC; "
+        "cuda-decode: NVDEC decode, libx264/libx265. Default none",
+    )
+    transcode_topic: str = Field(
+        DEFAULT_TOPIC,
+        min_length=1,
+        description="Topic the uploads are consumed from. Default uploads",
+    )
+    transcode_group: str = Field(
+        DEFAULT_GROUP,
+        min_length=1,
+        description="Consumer group of the workers (a TranscodePool's spec.kafka.consumerGroup, "
+        "whose lag sizes the pool). Default transcode",
+    )
+    transcode_ladder_file: Path | None = Field(
+        None,
+        description="A TranscodePool's ladder.json (segmentSeconds and renditions, each "
+        "rung in its own codec, height = short side); when set it replaces "
+        "REELPLANE_TRANSCODE_RUNGS, _CODECS and _SEGMENT_S. Default none",
     )
     transcode_rungs: str = Field(
         "360:800:500,720:2800:1700,1080:5000:3000",
-        description="Ladder rungs as short-side:h264-kbps:hevc-kbps, comma separated "
-        "(the TranscodePool's ladder ConfigMap). Default 360p, 720p, 1080p",
+        description="Ladder rungs as short-side:h264-kbps:hevc-kbps, comma separated, each "
+        "in every codec of REELPLANE_TRANSCODE_CODECS. Default 360p, 720p, 1080p",
     )
     transcode_codecs: str = Field(
         "h264,hevc", description="Video codecs of every rung, comma separated. Default h264,hevc"
@@ -84,3 +109,24 @@ class TranscodeSettings(BaseSettings):
     @property
     def codecs(self) -> tuple[str, ...]:
         return tuple(c.strip() for c in self.transcode_codecs.split(",") if c.strip())
+
+
+def load_ladder(settings: TranscodeSettings) -> LadderSpec:
+    """The ladder the worker encodes: the pool's ladder file when
+    `transcode_ladder_file` is set, else the rungs, codecs and segment settings.
+    A missing, unreadable or malformed file is one ConfigError naming the setting."""
+    path = settings.transcode_ladder_file
+    if path is None:
+        rungs = expand_rungs(parse_rungs(settings.transcode_rungs), settings.codecs)
+        return LadderSpec(rungs=rungs, segment_s=settings.transcode_segment_s)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            setting_name("transcode_ladder_file"), f"cannot read {path}: {reason}"
+        ) from None
+    try:
+        return parse_ladder_document(text)
+    except ValueError as exc:
+        raise ConfigError(setting_name("transcode_ladder_file"), f"{path}: {exc}") from None

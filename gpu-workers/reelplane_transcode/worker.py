@@ -1,4 +1,5 @@
-"""The transcode worker: a consumer of `uploads` (group `transcode`).
+"""The transcode worker: a consumer of `uploads` (group `transcode`; both set by
+`REELPLANE_TRANSCODE_TOPIC`/`_GROUP`, e.g. to a TranscodePool's).
 
 `run_worker(backends, stop)` is the BackgroundTask that `reelplane dev` and
 `reelplane worker transcode` run. Each `video.uploaded` is handled by
@@ -24,9 +25,6 @@ from reelplane_transcode.settings import TranscodeSettings
 
 log = logging.getLogger(__name__)
 
-TOPIC = "uploads"
-GROUP = "transcode"
-
 
 def worker_id() -> str:
     """A name for this worker's leases: host, pid and a random suffix (<= 64 chars)."""
@@ -34,7 +32,7 @@ def worker_id() -> str:
 
 
 class TranscodeWorker:
-    """Consumes `uploads` and runs one transcode job at a time."""
+    """Consumes the uploads topic in its group and runs one transcode job at a time."""
 
     def __init__(self, backends: Backends, settings: TranscodeSettings | None = None) -> None:
         self.backends = backends
@@ -42,8 +40,8 @@ class TranscodeWorker:
         self.job = TranscodeJob(backends, self.settings, worker_id())
         self.runner = ConsumerRunner(
             backends.bus,
-            topics=[TOPIC],
-            group=GROUP,
+            topics=[self.settings.transcode_topic],
+            group=self.settings.transcode_group,
             handler=self.handle,
             dedup=RelationalDeduplicator(backends.database),
             retry=RetryPolicy(max_attempts=backends.settings.consumer_max_attempts),

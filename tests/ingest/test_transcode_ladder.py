@@ -4,6 +4,7 @@ origin, and a worker killed mid-transcode. Embedded and real backends."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -15,7 +16,9 @@ import m3u8
 import pytest
 
 from reelplane.settings import Settings
+from reelplane_transcode.accel import choose_accel, probe_capabilities
 from reelplane_transcode.worker import TranscodeWorker
+from tests.conftest import embedded_settings
 from tests.helpers import eventually
 from tests.ingest.conftest import Media
 from tests.upload_support import (
@@ -208,3 +211,29 @@ async def test_a_worker_killed_mid_transcode_leaves_the_job_to_another_ready_onc
         # Ready was announced once.
         events = await events_for(platform.backends, "videos", {video_id})
         assert [e.type for e in events] == ["video.ready"]
+
+
+@pytest.mark.embedded
+async def test_a_cuda_worker_falls_back_to_what_the_probe_finds_and_still_transcodes(
+    media: Media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a machine without a working NVENC (no GPU here, or an H100) a worker
+    configured for CUDA encodes with libx264/libx265 and says why; where NVENC
+    works, it uses it. Either way the video becomes ready."""
+    codecs = ("h264", "hevc")
+    expected = choose_accel("cuda", codecs, await probe_capabilities("ffmpeg", codecs))
+    settings = fast_transcode_settings(tmp_path, transcode_accel="cuda")
+    async with running_platform(embedded_settings(tmp_path / "platform")) as platform:
+        with caplog.at_level(logging.INFO, logger="reelplane_transcode.job"):
+            async with running_worker(platform.backends, settings) as worker:
+                video_id, _ = await upload_file(platform, media.small)
+
+                async def state() -> str:
+                    return str((await video_row(platform.backends, video_id)).state)
+
+                await eventually(state, until=lambda s: s == "ready", timeout_s=120)
+                assert await worker.job.accel() == expected
+    decided = [r for r in caplog.records if r.getMessage().startswith("transcode accel")]
+    assert len(decided) == 1  # probed once per worker
+    assert expected.reason in decided[0].getMessage()
+    assert decided[0].levelno == (logging.WARNING if expected.fallback else logging.INFO)

@@ -77,7 +77,7 @@ def test_pool_without_gpu_requests_no_gpu_and_encodes_on_cpu() -> None:
     assert deployment["spec"]["replicas"] == 2
     limits = _container(deployment)["resources"]["limits"]
     assert "nvidia.com/gpu" not in limits
-    assert _env(deployment)["REELPLANE_TRANSCODE_HWACCEL"] == "none"
+    assert _env(deployment)["REELPLANE_TRANSCODE_ACCEL"] == "none"
     assert _container(deployment)["args"] == ["worker", "transcode"]
 
 
@@ -98,7 +98,7 @@ def test_pool_with_gpu_sets_limit_node_selector_and_tolerations() -> None:
     assert pod["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
-    assert _env(deployment)["REELPLANE_TRANSCODE_HWACCEL"] == "cuda"
+    assert _env(deployment)["REELPLANE_TRANSCODE_ACCEL"] == "cuda"
 
 
 def test_ladder_config_map_is_mounted_and_its_change_rolls_the_pods() -> None:
@@ -111,6 +111,11 @@ def test_ladder_config_map_is_mounted_and_its_change_rolls_the_pods() -> None:
     assert {r["codec"] for r in ladder["renditions"]} == {"h264", "hevc"}
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert {"name": "ladder", "configMap": {"name": cm["metadata"]["name"]}} in volumes
+    mounts = {m["name"]: m["mountPath"] for m in _container(deployment)["volumeMounts"]}
+    assert _env(deployment)["REELPLANE_TRANSCODE_LADDER_FILE"] == (
+        f"{mounts['ladder']}/{transcode.LADDER_KEY}"
+    )
+    assert _env(deployment)["REELPLANE_TRANSCODE_WORK_DIR"] == mounts["scratch"]
     shorter = spec.model_copy(update={"segment_seconds": 2})
     before = deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_DIGEST_ANNOTATION]
     after = transcode.render_workers(OWNER, shorter, 1)["spec"]["template"]["metadata"][
@@ -146,7 +151,8 @@ def test_feed_shard_env_service_and_defaults() -> None:
     env = _env(deployment)
     assert env["REELPLANE_FEED_SHARD_INDEX"] == "2"
     assert env["REELPLANE_FEED_SHARD_COUNT"] == "8"
-    assert env["REELPLANE_FEED_CACHE_TTL_S"] == "300"
+    assert env["REELPLANE_FEED_PAGE_CACHE_TTL_S"] == "300"
+    assert env["REELPLANE_CELEBRITY_FOLLOWER_THRESHOLD"] == "100000"
     assert env["REELPLANE_CACHE_URL"].startswith("redis://")
     assert env["REELPLANE_WIDEROW_URL"].startswith("cassandra://")
     assert _container(deployment)["args"] == ["serve", "feed"]

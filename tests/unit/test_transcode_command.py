@@ -8,6 +8,15 @@ from pathlib import Path
 import pytest
 
 from reelplane.upload.probe import AudioStreamInfo, ProbeResult, VideoStreamInfo
+from reelplane_transcode.accel import (
+    AccelChoice,
+    Capabilities,
+    EncoderUnavailable,
+    choose_accel,
+    decode_check_command,
+    encode_check_command,
+    parse_encoders,
+)
 from reelplane_transcode.command import (
     EncoderOptions,
     filter_graph,
@@ -196,3 +205,92 @@ def test_progress_blocks_give_percent_done() -> None:
     assert got == [Progress(0, False), Progress(4_000_000, False), Progress(9_000_000, True)]
     assert [percent_done(p, 8.0) for p in got] == [0, 50, 99]  # 100 only once ready
     assert percent_done(Progress(1, False), 0.0) == 0
+
+
+# -- hardware choice -----------------------------------------------------------------------
+ENCODERS_LISTING = """Encoders:
+ V..... = Video
+ A..... = Audio
+ ------
+ V....D libx264              libx264 H.264 / AVC / MPEG-4 AVC / MPEG-4 part 10 (codec h264)
+ V....D h264_nvenc           NVIDIA NVENC H.264 encoder (codec h264)
+ V....D libx265              libx265 H.265 / HEVC (codec hevc)
+ V....D hevc_nvenc           NVIDIA NVENC hevc encoder (codec hevc)
+ A....D aac                  AAC (Advanced Audio Coding)
+"""
+LISTED = parse_encoders(ENCODERS_LISTING)
+BOTH = ("h264", "hevc")
+
+
+def test_encoder_listing_is_parsed_after_the_legend() -> None:
+    assert {"libx264", "h264_nvenc", "libx265", "hevc_nvenc", "aac"} == LISTED
+    assert parse_encoders("") == frozenset()
+
+
+def test_cuda_is_kept_when_nvenc_and_nvdec_work() -> None:
+    caps = Capabilities(LISTED, frozenset({"h264_nvenc", "hevc_nvenc"}), cuda_decode=True)
+    choice = choose_accel("cuda", BOTH, caps)
+    assert choice == AccelChoice("cuda", choice.reason, fallback=False)
+    assert "NVENC" in choice.reason
+
+
+def test_a_gpu_without_nvenc_falls_back_to_cpu_encoders_and_keeps_nvdec() -> None:
+    # An H100: ffmpeg lists NVENC, the test encode fails, NVDEC decodes.
+    caps = Capabilities(LISTED, frozenset(), cuda_decode=True)
+    choice = choose_accel("cuda", BOTH, caps)
+    assert choice.accel == "cuda-decode"
+    assert choice.fallback
+    assert "h264_nvenc, hevc_nvenc failed" in choice.reason
+    assert "libx264, libx265" in choice.reason
+    # Only the codecs of the ladder count.
+    h264_only = Capabilities(LISTED, frozenset({"h264_nvenc"}), cuda_decode=True)
+    assert choose_accel("cuda", ("h264",), h264_only).accel == "cuda"
+    assert choose_accel("cuda", BOTH, h264_only).accel == "cuda-decode"
+
+
+def test_ffmpeg_without_nvenc_or_a_machine_without_a_gpu_falls_back_to_the_cpu() -> None:
+    no_nvenc = Capabilities(frozenset({"libx264", "libx265"}), cuda_decode=True)
+    choice = choose_accel("cuda", BOTH, no_nvenc)
+    assert (choice.accel, choice.fallback) == ("cuda-decode", True)
+    assert "this ffmpeg has no h264_nvenc, hevc_nvenc" in choice.reason
+    no_gpu = Capabilities(LISTED)
+    choice = choose_accel("cuda", BOTH, no_gpu)
+    assert (choice.accel, choice.fallback) == ("none", True)
+    assert "NVDEC decode failed too" in choice.reason
+    # NVENC works but NVDEC does not: NVENC is fed by the GPU decoder, so all CPU.
+    nvenc_only = Capabilities(LISTED, frozenset({"h264_nvenc", "hevc_nvenc"}))
+    assert choose_accel("cuda", BOTH, nvenc_only).accel == "none"
+    assert choose_accel("cuda-decode", BOTH, no_gpu).accel == "none"
+    assert choose_accel("cuda-decode", BOTH, nvenc_only).fallback
+
+
+def test_cpu_as_configured_and_no_encoder_at_all() -> None:
+    choice = choose_accel("none", BOTH, Capabilities(LISTED))
+    assert (choice.accel, choice.fallback) == ("none", False)
+    assert choose_accel("cuda-decode", BOTH, Capabilities(LISTED, cuda_decode=True)) == (
+        AccelChoice("cuda-decode", "NVDEC decode, CPU encode (libx264, libx265), as configured")
+    )
+    with pytest.raises(EncoderUnavailable, match="no libx265"):
+        choose_accel("cuda", BOTH, Capabilities(frozenset({"libx264", "h264_nvenc"})))
+    with pytest.raises(EncoderUnavailable, match="no libx264"):
+        choose_accel("none", ("h264",), Capabilities(frozenset()))
+
+
+def test_cuda_decode_decodes_on_the_gpu_and_encodes_on_the_cpu() -> None:
+    args = ladder_command(LADDER, Path("/s"), Path("/o"), EncoderOptions(accel="cuda-decode"))
+    assert args[args.index("-hwaccel") + 1] == "cuda"
+    assert "-hwaccel_output_format" not in args  # frames come back to memory
+    assert args.count("libx264") == 3 and args.count("libx265") == 3
+    assert "nvenc" not in " ".join(args)
+    graph = args[args.index("-filter_complex") + 1]
+    assert "scale_cuda" not in graph and "hwdownload" not in graph
+
+
+def test_probe_commands_test_encode_and_nvdec_decode() -> None:
+    encode = encode_check_command("ffmpeg", "hevc_nvenc")
+    assert encode[encode.index("-c:v") + 1] == "hevc_nvenc"
+    assert encode[-3:] == ["-f", "null", "-"]
+    decode = decode_check_command("ffmpeg", Path("/tmp/s.mp4"))
+    assert decode[decode.index("-hwaccel_output_format") + 1] == "cuda"
+    # hwdownload fails on CPU frames: a silent software-decode fallback fails the test.
+    assert decode[decode.index("-vf") + 1] == "hwdownload,format=nv12"

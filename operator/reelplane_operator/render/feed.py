@@ -26,8 +26,9 @@ def feed_env(spec: FeedShardSpec) -> dict[str, str]:
         "REELPLANE_WIDEROW_URL": spec.cassandra_url,
         "REELPLANE_FEED_SHARD_INDEX": str(spec.shard_index),
         "REELPLANE_FEED_SHARD_COUNT": str(spec.shard_count),
-        "REELPLANE_FEED_CACHE_TTL_S": str(spec.cache_ttl_seconds),
-        "REELPLANE_FEED_CELEBRITY_THRESHOLD": str(spec.celebrity_threshold),
+        "REELPLANE_FEED_PAGE_CACHE_TTL_S": str(spec.cache_ttl_seconds),
+        # A graph setting: the feed's fan-out reads it to skip celebrities' followers.
+        "REELPLANE_CELEBRITY_FOLLOWER_THRESHOLD": str(spec.celebrity_threshold),
         "REELPLANE_LOG_FORMAT": "json",
     }
 

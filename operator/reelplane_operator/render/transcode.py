@@ -1,4 +1,9 @@
-"""TranscodePool -> gpu-workers Deployment + ladder ConfigMap."""
+"""TranscodePool -> gpu-workers Deployment + ladder ConfigMap.
+
+The Deployment's environment sets only settings the worker reads
+(`reelplane_transcode.settings.TranscodeSettings` and the core settings);
+tests/unit/test_operator_settings_drift.py keeps it that way.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,13 @@ APP = "gpu-workers"
 LADDER_KEY = "ladder.json"
 LADDER_DIR = "/etc/reelplane/ladder"
 SCRATCH_DIR = "/var/lib/reelplane"
+TMP_DIR = "/tmp"  # the ffmpeg capability probe's scratch; the root filesystem is read-only
+#: Kafka's max.poll.interval for the workers, in seconds. A worker holds one event
+#: for a whole job (its offset is committed after), so this stays above the
+#: worker's longest ffmpeg run (REELPLANE_TRANSCODE_TIMEOUT_S, default 3600 s) plus
+#: the source download and the outputs' upload; otherwise Kafka would hand a busy
+#: worker's partitions to another one mid-job.
+MAX_POLL_INTERVAL_S = 3900
 
 
 def workers_name(owner: Owner) -> str:
@@ -48,6 +60,22 @@ def render_ladder(owner: Owner, spec: TranscodePoolSpec) -> Manifest:
     return pods.config_map(meta, {LADDER_KEY: text})
 
 
+def workers_env(spec: TranscodePoolSpec) -> dict[str, str]:
+    """The workers' settings; these win over the chart's ConfigMap (envFrom). The
+    ladder file replaces REELPLANE_TRANSCODE_RUNGS/_CODECS/_SEGMENT_S."""
+    return {
+        "REELPLANE_BUS_URL": f"kafka://{spec.kafka.bootstrap_servers}",
+        "REELPLANE_BUS_MAX_POLL_INTERVAL_S": str(MAX_POLL_INTERVAL_S),
+        "REELPLANE_TRANSCODE_TOPIC": spec.kafka.topic,
+        "REELPLANE_TRANSCODE_GROUP": spec.kafka.consumer_group,
+        "REELPLANE_TRANSCODE_LADDER_FILE": f"{LADDER_DIR}/{LADDER_KEY}",
+        # The worker falls back to NVDEC only, or the CPU, where NVENC is missing.
+        "REELPLANE_TRANSCODE_ACCEL": "cuda" if spec.gpu else "none",
+        "REELPLANE_TRANSCODE_WORK_DIR": SCRATCH_DIR,
+        "REELPLANE_LOG_FORMAT": "json",
+    }
+
+
 def render_workers(owner: Owner, spec: TranscodePoolSpec, replicas: int) -> Manifest:
     """The gpu-workers Deployment at `replicas` (chosen by the autoscaler)."""
     selector = selector_labels(owner, APP, "transcode")
@@ -57,23 +85,14 @@ def render_workers(owner: Owner, spec: TranscodePoolSpec, replicas: int) -> Mani
         "name": "worker",
         "image": spec.image,
         "args": ["worker", "transcode"],
-        "env": pods.env(
-            {
-                "REELPLANE_BUS_URL": f"kafka://{spec.kafka.bootstrap_servers}",
-                "REELPLANE_TRANSCODE_TOPIC": spec.kafka.topic,
-                "REELPLANE_TRANSCODE_GROUP": spec.kafka.consumer_group,
-                "REELPLANE_TRANSCODE_LADDER_FILE": f"{LADDER_DIR}/{LADDER_KEY}",
-                "REELPLANE_TRANSCODE_HWACCEL": "cuda" if spec.gpu else "none",
-                "REELPLANE_TRANSCODE_SCRATCH_DIR": SCRATCH_DIR,
-                "REELPLANE_LOG_FORMAT": "json",
-            }
-        ),
+        "env": pods.env(workers_env(spec)),
         "envFrom": pods.env_from(spec.settings),
         "resources": pods.resources(spec.resources, gpu_limits),
         "securityContext": pods.restricted_security(),
         "volumeMounts": [
             {"name": "ladder", "mountPath": LADDER_DIR, "readOnly": True},
             {"name": "scratch", "mountPath": SCRATCH_DIR},
+            {"name": "tmp", "mountPath": TMP_DIR},
         ],
     }
     pod_spec: dict[str, Any] = {
@@ -83,6 +102,7 @@ def render_workers(owner: Owner, spec: TranscodePoolSpec, replicas: int) -> Mani
         "volumes": [
             {"name": "ladder", "configMap": {"name": ladder_name(owner)}},
             {"name": "scratch", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
         ],
     }
     if spec.node_selector:
