@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -117,7 +119,7 @@ def condition(obj: dict[str, Any] | None, ctype: str) -> str | None:
     """status of a condition of an object (None if absent)."""
     if not obj:
         return None
-    for cond in obj.get("status", {}).get("conditions", []):
+    for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == ctype:
             return str(cond.get("status"))
     return None
@@ -295,3 +297,29 @@ def diff_counts(
         for key in after
         if after[key] - before.get(key, 0.0) > 0
     }
+
+
+#: KubeRay, whose RayService CRD the Recommender e2e installs (from the Go module proxy).
+KUBERAY_MODULE = "github.com/ray-project/kuberay/ray-operator"
+KUBERAY_VERSION = "v1.5.0"
+
+
+def kuberay_crd(name: str = "ray.io_rayservices.yaml") -> Path:
+    """A KubeRay CRD manifest from the ray-operator Go module (`go mod download`:
+    fetched once through the module proxy, then read from Go's module cache)."""
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    proc = subprocess.run(
+        [go, "mod", "download", "-json", f"{KUBERAY_MODULE}@{KUBERAY_VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+        cwd=tempfile.gettempdir(),
+    )
+    if proc.returncode != 0:
+        raise CommandFailed(f"go mod download {KUBERAY_MODULE}: {proc.stderr[-2000:]}")
+    path = Path(json.loads(proc.stdout)["Dir"]) / "config" / "crd" / "bases" / name
+    if not path.is_file():
+        raise CommandFailed(f"{path} is not in {KUBERAY_MODULE}@{KUBERAY_VERSION}")
+    return path

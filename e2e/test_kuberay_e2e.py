@@ -1,0 +1,124 @@
+"""A Recommender becomes a KubeRay RayService where KubeRay is installed: the
+RayService CRD (from KubeRay's own Go module) on the local control plane, the
+operator running with the chart's least-privilege identity. No KubeRay
+controller runs here (no containers), so the test plays its part: it reports
+the RayService Ready, as KubeRay would once Serve is up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.operator_support import (
+    Kubectl,
+    OperatorProcess,
+    condition,
+    install_charts,
+    kuberay_crd,
+    operator_kubeconfig,
+    uninstall,
+    unique_namespace,
+    wait_for,
+)
+from reelplane.infra.cluster import LocalCluster
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "crds" / "examples" / "recommender.yaml"
+CRD = "rayservices.ray.io"
+
+
+@pytest.fixture(scope="module")
+def k8s(cluster: LocalCluster) -> Iterator[Kubectl]:
+    k = Kubectl(cluster.kubectl, cluster.kubeconfig, cluster.helm)
+    # Server-side: the CRD is too big for kubectl's last-applied annotation.
+    k.run("apply", "--server-side", "-f", str(kuberay_crd()))
+
+    def established() -> bool:
+        crd = k.json("get", "crd", CRD)
+        return condition(crd, "Established") == "True"
+
+    wait_for(established, 60, "the RayService CRD served")
+    yield k
+    # Gone before other modules run: their operator must find no KubeRay.
+    k.run("delete", "crd", CRD, "--wait=false", check=False)
+    wait_for(
+        lambda: k.run("get", "crd", CRD, check=False).returncode != 0 or None,
+        120,
+        "the RayService CRD removed",
+    )
+
+
+@pytest.fixture(scope="module")
+def namespace(k8s: Kubectl) -> Iterator[str]:
+    ns = unique_namespace("rp-kuberay")
+    install_charts(k8s, ns, operator_replicas=0, with_services=False)
+    yield ns
+    uninstall(k8s, ns)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    k8s: Kubectl, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    tmp = tmp_path_factory.mktemp("operator-kuberay")
+    proc = OperatorProcess(
+        operator_kubeconfig(k8s, namespace, tmp / "kubeconfig"), namespace, tmp / "operator.log"
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+    print(proc.log()[-5000:])
+
+
+def test_a_recommender_becomes_a_rayservice_with_serve_autoscaling(
+    k8s: Kubectl, namespace: str, operator: OperatorProcess
+) -> None:
+    rec: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    k8s.apply([rec], namespace)
+    name = rec["metadata"]["name"]
+
+    service = wait_for(lambda: k8s.get("rayservice", name, namespace), 60, "the RayService")
+    owner = service["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("Recommender", name, True)
+    serve = yaml.safe_load(service["spec"]["serveConfigV2"])
+    deployment = serve["applications"][0]["deployments"][0]
+    spec = rec["spec"]
+    assert deployment["autoscaling_config"] == {
+        "min_replicas": spec["minReplicas"],
+        "max_replicas": spec["maxReplicas"],
+        "target_ongoing_requests": spec["targetOngoingRequests"],
+    }
+    assert deployment["ray_actor_options"]["num_gpus"] == spec["gpusPerReplica"]
+    workers = service["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    limits = workers["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"]
+    # No Ray head/worker Deployments in this mode.
+    assert k8s.get("deployment", f"{name}-ray-head", namespace) is None
+
+    def mode() -> str | None:
+        obj = k8s.get("recommender", name, namespace)
+        got: str | None = (obj or {}).get("status", {}).get("mode")
+        return got if got == "RayService" else None
+
+    wait_for(mode, 60, "status.mode RayService")
+    assert condition(k8s.get("recommender", name, namespace), "Ready") != "True"
+
+    # KubeRay's part: the service is up.
+    k8s.run(
+        "patch", "rayservice", name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", '{"status": {"serviceStatus": "Running"}}',
+    )  # fmt: skip
+    wait_for(
+        lambda: condition(k8s.get("recommender", name, namespace), "Ready") == "True" or None,
+        60,
+        "the Recommender Ready once its RayService runs",
+    )
+    # Deleting the Recommender removes its RayService (owner reference).
+    k8s.run("delete", "recommender", name, "-n", namespace, "--wait=true")
+    wait_for(lambda: k8s.get("rayservice", name, namespace) is None or None, 60, "RayService gone")
+    assert "Forbidden" not in operator.log()
