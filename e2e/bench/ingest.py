@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from tests.conftest import embedded_settings  # noqa: E402
 from tests.upload_support import ffmpeg, running_platform  # noqa: E402
 
+from reelplane.cli import run_on_fast_loop  # noqa: E402
 from reelplane.ports.objects import MIN_PART_SIZE  # noqa: E402
 from reelplane.settings import Settings  # noqa: E402
 from reelplane.upload.ffprobe import run_ffprobe  # noqa: E402
@@ -351,4 +352,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())  # the loop `reelplane dev` / `serve` run the services on
+    run_on_fast_loop(main())  # the loop `reelplane dev` / `serve` run the services on

@@ -13,8 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from pydantic_settings import BaseSettings
@@ -25,6 +26,8 @@ from reelplane.gateway.settings import load_section
 from reelplane.settings import Settings, load_settings, setting_name
 from reelplane.urls import redact
 
+T = TypeVar("T")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reelplane")
@@ -33,6 +36,17 @@ def main() -> None:
 
 
 # -- running the platform --------------------------------------------------------
+def run_on_fast_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on uvloop (libuv: cheaper socket I/O than asyncio's own loop),
+    the loop the services serve on; asyncio's when uvloop is not installed."""
+    try:
+        import uvloop
+    except ImportError:  # uvicorn[standard] brings it on Linux and macOS
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def _serve(settings: Settings, services: list[str], workers: list[str] | None = None) -> None:
     import uvicorn
 
@@ -64,7 +78,7 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
         finally:
             await backends.close()
 
-    asyncio.run(run())
+    run_on_fast_loop(run())
 
 
 @main.command()
