@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -249,6 +249,22 @@ class OperatorProcess:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+
+@contextlib.contextmanager
+def running_operator(k: Kubectl, namespace: str, tmp: Path) -> Iterator[OperatorProcess]:
+    """The operator running out of cluster with the chart's ServiceAccount in
+    `namespace` (its kubeconfig and log under `tmp`); its log's tail is printed
+    when it stops, for a failing test's report."""
+    proc = OperatorProcess(
+        operator_kubeconfig(k, namespace, tmp / "kubeconfig"), namespace, tmp / "operator.log"
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        print(proc.log()[-5000:])
 
 
 def process_cpu_s(pid: int) -> float:

@@ -19,7 +19,7 @@ from e2e.operator_support import (
     condition,
     install_charts,
     kuberay_crd,
-    operator_kubeconfig,
+    running_operator,
     uninstall,
     unique_namespace,
     wait_for,
@@ -65,14 +65,8 @@ def namespace(k8s: Kubectl) -> Iterator[str]:
 def operator(
     k8s: Kubectl, namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    tmp = tmp_path_factory.mktemp("operator-kuberay")
-    proc = OperatorProcess(
-        operator_kubeconfig(k8s, namespace, tmp / "kubeconfig"), namespace, tmp / "operator.log"
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-    print(proc.log()[-5000:])
+    with running_operator(k8s, namespace, tmp_path_factory.mktemp("operator-kuberay")) as proc:
+        yield proc
 
 
 def test_a_recommender_becomes_a_rayservice_with_serve_autoscaling(

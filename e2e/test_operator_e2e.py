@@ -29,7 +29,7 @@ from e2e.operator_support import (
     condition,
     diff_counts,
     install_charts,
-    operator_kubeconfig,
+    running_operator,
     uninstall,
     unique_namespace,
     wait_for,
@@ -65,13 +65,8 @@ def namespace(k8s: Kubectl) -> Iterator[str]:
 def operator(
     k8s: Kubectl, namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    tmp = tmp_path_factory.mktemp("operator")
-    kubeconfig = operator_kubeconfig(k8s, namespace, tmp / "kubeconfig")
-    proc = OperatorProcess(kubeconfig, namespace, tmp / "operator.log")
-    proc.start()
-    yield proc
-    proc.stop()
-    print(proc.log()[-5000:])
+    with running_operator(k8s, namespace, tmp_path_factory.mktemp("operator")) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
