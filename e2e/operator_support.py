@@ -209,6 +209,7 @@ class OperatorProcess:
     log_path: Path
     peering: str | None = PEERING
     priority: int = 100
+    peering_lifetime_s: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     samples: list[tuple[float, float, float]] = field(default_factory=list)
 
@@ -222,6 +223,8 @@ class OperatorProcess:
         ]
         if self.peering:
             cmd += [f"--peering={self.peering}", f"--priority={self.priority}"]
+            if self.peering_lifetime_s is not None:
+                cmd.append(f"--peering-lifetime={self.peering_lifetime_s}")
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -40,6 +40,15 @@ def operator_group() -> None:
     "one Deployment differ.",
 )
 @click.option(
+    "--peering-lifetime",
+    type=click.IntRange(5, 3600),
+    default=60,
+    show_default=True,
+    envvar="REELPLANE_OPERATOR_PEERING_LIFETIME",
+    help="Seconds a replica's peering heartbeat stays valid: how soon a standby takes "
+    "over from an active replica that died.",
+)
+@click.option(
     "--kubeconfig",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -56,6 +65,7 @@ def run(
     namespace: str | None,
     peering: str | None,
     priority: int | None,
+    peering_lifetime: int,
     kubeconfig: Path | None,
     liveness: str | None,
     verbose: bool,
@@ -72,6 +82,7 @@ def run(
     config = handlers.CONFIG
     config.namespace = namespace
     config.peering = peering
+    config.peering_lifetime_s = peering_lifetime
     if priority is not None:
         config.priority = priority
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)

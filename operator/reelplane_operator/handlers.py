@@ -68,6 +68,7 @@ class OperatorConfig:
     namespace: str | None = None
     peering: str | None = None
     priority: int = field(default_factory=lambda: random.randint(1, 1_000_000))
+    peering_lifetime_s: int = 60  # Kopf's default
     identity: str = field(default_factory=default_identity)
     tick_s: float = 1.0
     routing_period_s: float = 2.0
@@ -275,6 +276,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Only warnings become Kubernetes Events: a healthy resource costs no writes.
     settings.posting.level = logging.WARNING
     settings.peering.priority = CONFIG.priority
+    settings.peering.lifetime = CONFIG.peering_lifetime_s
     settings.peering.clusterwide = CONFIG.namespace is None
     if CONFIG.peering:
         settings.peering.name = CONFIG.peering
