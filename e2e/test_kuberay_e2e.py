@@ -24,7 +24,6 @@ from e2e.operator_support import (
     unique_namespace,
     wait_for,
 )
-from reelplane.infra.cluster import LocalCluster
 
 pytestmark = pytest.mark.e2e
 
@@ -33,28 +32,28 @@ CRD = "rayservices.ray.io"
 
 
 @pytest.fixture(scope="module")
-def k8s(cluster: LocalCluster) -> Iterator[Kubectl]:
-    k = Kubectl(cluster.kubectl, cluster.kubeconfig, cluster.helm)
+def rayservice_crd(k8s: Kubectl) -> Iterator[None]:
+    """KubeRay's RayService CRD served for this module (removed afterwards)."""
     # Server-side: the CRD is too big for kubectl's last-applied annotation.
-    k.run("apply", "--server-side", "-f", str(kuberay_crd()))
+    k8s.run("apply", "--server-side", "-f", str(kuberay_crd()))
 
     def established() -> bool:
-        crd = k.json("get", "crd", CRD)
+        crd = k8s.json("get", "crd", CRD)
         return condition(crd, "Established") == "True"
 
     wait_for(established, 60, "the RayService CRD served")
-    yield k
+    yield
     # Gone before other modules run: their operator must find no KubeRay.
-    k.run("delete", "crd", CRD, "--wait=false", check=False)
+    k8s.run("delete", "crd", CRD, "--wait=false", check=False)
     wait_for(
-        lambda: k.run("get", "crd", CRD, check=False).returncode != 0 or None,
+        lambda: k8s.run("get", "crd", CRD, check=False).returncode != 0 or None,
         120,
         "the RayService CRD removed",
     )
 
 
 @pytest.fixture(scope="module")
-def namespace(k8s: Kubectl) -> Iterator[str]:
+def namespace(k8s: Kubectl, rayservice_crd: None) -> Iterator[str]:
     ns = unique_namespace("rp-kuberay")
     install_charts(k8s, ns, operator_replicas=0, with_services=False)
     yield ns

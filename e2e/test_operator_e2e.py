@@ -34,7 +34,6 @@ from e2e.operator_support import (
     unique_namespace,
     wait_for,
 )
-from reelplane.infra.cluster import LocalCluster
 from reelplane.infra.harness import Harness
 
 pytestmark = pytest.mark.e2e
@@ -46,11 +45,6 @@ READY_S = 120
 def _example(name: str) -> dict[str, Any]:
     obj: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
     return obj
-
-
-@pytest.fixture(scope="module")
-def k8s(cluster: LocalCluster) -> Kubectl:
-    return Kubectl(cluster.kubectl, cluster.kubeconfig, cluster.helm)
 
 
 @pytest.fixture(scope="module")

@@ -22,16 +22,10 @@ from e2e.operator_support import (
     unique_namespace,
     wait_for,
 )
-from reelplane.infra.cluster import LocalCluster
 
 pytestmark = pytest.mark.e2e
 
 LIFETIME_S = 8  # short heartbeats, so a takeover is quick to see
-
-
-@pytest.fixture(scope="module")
-def k8s(cluster: LocalCluster) -> Kubectl:
-    return Kubectl(cluster.kubectl, cluster.kubeconfig, cluster.helm)
 
 
 @pytest.fixture(scope="module")

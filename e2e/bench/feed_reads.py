@@ -266,7 +266,7 @@ async def seed_catalog(backends: Any, creators: int, per_creator: int) -> list[s
                     "created_at": now,
                     "updated_at": now,
                     "ready_at": now,
-                    **({"announced_at": now} if "announced_at" in videos.c else {}),
+                    "announced_at": now,
                 }
             )
     async with backends.database.transaction() as conn:
@@ -369,7 +369,7 @@ async def seed_one_video(backends: Any, owner: str) -> tuple[str]:
                 created_at=now,
                 updated_at=now,
                 ready_at=now,
-                **({"announced_at": now} if "announced_at" in videos.c else {}),
+                announced_at=now,
             )
         )
     return (vid,)

@@ -17,7 +17,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -260,7 +259,6 @@ class Stack:
         now = datetime.now(UTC)
         ready = ready_at or now
         sha = hashlib.sha256(video_id.encode()).hexdigest()
-        extra: dict[str, Any] = {"announced_at": now} if "announced_at" in videos.c else {}
         async with self.backends.database.transaction() as conn:
             await conn.execute(
                 video_assets.insert().values(
@@ -288,7 +286,7 @@ class Stack:
                     created_at=now,
                     updated_at=now,
                     ready_at=ready,
-                    **extra,
+                    announced_at=now,
                 )
             )
         if publish:
