@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
+
+#: The id of the request being served (set by the HTTP app's request-id
+#: middleware); every log line written while serving it carries it.
+REQUEST_ID: ContextVar[str | None] = ContextVar("reelplane_request_id", default=None)
+
+
+def add_request_id(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the current request's id, when there is one."""
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
 
 
 def configure_logging(fmt: str = "console", level: str = "info") -> None:
@@ -17,6 +34,7 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -226,3 +226,15 @@ async def test_gate_on_a_key_that_is_not_a_bucket_is_invalid(cache: Cache, ns: s
     await cache.set(f"{ns}:s", b"v")
     with pytest.raises(InvalidInput):
         await cache.gate([Bucket(f"{ns}:s", capacity=1, refill_per_s=1)])
+
+
+async def test_gate_still_works_after_redis_forgets_its_scripts(cache: Cache, ns: str) -> None:
+    from reelplane.adapters.cache_redis import RedisCache
+
+    if not isinstance(cache, RedisCache):
+        pytest.skip("only Redis keeps a script cache (SCRIPT FLUSH after a restart)")
+    await cache.set(f"{ns}:session", _principal("u3"))
+    await cache.set(f"{ns}:u3:page", b"p")
+    await cache._client.script_flush()  # what a Redis restart does
+    got = await cache.gate([], principal_key=f"{ns}:session", reads=[f"{ns}:{{user}}:page"])
+    assert got.values == (b"p",)

@@ -248,6 +248,21 @@ async def test_cors_preflight_allows_the_web_client_only(stack: Stack) -> None:
     assert r.headers["x-request-id"]
 
 
+async def test_requests_without_origin_get_vary_but_no_cors_and_a_sane_request_id(
+    stack: Stack,
+) -> None:
+    r = await stack.client.get("/v1/me", headers={"x-request-id": "client-7"})
+    assert r.status_code == 401
+    assert r.headers["x-request-id"] == "client-7"
+    assert r.headers["vary"] == "Origin"
+    assert "access-control-allow-origin" not in r.headers
+    # An id that could garble a log line is not echoed: the request gets its own.
+    for bad in ("x" * 500, "a\tb"):
+        got = await stack.client.get("/v1/me", headers={"x-request-id": bad})
+        assert got.headers["x-request-id"] != bad
+        assert len(got.headers["x-request-id"]) == 32
+
+
 async def test_watch_events_build_history_newest_first(stack: Stack) -> None:
     creator = await stack.sign_up("maker")
     fan = await stack.sign_up("fan")

@@ -127,3 +127,14 @@ def test_cursor_round_trip_and_garbage_is_invalid_input() -> None:
     for bad in ("!!!", "e30", encode_cursor(p)[:-3], "x" * 5000):
         with pytest.raises(InvalidInput):
             decode_cursor(Pos, bad)
+
+
+def test_log_lines_carry_the_current_request_id() -> None:
+    from reelplane.logs import REQUEST_ID, add_request_id
+
+    assert add_request_id(None, "info", {"event": "x"}) == {"event": "x"}
+    token = REQUEST_ID.set("rid-9")
+    try:
+        assert add_request_id(None, "info", {"event": "x"})["request_id"] == "rid-9"
+    finally:
+        REQUEST_ID.reset(token)

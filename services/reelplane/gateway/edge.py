@@ -11,11 +11,14 @@ dependency does not look the token up again.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelplane.auth import (
     Principal,
@@ -54,6 +57,9 @@ class EdgeMiddleware:
         self.app = app
         self.settings = settings
         self.cached_reads = {r.path: r for r in cached_reads}
+        # A plan depends on the query string alone (the user is a placeholder
+        # in its keys), and the same few queries come back all the time.
+        self.plans = {r.path: functools.lru_cache(maxsize=1024)(_planner(r)) for r in cached_reads}
         self.limits = settings.rate_limits_enabled
         self.user_bucket = user_rule(USER_PLACEHOLDER, settings) if self.limits else None
 
@@ -97,7 +103,7 @@ class EdgeMiddleware:
         cached = self.cached_reads.get(scope["path"]) if scope["method"] == "GET" else None
         plan: CachedPlan | None = None
         if cached is not None:
-            plan = cached.plan(QueryParams(scope["query_string"]))
+            plan = self.plans[cached.path](scope["query_string"])
         outcome = await backends.cache.gate(
             buckets,
             principal_key=session_cache_key(digest),
@@ -124,6 +130,39 @@ class EdgeMiddleware:
         return False
 
 
+class EdgeCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a short way through for a request that carries no
+    Origin (not a CORS request: mobile apps, curl, same-origin pages). Starlette
+    would parse every header to learn that, then add only `Vary: Origin` to the
+    response, which is all this does for such a request."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and header(scope, b"origin") is None:
+            await self.app(scope, receive, functools.partial(_vary_on_origin, send))
+            return
+        await super().__call__(scope, receive, send)
+
+
+async def _vary_on_origin(send: Send, message: Message) -> None:
+    if message["type"] == "http.response.start":
+        headers = list(message.get("headers", ()))
+        for i, (name, value) in enumerate(headers):
+            if name.lower() == b"vary":
+                headers[i] = (name, value + b", Origin")
+                break
+        else:
+            headers.append((b"vary", b"Origin"))
+        message["headers"] = headers
+    await send(message)
+
+
+def _planner(cached: CachedRead) -> Callable[[bytes], CachedPlan | None]:
+    def plan(query_string: bytes) -> CachedPlan | None:
+        return cached.plan(QueryParams(query_string))
+
+    return plan
+
+
 async def _send_body(send: Send, body: bytes, media_type: str) -> None:
     await send(
         {
@@ -145,7 +184,7 @@ def install_edge(app: FastAPI, cached_reads: list[CachedRead]) -> None:
     app.state.gateway_settings = gateway
     app.add_middleware(EdgeMiddleware, settings=gateway, cached_reads=cached_reads)
     app.add_middleware(
-        CORSMiddleware,
+        EdgeCORSMiddleware,
         allow_origins=gateway.cors_allowed_origins,
         # tus clients in browsers need HEAD, the Upload-*/Tus-* request headers
         # and to read the tus response headers (offset, location).
