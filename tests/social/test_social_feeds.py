@@ -405,6 +405,22 @@ async def test_cached_for_you_pages_are_answered_at_the_edge_and_still_guarded(
     assert (again.content, again2.content) == (first.content, second.content)
     assert again.headers["content-type"] == first.headers["content-type"] == "application/json"
     assert again.headers["x-request-id"]
+    assert again.headers["vary"] == "Origin"
+    # A browser's cross-origin request (with Origin) gets the same bytes with its
+    # CORS headers; the client's request id comes back either way.
+    browser = await stack.client.get(
+        FORYOU,
+        params={"limit": 3},
+        headers={**fan.auth, "origin": "http://localhost:5173", "x-request-id": "feed-1"},
+    )
+    assert browser.content == first.content
+    assert browser.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert browser.headers["x-request-id"] == "feed-1"
+    mobile = await stack.client.get(
+        FORYOU, params={"limit": 3}, headers={**fan.auth, "x-request-id": "feed-2"}
+    )
+    assert mobile.headers["x-request-id"] == "feed-2"
+    assert "access-control-allow-origin" not in mobile.headers
     assert len(built) == 2
     # Another page size is another page: the route builds it.
     assert (

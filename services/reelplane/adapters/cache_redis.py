@@ -116,8 +116,14 @@ def _gate_request(
         f"[[{','.join(_bucket_json(b) for b in buckets)}],"
         f"{json.dumps(principal_key)},"
         f"{_bucket_json(user_bucket) if user_bucket is not None else 'null'},"
-        f"{json.dumps(reads or [])}]"
+        f"{_keys_json(tuple(reads)) if reads else '[]'}]"
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _keys_json(keys: tuple[str, ...]) -> str:
+    """Read templates, JSON-encoded once (a cached route asks for the same ones)."""
+    return json.dumps(keys)
 
 
 @dataclass

@@ -12,7 +12,9 @@ dependency does not look the token up again.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -41,20 +43,32 @@ from reelplane.gateway.ratelimit import (
     user_rule,
 )
 from reelplane.gateway.settings import GatewaySettings, load_section
+from reelplane.http.access import log_access, request_id_of
 from reelplane.http.problems import header, problem_response
 from reelplane.http.services import CachedPlan, CachedRead
-from reelplane.ports.cache import USER_PLACEHOLDER
+from reelplane.ports.cache import USER_PLACEHOLDER, GateOutcome
 from reelplane.upload.tus import ALLOWED_REQUEST_HEADERS as TUS_REQUEST_HEADERS
 from reelplane.upload.tus import EXPOSED_HEADERS as TUS_EXPOSED_HEADERS
 
 
-class EdgeMiddleware:
-    """Pure ASGI middleware in front of the routes (see the module docstring)."""
+class _Drawn(NamedTuple):
+    """What the gate found for a request (`outcome` None: nothing to draw)."""
 
-    def __init__(
-        self, app: ASGIApp, settings: GatewaySettings, cached_reads: list[CachedRead]
-    ) -> None:
-        self.app = app
+    token: str | None
+    cached: CachedRead | None
+    plan: CachedPlan | None
+    outcome: GateOutcome | None
+
+
+#: Where a request handed on by `Edge.serve_cached_read` keeps what the gate
+#: found, so the middleware does not draw the buckets a second time.
+_DRAWN = "edge_drawn"
+
+
+class Edge:
+    """The edge's rules for one app (see the module docstring)."""
+
+    def __init__(self, settings: GatewaySettings, cached_reads: list[CachedRead]) -> None:
         self.settings = settings
         self.cached_reads = {r.path: r for r in cached_reads}
         # A plan depends on the query string alone (the user is a placeholder
@@ -63,12 +77,120 @@ class EdgeMiddleware:
         self.limits = settings.rate_limits_enabled
         self.user_bucket = user_rule(USER_PLACEHOLDER, settings) if self.limits else None
 
+    async def _draw(
+        self, scope: Scope, backends: Backends, authorization: str | None, forwarded: str | None
+    ) -> _Drawn:
+        """The one cache round trip: IP buckets, session, user bucket, page
+        (with the request's Authorization and X-Forwarded-For headers)."""
+        buckets = []
+        if self.limits:
+            peer = scope.get("client")
+            ip = client_ip(peer[0] if peer else None, forwarded, self.settings.trusted_proxy_hops)
+            buckets = ip_rules(ip, scope["method"], scope["path"], self.settings)
+        token = bearer_from_header(authorization or "")
+        if token is None:
+            outcome = await backends.cache.gate(buckets) if buckets else None
+            return _Drawn(None, None, None, outcome)
+        cached = self.cached_reads.get(scope["path"]) if scope["method"] == "GET" else None
+        plan = self.plans[cached.path](scope["query_string"]) if cached is not None else None
+        outcome = await backends.cache.gate(
+            buckets,
+            principal_key=session_cache_key(token_hash(token)),
+            user_bucket=self.user_bucket,
+            reads=plan.keys if plan is not None else None,
+        )
+        return _Drawn(token, cached, plan, outcome)
+
+    async def serve_cached_read(self, scope: Scope, backends: Backends, send: Send) -> bool:
+        """Answer a signed-in GET of a cached read straight from the cache,
+        before the app's middleware (a request with an Origin, a CORS request,
+        takes the full way for its CORS headers). Anything else, a page not in
+        the cache, a refusal, a session to look up, returns False and goes the
+        full way, which reuses what the gate found."""
+        if scope["method"] != "GET" or scope["path"] not in self.cached_reads:
+            return False
+        authorization = forwarded = None
+        for name, value in scope["headers"]:  # one pass over the headers
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+            elif name == b"origin":
+                return False
+        started = time.perf_counter()
+        try:
+            drawn = await self._draw(scope, backends, authorization, forwarded)
+        except Exception:
+            return False  # the full way draws again and answers the error properly
+        principal = _principal(drawn)
+        body = _cached_body(drawn) if principal is not None else None
+        if body is None or drawn.cached is None:
+            scope.setdefault("state", {})[_DRAWN] = drawn
+            return False
+        await _send_body(
+            send,
+            body,
+            drawn.cached.media_type,
+            extra=[(b"vary", b"Origin"), (b"x-request-id", request_id_of(scope).encode())],
+        )
+        log_access(scope, 200, started)
+        return True
+
+    async def gate(self, scope: Scope, backends: Backends, send: Send) -> bool:
+        """Draw the buckets and resolve the session (429 as TooManyRequests);
+        True when a cached read has already been answered."""
+        drawn = scope.get("state", {}).pop(_DRAWN, None) or await self._draw(
+            scope, backends, header(scope, b"authorization"), header(scope, b"x-forwarded-for")
+        )
+        outcome = drawn.outcome
+        if outcome is not None and outcome.refused is not None:
+            raise refusal(outcome.refused, outcome.retry_after_s)
+        if drawn.token is None:
+            return False
+        principal = _principal(drawn)
+        if principal is None:
+            # Not in the cache (or unreadable): the database decides, then the
+            # user's bucket is drawn on its own.
+            principal = await SessionStore(backends).resolve(drawn.token)
+            if principal is not None and self.limits:
+                await enforce(backends, user_rule(principal.user_id, self.settings))
+        elif drawn.cached is not None and (body := _cached_body(drawn)) is not None:
+            await _send_body(send, body, drawn.cached.media_type)
+            return True
+        scope.setdefault("state", {})["session"] = ResolvedSession(
+            token_hash(drawn.token), principal
+        )
+        return False
+
+
+def _principal(drawn: _Drawn) -> Principal | None:
+    """The session's principal as the gate read it from the cache (None: not
+    cached, unreadable or expired)."""
+    raw = drawn.outcome.principal if drawn.outcome is not None else None
+    return cached_principal(raw, utc_now()) if raw is not None else None
+
+
+def _cached_body(drawn: _Drawn) -> bytes | None:
+    """The cached read's bytes, when the gate let the request through and the
+    page was in the cache."""
+    if drawn.plan is None or drawn.outcome is None or drawn.outcome.refused is not None:
+        return None
+    return drawn.plan.answer(drawn.outcome.values)
+
+
+class EdgeMiddleware:
+    """Pure ASGI middleware in front of the routes: the `Edge`'s gate."""
+
+    def __init__(self, app: ASGIApp, edge: Edge) -> None:
+        self.app = app
+        self.edge = edge
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIX):
             await self.app(scope, receive, send)
             return
         try:
-            answered = await self._gate(scope, send)
+            answered = await self.edge.gate(scope, scope["app"].state.backends, send)
         except TooManyRequests as exc:
             response = problem_response(
                 Request(scope), exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers
@@ -77,57 +199,6 @@ class EdgeMiddleware:
             return
         if not answered:
             await self.app(scope, receive, send)
-
-    async def _gate(self, scope: Scope, send: Send) -> bool:
-        """Draw the buckets and resolve the session; True when a cached read
-        has already been answered."""
-        backends: Backends = scope["app"].state.backends
-        buckets = []
-        if self.limits:
-            peer = scope.get("client")
-            ip = client_ip(
-                peer[0] if peer else None,
-                header(scope, b"x-forwarded-for"),
-                self.settings.trusted_proxy_hops,
-            )
-            buckets = ip_rules(ip, scope["method"], scope["path"], self.settings)
-        token = bearer_from_header(header(scope, b"authorization") or "")
-        if token is None:
-            if not buckets:
-                return False
-            outcome = await backends.cache.gate(buckets)
-            if outcome.refused is not None:
-                raise refusal(outcome.refused, outcome.retry_after_s)
-            return False
-        digest = token_hash(token)
-        cached = self.cached_reads.get(scope["path"]) if scope["method"] == "GET" else None
-        plan: CachedPlan | None = None
-        if cached is not None:
-            plan = self.plans[cached.path](scope["query_string"])
-        outcome = await backends.cache.gate(
-            buckets,
-            principal_key=session_cache_key(digest),
-            user_bucket=self.user_bucket,
-            reads=plan.keys if plan is not None else None,
-        )
-        if outcome.refused is not None:
-            raise refusal(outcome.refused, outcome.retry_after_s)
-        principal: Principal | None = None
-        if outcome.principal is not None:
-            principal = cached_principal(outcome.principal, utc_now())
-        if principal is None:
-            # Not in the cache (or unreadable): the database decides, then the
-            # user's bucket is drawn on its own.
-            principal = await SessionStore(backends).resolve(token)
-            if principal is not None and self.limits:
-                await enforce(backends, user_rule(principal.user_id, self.settings))
-        elif plan is not None and cached is not None:
-            body = plan.answer(outcome.values)
-            if body is not None:
-                await _send_body(send, body, cached.media_type)
-                return True
-        scope.setdefault("state", {})["session"] = ResolvedSession(digest, principal)
-        return False
 
 
 class EdgeCORSMiddleware(CORSMiddleware):
@@ -163,7 +234,9 @@ def _planner(cached: CachedRead) -> Callable[[bytes], CachedPlan | None]:
     return plan
 
 
-async def _send_body(send: Send, body: bytes, media_type: str) -> None:
+async def _send_body(
+    send: Send, body: bytes, media_type: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -171,18 +244,21 @@ async def _send_body(send: Send, body: bytes, media_type: str) -> None:
             "headers": [
                 (b"content-length", str(len(body)).encode()),
                 (b"content-type", media_type.encode()),
+                *(extra or ()),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-def install_edge(app: FastAPI, cached_reads: list[CachedRead]) -> None:
+def install_edge(app: FastAPI, cached_reads: list[CachedRead]) -> Edge:
     """Mount the edge on an app: the gate inside, CORS outside it (so refusals,
-    401 and 429, carry CORS headers too and a browser can read them)."""
+    401 and 429, carry CORS headers too and a browser can read them). Returns
+    the `Edge`, whose `serve_cached_read` the app calls before its middleware."""
     gateway = load_section(GatewaySettings)
     app.state.gateway_settings = gateway
-    app.add_middleware(EdgeMiddleware, settings=gateway, cached_reads=cached_reads)
+    edge = Edge(gateway, cached_reads)
+    app.add_middleware(EdgeMiddleware, edge=edge)
     app.add_middleware(
         EdgeCORSMiddleware,
         allow_origins=gateway.cors_allowed_origins,
@@ -197,3 +273,4 @@ def install_edge(app: FastAPI, cached_reads: list[CachedRead]) -> None:
         allow_credentials=False,  # bearer tokens, not cookies
         max_age=600,
     )
+    return edge

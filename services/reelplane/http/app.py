@@ -4,8 +4,6 @@ process for `reelplane dev` (same code, different settings)."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,14 +16,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import reelplane
 from reelplane.backends import Backends, open_backends
-from reelplane.gateway.edge import install_edge
-from reelplane.http.problems import header, install_problem_handlers, problem_response
+from reelplane.gateway.edge import Edge, install_edge
+from reelplane.http.access import log_access, request_id_of
+from reelplane.http.problems import install_problem_handlers, problem_response
 from reelplane.http.services import SERVICES, BackgroundTask, load_service, load_worker
 from reelplane.logs import REQUEST_ID
 from reelplane.settings import Settings
 
 log = structlog.get_logger("reelplane.http")
-ACCESS_LOG = logging.getLogger("reelplane.http")
 
 
 class CheckResult(BaseModel):
@@ -73,19 +71,6 @@ def _health_router(services: list[str]) -> APIRouter:
     return router
 
 
-#: A client's own request id is kept when it is this long at most and printable
-#: ASCII (it goes into log lines and response headers as it is).
-REQUEST_ID_MAX_LENGTH = 128
-
-
-def request_id_of(scope: Scope) -> str:
-    """The client's `x-request-id` when it is a sane one, else a new random id."""
-    given = header(scope, b"x-request-id")
-    if given and len(given) <= REQUEST_ID_MAX_LENGTH and given.isprintable() and given.isascii():
-        return given
-    return os.urandom(16).hex()
-
-
 class RequestIdMiddleware:
     """Pure ASGI: a request id (the client's `x-request-id` or a new one) on the
     response and in every log line of the request, one access-log line per
@@ -112,7 +97,6 @@ class RequestIdMiddleware:
             await send(message)
 
         token = REQUEST_ID.set(request_id)
-        scope.setdefault("state", {})["request_id"] = request_id
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
@@ -127,16 +111,29 @@ class RequestIdMiddleware:
                 )
                 await response(scope, receive, send_with_id)
         finally:
-            # Checked here: a dropped access line then costs no structlog call.
-            if ACCESS_LOG.isEnabledFor(logging.INFO):
-                log.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
+            log_access(scope, status, started)
             REQUEST_ID.reset(token)
+
+
+class ReelplaneAPI(FastAPI):
+    """FastAPI, with the edge's cached reads answered before the middleware
+    stack: a cached For You page is the hottest request there is, and the
+    layers it would pass through cost as much as the page read itself."""
+
+    edge: Edge | None = None
+    #: `state.backends` while the app runs (an attribute: read on every request).
+    backends: Backends | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge, backends = self.edge, self.backends
+        if (
+            edge is not None
+            and backends is not None
+            and scope["type"] == "http"
+            and await edge.serve_cached_read(scope, backends, send)
+        ):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -166,6 +163,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = backends is None
         app.state.backends = backends or await open_backends(settings)
+        if isinstance(app, ReelplaneAPI):
+            app.backends = app.state.backends
         stop = asyncio.Event()
         running = (
             [asyncio.create_task(t(app.state.backends, stop)) for t in tasks]
@@ -185,10 +184,12 @@ def create_app(
                     log.exception("background task failed")
             for close in app.state.closers:
                 await close()
+            if isinstance(app, ReelplaneAPI):
+                app.backends = None
             if owned:
                 await app.state.backends.close()
 
-    app = FastAPI(
+    app = ReelplaneAPI(
         title="Reelplane API",
         version=reelplane.__version__,
         description="Short-video platform: upload, feeds, engagement, graph, notify, search.",
@@ -208,6 +209,6 @@ def create_app(
         for hook in service.configure:
             hook(app, settings)
 
-    install_edge(app, [r for s in loaded for r in s.cached_reads])
+    app.edge = install_edge(app, [r for s in loaded for r in s.cached_reads])
     app.add_middleware(RequestIdMiddleware)  # added last: outermost
     return app
