@@ -7,6 +7,13 @@ read. When the session is not in the cache the database resolves it (and
 caches it); when the page is not cached the route builds it. Either way the
 resolved session is left in the request state, so the `CurrentUser`
 dependency does not look the token up again.
+
+Two ways in. `EdgeMiddleware` runs inside the app's middleware (request id,
+CORS), so its refusals carry those headers. Before all of it, the app asks
+`Edge.serve_cached_read` to answer the hottest request, a cached page for a
+signed-in client without Origin, from that same round trip: its layers would
+cost as much CPU as the read. What it cannot answer goes the full way, with
+what the gate found kept in the scope.
 """
 
 from __future__ import annotations
