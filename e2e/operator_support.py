@@ -131,6 +131,10 @@ def install_charts(
     """Install reelplane-operator (CRDs, RBAC, its Deployment) and, unless told not to,
     reelplane into `namespace`."""
     k.run("create", "namespace", namespace)
+    # Helm installs a chart's CRDs once and never upgrades them: a control plane
+    # kept from an earlier run gets today's schemas (and CEL rules) this way,
+    # as an upgrading cluster would.
+    k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     k.run(
         "create",
         "secret",

@@ -258,6 +258,16 @@ INVALID = [
     ("EdgePoP", {"region": "eu", "location": {"latitude": 120, "longitude": 0}}, "latitude"),
     ("Recommender", {"minReplicas": 9, "maxReplicas": 3}, "minReplicas must be <= maxReplicas"),
     ("EdgePoP", {"region": "Not A Region", "location": {"latitude": 1, "longitude": 1}}, "region"),
+    (
+        "TranscodePool",
+        {
+            "ladder": [
+                {"name": "a", "height": 720, "codec": "hevc", "videoBitrateKbps": 1800},
+                {"name": "b", "height": 720, "codec": "hevc", "videoBitrateKbps": 2400},
+            ]
+        },
+        "two ladder rungs have the same height and codec",
+    ),
 ]
 
 

@@ -161,7 +161,14 @@ class Rendition(_Model):
         pattern=r"^[a-z0-9][a-z0-9-]{0,30}$",
         description="Rendition name, e.g. 720p-h264",
     )
-    height: int = Field(ge=144, le=4320, description="Output height in pixels")
+    height: int = Field(
+        ge=144,
+        le=4320,
+        description=(
+            "Output short side in pixels: 720 is 1280x720 for a landscape source, 720x1280 "
+            "for a portrait one (rungs taller than the source are skipped, never upscaled)"
+        ),
+    )
     codec: Literal["h264", "hevc"] = Field(description="Video codec")
     video_bitrate_kbps: int = Field(ge=100, le=100_000, description="Target video bitrate, kbit/s")
 
@@ -218,6 +225,12 @@ class LagAutoscaling(_Model):
     )
 
 
+#: Two rungs of one height and codec would write the same HLS folder twice.
+LADDER_RUNGS_UNIQUE_RULE = (
+    "self.all(a, self.exists_one(b, b.height == a.height && b.codec == a.codec))"
+)
+
+
 class TranscodePoolSpec(_Model):
     """Desired state of a pool of gpu-workers transcoding uploads into the HLS ladder."""
 
@@ -257,6 +270,12 @@ class TranscodePoolSpec(_Model):
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
+            "x-kubernetes-validations": [
+                {
+                    "rule": LADDER_RUNGS_UNIQUE_RULE,
+                    "message": "two ladder rungs have the same height and codec",
+                }
+            ],
         },
     )
     kafka: KafkaSource = Field(default_factory=KafkaSource, description="Where the work comes from")
@@ -272,6 +291,9 @@ class TranscodePoolSpec(_Model):
         names = [r.name for r in self.ladder]
         if len(set(names)) != len(names):
             raise ValueError("ladder rendition names must be unique")
+        rungs = [(r.height, r.codec) for r in self.ladder]
+        if len(set(rungs)) != len(rungs):
+            raise ValueError("ladder: two ladder rungs have the same height and codec")
         return self
 
 

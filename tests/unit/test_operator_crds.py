@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from reelplane_operator.crds import build_crd, crd_files, main
 from reelplane_operator.kinds import BY_KIND, KINDS, Kind
+from reelplane_operator.models import LADDER_RUNGS_UNIQUE_RULE
 
 pytestmark = pytest.mark.unit
 
@@ -118,6 +119,17 @@ def test_cel_rules_are_declared() -> None:
     assert count_rules == [{"rule": "self == oldSelf", "message": "shardCount is immutable"}]
     rec = _schema(BY_KIND["Recommender"])["properties"]["spec"]
     assert "minReplicas" in str(rec["x-kubernetes-validations"])
+    ladder = pool["properties"]["ladder"]["x-kubernetes-validations"]
+    assert ladder[0]["rule"] == LADDER_RUNGS_UNIQUE_RULE  # the API server runs it (e2e)
+
+
+def test_two_rungs_of_one_height_and_codec_are_refused() -> None:
+    rung = {"height": 720, "codec": "h264", "videoBitrateKbps": 2000}
+    ladder = [{"name": "a", **rung}, {"name": "b", **rung}]
+    with pytest.raises(ValidationError, match="same height and codec"):
+        BY_KIND["TranscodePool"].spec.model_validate({"ladder": ladder})
+    ladder[1]["codec"] = "hevc"
+    BY_KIND["TranscodePool"].spec.model_validate({"ladder": ladder})
 
 
 def test_conditions_are_a_list_map_keyed_by_type() -> None:
