@@ -59,10 +59,13 @@ def make_bus(settings: Settings) -> Bus:
             default_partitions=settings.bus_partitions,
             connect_timeout_s=settings.connect_timeout_s,
             max_poll_interval_s=settings.bus_max_poll_interval_s,
+            offset_reset=settings.bus_offset_reset,
         )
     from reelplane.adapters.bus_memory import MemoryBus
 
-    return MemoryBus(default_partitions=settings.bus_partitions)
+    return MemoryBus(
+        default_partitions=settings.bus_partitions, offset_reset=settings.bus_offset_reset
+    )
 
 
 def make_widerow(settings: Settings) -> WideRowStore:

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         "hands its partitions to another member (max.poll.interval.ms). Raise it for the "
         "transcode worker above its longest job. Default 300",
     )
+    bus_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a consumer group starts in a partition it has no committed offset "
+        "for (Kafka's auto.offset.reset): earliest (the whole backlog) or latest (only new "
+        "events). Default earliest",
+    )
     consumer_max_attempts: int = Field(
         5, ge=1, le=100, description="Handler attempts before an event goes to <topic>.dlq"
     )

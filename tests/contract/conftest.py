@@ -95,3 +95,18 @@ async def bus(request: pytest.FixtureRequest, harness: Harness) -> AsyncIterator
         b = KafkaBus(real_url(harness, "kafka"), default_partitions=4)
     yield b
     await b.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def latest_bus(request: pytest.FixtureRequest, harness: Harness) -> AsyncIterator[Bus]:
+    """A bus whose new consumer groups start at the end (offset reset "latest")."""
+    if request.param == "embedded":
+        from reelplane.adapters.bus_memory import MemoryBus
+
+        b: Bus = MemoryBus(default_partitions=4, offset_reset="latest")
+    else:
+        from reelplane.adapters.bus_kafka import KafkaBus
+
+        b = KafkaBus(real_url(harness, "kafka"), default_partitions=4, offset_reset="latest")
+    yield b
+    await b.close()

@@ -237,3 +237,24 @@ async def test_new_member_resumes_after_the_committed_offset(bus: Bus, ns: str) 
     for p, mark in marks.items():
         if p in first_offsets:
             assert first_offsets[p] == mark.offset + 1
+
+
+async def test_a_new_group_with_offset_reset_latest_skips_the_backlog(
+    latest_bus: Bus, ns: str
+) -> None:
+    topic = f"{ns}-latest"
+    await latest_bus.ensure_topics([topic], PARTITIONS)
+    backlog = await publish_many(latest_bus, topic, 12, tag="old-")
+    consumer = latest_bus.consumer([topic], f"{ns}-g")
+    await consumer.start()
+    try:
+        seen: list[Record] = []
+        await wait_for_assignment([consumer], topic, seen)
+        seen += await drain(consumer, quiet_s=1.0)  # positions settle at the end
+        assert seen == []
+        newer = await publish_many(latest_bus, topic, 8, tag="new-")
+        got = await poll_until(consumer, len(newer))
+        got += await drain(consumer, quiet_s=0.5)
+    finally:
+        await consumer.stop()
+    assert backlog and ident(got) == ident(newer)

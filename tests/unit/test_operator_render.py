@@ -126,12 +126,20 @@ def test_ladder_config_map_is_mounted_and_its_change_rolls_the_pods() -> None:
 
 def test_pool_kafka_settings_reach_the_workers() -> None:
     spec = TranscodePoolSpec.model_validate(
-        {"kafka": {"bootstrapServers": "k1:9092,k2:9092", "consumerGroup": "g"}}
+        {
+            "kafka": {
+                "bootstrapServers": "k1:9092,k2:9092",
+                "consumerGroup": "g",
+                "offsetResetPolicy": "latest",
+            }
+        }
     )
     env = _env(transcode.render_workers(OWNER, spec, 1))
     assert env["REELPLANE_BUS_URL"] == "kafka://k1:9092,k2:9092"
     assert env["REELPLANE_TRANSCODE_GROUP"] == "g"
     assert env["REELPLANE_TRANSCODE_TOPIC"] == "uploads"
+    # The workers start where the autoscaler counts lag from.
+    assert env["REELPLANE_BUS_OFFSET_RESET"] == "latest"
 
 
 @given(st.integers(min_value=0, max_value=1000))

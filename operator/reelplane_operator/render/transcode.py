@@ -66,6 +66,7 @@ def workers_env(spec: TranscodePoolSpec) -> dict[str, str]:
     return {
         "REELPLANE_BUS_URL": f"kafka://{spec.kafka.bootstrap_servers}",
         "REELPLANE_BUS_MAX_POLL_INTERVAL_S": str(MAX_POLL_INTERVAL_S),
+        "REELPLANE_BUS_OFFSET_RESET": spec.kafka.offset_reset_policy,
         "REELPLANE_TRANSCODE_TOPIC": spec.kafka.topic,
         "REELPLANE_TRANSCODE_GROUP": spec.kafka.consumer_group,
         "REELPLANE_TRANSCODE_LADDER_FILE": f"{LADDER_DIR}/{LADDER_KEY}",

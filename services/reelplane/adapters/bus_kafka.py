@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -59,8 +59,10 @@ class KafkaBus:
         connect_timeout_s: float = 10.0,
         request_timeout_s: float = 30.0,
         max_poll_interval_s: float = 300.0,
+        offset_reset: Literal["earliest", "latest"] = "earliest",
     ) -> None:
         self.servers = bootstrap_servers(url)
+        self.offset_reset = offset_reset
         self.max_poll_interval_ms = int(max_poll_interval_s * 1000)
         self._default_partitions = default_partitions
         self._connect_timeout_ms = int(connect_timeout_s * 1000)
@@ -175,7 +177,7 @@ class KafkaConsumer:
             bootstrap_servers=self._bus.servers,
             group_id=self.group,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self._bus.offset_reset,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             max_poll_interval_ms=self._bus.max_poll_interval_ms,

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import zlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 from reelplane.ports.bus import Delivery, Record
 
@@ -23,8 +24,14 @@ class _Group:
 
 
 class MemoryBus:
-    def __init__(self, default_partitions: int = 6) -> None:
+    def __init__(
+        self,
+        default_partitions: int = 6,
+        *,
+        offset_reset: Literal["earliest", "latest"] = "earliest",
+    ) -> None:
         self._default_partitions = default_partitions
+        self._offset_reset = offset_reset
         self._logs: dict[str, list[list[Record]]] = {}
         self._groups: dict[str, _Group] = {}
         self._changed = asyncio.Condition()
@@ -77,7 +84,9 @@ class MemoryBus:
 
     def _rebalance(self, name: str) -> None:
         """Round-robin each topic's partitions over the members subscribed to it;
-        a member resumes a newly owned partition at the group's committed offset."""
+        a member resumes a newly owned partition at the group's committed offset
+        (without one: the start, or with offset_reset "latest" the end, as
+        Kafka's auto.offset.reset)."""
         group = self._groups[name]
         owned: dict[int, set[tuple[str, int]]] = {m.member_id: set() for m in group.members}
         for topic, partitions in self._logs.items():
@@ -88,9 +97,13 @@ class MemoryBus:
         for m in group.members:
             new = owned[m.member_id]
             m.positions = {
-                tp: (m.positions[tp] if tp in m.positions else group.committed.get(tp, 0))
-                for tp in new
+                tp: (m.positions[tp] if tp in m.positions else self._start(group, tp)) for tp in new
             }
+
+    def _start(self, group: _Group, tp: tuple[str, int]) -> int:
+        if tp in group.committed:
+            return group.committed[tp]
+        return len(self._logs[tp[0]][tp[1]]) if self._offset_reset == "latest" else 0
 
     def _commit(self, member: MemoryConsumer, offsets: dict[tuple[str, int], int]) -> None:
         group = self._groups[member.group]
