@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -89,6 +91,76 @@ async def test_aborted_upload_is_gone(objects: ObjectStore, ns: str) -> None:
     with pytest.raises(NotFound):
         await objects.upload_part(key, upload_id, 2, b"more")
     assert await objects.head(key) is None
+
+
+async def _chunks_of(data: bytes, *, stall: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+    """`data` in uneven chunks, as a network delivers them (some tiny); with
+    `stall`, half of it, then nothing more until `stall` is set."""
+    sizes = [1, 100, 7000, 65536, 300_000]
+    offset = i = 0
+    while offset < len(data):
+        if stall is not None and offset >= len(data) // 2:
+            await stall.wait()
+        end = min(offset + sizes[i % len(sizes)], len(data))
+        yield data[offset:end]
+        offset, i = end, i + 1
+        await asyncio.sleep(0)
+
+
+async def test_streamed_part_is_the_same_part_as_bytes(objects: ObjectStore, ns: str) -> None:
+    key = f"{ns}/streamed.bin"
+    first, last = os.urandom(MIN_PART_SIZE + 12345), os.urandom(1000)
+    upload_id = await objects.create_multipart(key)
+    streamed = await objects.upload_part_stream(key, upload_id, 1, len(first), _chunks_of(first))
+    # The same bytes as a bytes part of another upload: same etag and size.
+    other_id = await objects.create_multipart(f"{ns}/other.bin")
+    as_bytes = await objects.upload_part(f"{ns}/other.bin", other_id, 1, first)
+    await objects.abort_multipart(f"{ns}/other.bin", other_id)
+    assert (streamed.number, streamed.etag, streamed.size) == (1, as_bytes.etag, len(first))
+    assert await objects.list_parts(key, upload_id) == [streamed]
+    tail = await objects.upload_part_stream(key, upload_id, 2, len(last), _chunks_of(last))
+    info = await objects.complete_multipart(key, upload_id, [streamed, tail])
+    assert info.size == len(first) + len(last)
+    assert await objects.get(key) == first + last
+
+
+async def test_a_stream_of_the_wrong_length_is_refused_and_records_nothing(
+    objects: ObjectStore, ns: str
+) -> None:
+    key = f"{ns}/wrong-length.bin"
+    data = os.urandom(MIN_PART_SIZE)
+    upload_id = await objects.create_multipart(key)
+    earlier = await objects.upload_part(key, upload_id, 1, b"an earlier part 1")
+    with pytest.raises(InvalidInput):  # ends short
+        await objects.upload_part_stream(key, upload_id, 1, len(data), _chunks_of(data[:-1]))
+    with pytest.raises(InvalidInput):  # runs past
+        await objects.upload_part_stream(key, upload_id, 2, len(data) - 1, _chunks_of(data))
+    await asyncio.sleep(0.2)  # let the store see the requests end
+    assert await objects.list_parts(key, upload_id) == [earlier]
+    with pytest.raises(NotFound):
+        await objects.upload_part_stream(key, "nosuchupload", 1, 4, _chunks_of(b"data"))
+    await objects.abort_multipart(key, upload_id)
+
+
+async def test_a_stream_cancelled_midway_records_no_part(objects: ObjectStore, ns: str) -> None:
+    key = f"{ns}/cancelled.bin"
+    data = os.urandom(MIN_PART_SIZE)
+    upload_id = await objects.create_multipart(key)
+    stall = asyncio.Event()
+    storing = asyncio.ensure_future(
+        objects.upload_part_stream(key, upload_id, 1, len(data), _chunks_of(data, stall=stall))
+    )
+    await asyncio.sleep(0.5)  # half of the part went out; the rest never comes
+    assert not storing.done()
+    storing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await storing
+    await asyncio.sleep(0.2)  # let the store see the connection close
+    assert await objects.list_parts(key, upload_id) == []
+    # The upload is intact: the part can be sent again.
+    again = await objects.upload_part_stream(key, upload_id, 1, len(data), _chunks_of(data))
+    info = await objects.complete_multipart(key, upload_id, [again])
+    assert (info.size, await objects.get(key)) == (len(data), data)
 
 
 async def test_list_by_prefix_in_key_order_and_delete(objects: ObjectStore, ns: str) -> None:

@@ -5,10 +5,12 @@ Redis, S3)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,9 +19,10 @@ from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
 from reelplane.events.envelope import utc_now
+from reelplane.ports.objects import ObjectStore, Part
 from reelplane.schema import uploads
 from reelplane.settings import Settings
-from reelplane.upload.engine import RequestBody, UploadEngine
+from reelplane.upload.engine import RequestBody, UploadEngine, part_plan
 from reelplane.upload.errors import UploadLocked
 from reelplane.upload.settings import UploadSettings
 from reelplane.upload.tus import encode_metadata
@@ -390,3 +393,162 @@ async def test_a_patch_whose_lease_was_taken_over_stores_nothing_more(
         objects = platform.backends.objects
         assert await objects.list_parts(upload.object_key, upload.multipart_id) == []
         assert (await engine._load(upload.id)).offset == 0
+
+
+async def _upload_row(platform: Platform, upload_id: str) -> Any:
+    async with platform.backends.database.connect() as conn:
+        return (await conn.execute(select(uploads).where(uploads.c.id == upload_id))).one()
+
+
+async def test_a_patch_cut_inside_a_streamed_part_keeps_what_arrived_and_resumes(
+    platform_settings: Settings, media: Media
+) -> None:
+    data = media.big.read_bytes()
+    assert len(data) > 12 * MIB
+    async with (
+        running_platform(platform_settings) as platform,
+        httpx.AsyncClient(timeout=120) as client,
+    ):
+        port = int(platform.base_url.rsplit(":", 1)[1])
+        created = await raw_create(client, platform, len(data))
+        url = created.headers["location"]
+        video_id = url.rsplit("/", 1)[-1]
+        objects = platform.backends.objects
+
+        # One PATCH of the whole file: parts of 5 MiB (the last one takes the
+        # rest), each streamed to the store as it arrives; the connection is cut
+        # 3 MiB into the second one.
+        async with CuttingProxy(port, cut_after=8 * MIB) as proxy:
+            with pytest.raises(httpx.TransportError):
+                await raw_patch(client, platform, proxy.url + url, 0, data)
+        row = await eventually(
+            lambda: _upload_row(platform, video_id),
+            until=lambda r: r.offset > CHUNK and r.lock_owner is None,
+            timeout_s=10,
+        )
+        # The part cut midway was cancelled: the store recorded nothing of it,
+        # and what arrived of it is the pending tail.
+        assert CHUNK < row.offset < 8 * MIB
+        assert [p["size"] for p in row.parts] == [CHUNK]
+        assert row.pending_size == row.offset - CHUNK
+        stored = await objects.list_parts(row.object_key, row.multipart_id)
+        assert [(p.number, p.size) for p in stored] == [(1, CHUNK)]
+
+        # The next PATCH (6 MiB) makes one part with that tail; cut once more than
+        # a part's worth of it arrived, what arrived is stored as a part (no tail).
+        cut_at = row.offset
+        async with CuttingProxy(port, cut_after=3 * MIB) as proxy:
+            with pytest.raises(httpx.TransportError):
+                await raw_patch(
+                    client, platform, proxy.url + url, cut_at, data[cut_at : cut_at + 6 * MIB]
+                )
+        row = await eventually(
+            lambda: _upload_row(platform, video_id),
+            until=lambda r: r.offset > cut_at and r.lock_owner is None,
+            timeout_s=10,
+        )
+        assert cut_at + 2 * MIB < row.offset < cut_at + 3 * MIB
+        assert [p["size"] for p in row.parts] == [CHUNK, row.offset - CHUNK]
+        assert row.pending_key is None
+        assert await object_keys(platform.backends, f"uploads/{video_id}/pending/") == []
+
+        # Resumed from the server's offset, it finishes with the right bytes and hash.
+        last = await raw_patch(client, platform, url, row.offset, data[row.offset :])
+        assert last.status_code == 204, last.text
+        video = await video_row(platform.backends, video_id)
+        assert video.sha256 == sha256_of(media.big)  # the running hash survived both cuts
+        assert await _source_bytes(platform, video_id) == data
+        assert await object_keys(platform.backends, f"uploads/{video_id}/") == [
+            f"uploads/{video_id}/source"
+        ]
+
+
+class _FirstStreamFails:
+    """An objects store whose first streamed part fails after reading a little
+    of its stream, as when the store drops a stalled connection."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self._objects = objects
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._objects, name)
+
+    async def upload_part_stream(
+        self, key: str, upload_id: str, number: int, size: int, chunks: AsyncIterable[bytes]
+    ) -> Part:
+        if self.failed:
+            return await self._objects.upload_part_stream(key, upload_id, number, size, chunks)
+        self.failed += 1
+        async for _ in chunks:
+            break
+        await asyncio.sleep(0.1)  # the PATCH's bytes keep coming meanwhile
+        raise ConnectionError("the store dropped the connection")
+
+
+async def test_a_part_whose_stream_fails_is_sent_again_whole(
+    platform_settings: Settings, media: Media
+) -> None:
+    data = media.big.read_bytes()
+    async with running_platform(platform_settings) as platform:
+        objects = _FirstStreamFails(platform.backends.objects)
+        backends = dataclasses.replace(platform.backends, objects=objects)
+        engine = UploadEngine(backends, platform.app.state.upload_settings)
+        upload = await engine.create(platform.user_id, len(data), {})
+
+        async def body() -> AsyncIterator[bytes]:
+            for offset in range(0, len(data), 64 * 1024):
+                yield data[offset : offset + 64 * 1024]
+                await asyncio.sleep(0)
+
+        done = await engine.append(
+            platform.user_id,
+            upload.id,
+            offset=0,
+            content_length=len(data),
+            checksum=None,
+            body=RequestBody(body(), idle_timeout_s=10),
+        )
+        assert objects.failed == 1
+        assert (done.state, done.offset) == ("done", len(data))
+        assert [p.size for p in done.parts] == part_plan(0, len(data), CHUNK)
+        assert await _source_bytes(platform, upload.id) == data
+        assert (await video_row(platform.backends, upload.id)).sha256 == sha256_of(media.big)
+
+
+async def test_a_patch_without_content_length_is_stored_part_by_part(
+    platform_settings: Settings, media: Media
+) -> None:
+    data = media.big.read_bytes()
+    async with (
+        running_platform(platform_settings) as platform,
+        httpx.AsyncClient(timeout=120) as client,
+    ):
+        created = await raw_create(client, platform, len(data))
+        url = created.headers["location"]
+        video_id = url.rsplit("/", 1)[-1]
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: chunked encoding
+            for offset in range(0, 12 * MIB, 256 * 1024):
+                yield data[offset : offset + 256 * 1024]
+
+        first = await client.patch(
+            platform.base_url + url,
+            content=chunked(),
+            headers={
+                **platform.auth,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert first.status_code == 204, first.text
+        assert first.headers["upload-offset"] == str(12 * MIB)
+        row = await _upload_row(platform, video_id)
+        # Parts are cut as they fill up; what is left is the pending tail.
+        assert [p["size"] for p in row.parts] == [CHUNK, CHUNK]
+        assert row.pending_size == 2 * MIB
+        last = await raw_patch(client, platform, url, 12 * MIB, data[12 * MIB :])
+        assert last.status_code == 204, last.text
+        assert (await video_row(platform.backends, video_id)).sha256 == sha256_of(media.big)
+        assert await _source_bytes(platform, video_id) == data

@@ -1,5 +1,5 @@
-"""The upload service's pure rules: tus headers, metadata, ffprobe verdicts,
-byte ranges and playback URLs."""
+"""The upload service's pure rules: tus headers, the parts a PATCH stores,
+metadata, ffprobe verdicts, byte ranges and playback URLs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from reelplane.errors import ConfigError, InvalidInput, RangeNotSatisfiable
 from reelplane.ports.objects import ByteRange
 from reelplane.upload.assets import AssetObjects, asset_objects
+from reelplane.upload.engine import part_plan
 from reelplane.upload.errors import (
     BadTusRequest,
     OffsetMismatch,
@@ -124,6 +125,35 @@ def test_offsets_content_type_and_capabilities() -> None:
     assert headers["Tus-Max-Size"] == "1024"
     assert "checksum" in headers["Tus-Extension"].split(",")
     assert {"sha1", "sha256"} <= set(headers["Tus-Checksum-Algorithm"].split(","))
+
+
+# -- the parts a PATCH stores ---------------------------------------------------------------
+MIB = 1024 * 1024
+
+
+def test_part_plan_cuts_parts_and_the_last_one_takes_the_remainder() -> None:
+    part = 5 * MIB
+    assert part_plan(0, 4 * MIB, part) == []  # less than a part: the pending tail
+    assert part_plan(3 * MIB, MIB, part) == []
+    assert part_plan(0, 5 * MIB, part) == [part]
+    assert part_plan(3 * MIB, 5 * MIB, part) == [8 * MIB]  # the tail starts the first part
+    assert part_plan(0, 12 * MIB, part) == [part, 7 * MIB]  # off the grid: no tail left
+    assert part_plan(2 * MIB, 13 * MIB, part) == [part, part, 5 * MIB]
+    assert part_plan(0, 0, part) == []
+
+
+@given(pending=st.integers(0, 499), body=st.integers(0, 100_000), part_size=st.integers(1, 500))
+def test_part_plan_covers_every_byte_in_parts_of_at_least_part_size(
+    pending: int, body: int, part_size: int
+) -> None:
+    plan = part_plan(pending, body, part_size)
+    total = pending + body
+    if total < part_size:
+        assert plan == []
+    else:
+        assert sum(plan) == total
+        assert all(size == part_size for size in plan[:-1])
+        assert part_size <= plan[-1] < 2 * part_size
 
 
 # -- metadata ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,6 +66,16 @@ class ObjectStore(Protocol):
         """Start a multipart upload; return its upload id."""
 
     async def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> Part: ...
+
+    async def upload_part_stream(
+        self, key: str, upload_id: str, number: int, size: int, chunks: AsyncIterable[bytes]
+    ) -> Part:
+        """Upload part `number`, exactly `size` bytes, while `chunks` is still
+        producing them (the part is recorded once the last one arrived). InvalidInput
+        when `chunks` ends short of `size` or runs past it; then, as when the call
+        is cancelled or fails, no part is recorded (a part stored earlier under the
+        same number stays). A streamed part is sent once, never retried: the
+        caller, which has its bytes, may send them again with `upload_part`."""
 
     async def list_parts(self, key: str, upload_id: str) -> list[Part]: ...
 

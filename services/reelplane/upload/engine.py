@@ -3,18 +3,25 @@ probed, deduplicated and announced. The I/O half of the upload service; the
 rules it applies live in `tus`, `metadata` and `probe`.
 
 How bytes are kept. An upload is one S3 multipart upload of its source object.
-Bytes arriving in a PATCH are cut into parts of `upload_part_size_bytes`
-(5 MiB; a PATCH's last part takes its remainder, so it may be up to twice
-that); each part is uploaded and recorded in the `uploads` row. Only a PATCH
-that leaves less than a part (a short one, or one whose connection dropped)
-writes its tail as a small "pending" object, so the upload's offset is durable
-and any replica can resume it: the next PATCH reads the pending tail back and
-goes on. At most about two parts are held in memory per PATCH.
+A PATCH's bytes are cut into parts of `upload_part_size_bytes` (5 MiB; a
+PATCH's last part takes its remainder, so it may be up to twice that: the rule
+is `part_plan`); each part is uploaded and recorded in the `uploads` row. Only
+a PATCH that leaves less than a part (a short one, or one whose connection
+dropped) writes its tail as a small "pending" object, so the upload's offset is
+durable and any replica can resume it: the next PATCH reads the pending tail
+back and it starts the PATCH's first part. A part's bytes stay in memory until
+it is stored: about two parts at most per PATCH.
 
-Per PATCH, the lease is taken while the body's first part arrives, bytes are
-hashed in a worker thread as they arrive, and one part is stored while the
-next one is received: a 5 MiB PATCH costs its upload to the store plus one
-relational commit, on top of receiving it.
+Per PATCH, the lease is taken while the body's first bytes arrive, and bytes
+are hashed in a worker thread as they arrive. With a Content-Length (tus
+clients send one), the size of every part the PATCH stores is known before its
+bytes arrive, so each part is streamed into the store while it is received,
+through a bounded queue (`_PartStreams`): a 5 MiB PATCH costs about the slower
+of receiving and storing it, plus one relational commit. A part that the body
+is cut in is cancelled (the store records nothing) and what arrived of it is
+kept as the pending tail; a part whose stream fails is sent again, whole, from
+memory. Without a Content-Length (a chunked body), parts are cut as bytes fill
+them, and one is stored while the next one is received.
 
 The whole-file SHA-256. hashlib's state cannot be saved, so each process keeps
 the running hash of the uploads it is receiving, keyed by upload id and offset.
@@ -38,7 +45,7 @@ import tempfile
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,7 +58,7 @@ from reelplane.backends import Backends
 from reelplane.errors import NotFound, ReelplaneError
 from reelplane.events.envelope import utc_now
 from reelplane.events.publisher import EventPublisher
-from reelplane.ports.objects import Part
+from reelplane.ports.objects import ObjectStore, Part
 from reelplane.schema import uploads, video_assets, videos
 from reelplane.upload.announce import announce_outcomes, announce_uploaded
 from reelplane.upload.errors import (
@@ -161,25 +168,37 @@ class _Lease:
     released: bool = False
 
 
-async def _read_ahead(chunks: AsyncIterator[bytes], limit: int) -> list[bytes]:
-    """The body's first chunks, until `limit` bytes or its end."""
-    out: list[bytes] = []
-    size = 0
-    while size < limit:
+class _ReadAhead:
+    """A PATCH body whose first `limit` bytes are received while the lease is
+    taken, then handed on as they arrive, followed by the rest of the body."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
+        self._chunks = chunks
+        self._early: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._reading = asyncio.ensure_future(self._read(limit))
+
+    async def _read(self, limit: int) -> None:
+        size = 0
         try:
-            chunk = await anext(chunks)
-        except StopAsyncIteration:
-            break
-        out.append(chunk)
-        size += len(chunk)
-    return out
+            while size < limit:
+                try:
+                    chunk = await anext(self._chunks)
+                except StopAsyncIteration:
+                    return
+                self._early.put_nowait(chunk)
+                size += len(chunk)
+        finally:
+            self._early.put_nowait(None)
 
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._early.get()) is not None:
+            yield chunk
+        await self._reading  # a failure of the read-ahead fails the PATCH
+        async for chunk in self._chunks:
+            yield chunk
 
-async def _chained(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    for chunk in first:
-        yield chunk
-    async for chunk in rest:
-        yield chunk
+    async def close(self) -> None:
+        await _cancel(self._reading)
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:
@@ -262,6 +281,161 @@ class _Hashing:
     async def close(self) -> None:
         if self._worker is not None:
             await _cancel(self._worker)
+
+
+def part_plan(pending_size: int, body_size: int, part_size: int) -> list[int]:
+    """The sizes (bytes), in order, of the parts a PATCH stores: the pending tail
+    an earlier PATCH left and the PATCH's `body_size` bytes, cut into parts of
+    `part_size`, the last taking the remainder (so under twice `part_size`). No
+    part when they add up to less than one: they become the pending tail (or,
+    on the upload's last byte, its last part). A PATCH carrying at least a part
+    thus leaves no tail to write now and read back next time, on the part grid
+    or not."""
+    total = pending_size + body_size
+    count = total // part_size
+    if count == 0:
+        return []
+    return [part_size] * (count - 1) + [total - part_size * (count - 1)]
+
+
+#: Chunks queued between the receiving loop and a streamed part's upload (each
+#: at most the HTTP server's read size, 64-256 KiB).
+QUEUED_CHUNKS = 8
+
+
+class _PartStream:
+    """One part of a PATCH, sent to the store while its bytes arrive. The
+    receiving loop `feed`s it; its upload reads `chunks()` through a bounded
+    queue, so receiving waits when the store falls behind. The bytes are also
+    kept until the part is stored: they become the pending tail when the body is
+    cut first, and are sent again, whole, when the stream fails."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.kept = _Received()
+        self.whole = asyncio.Event()
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUED_CHUNKS)
+        self._streaming = True
+
+    @property
+    def missing(self) -> int:
+        return self.size - self.kept.size
+
+    async def feed(self, chunk: bytes) -> None:
+        """The part's next bytes (at most `missing`)."""
+        self.kept.add(chunk)
+        if not self.missing:
+            self.whole.set()
+        if self._streaming:
+            await self._queue.put(chunk)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The part's bytes, as they are fed: the body of its upload."""
+        left = self.size
+        while left:
+            chunk = await self._queue.get()
+            left -= len(chunk)
+            yield chunk
+
+    def stop_streaming(self) -> None:
+        """The upload stopped reading: the feeder must not wait for it."""
+        self._streaming = False
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+
+class _PartStreams:
+    """Stores the parts of a PATCH whose sizes are known in advance (`plan`,
+    from `part_plan`) while their bytes arrive: each part's upload starts with
+    its first byte, so a PATCH costs about the slower of receiving and storing,
+    not their sum. At most two parts are in flight: the one being received and
+    the one before it, finishing (its store's answer, its commit).
+
+    `record(part, last)` commits a stored part (commits go in part order);
+    `check_lease()` runs before a part's last bytes go out, as the part is
+    stored on them."""
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        key: str,
+        multipart_id: str,
+        plan: list[int],
+        first_number: int,
+        *,
+        record: Callable[[Part, bool], Awaitable[None]],
+        check_lease: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._objects = objects
+        self._key = key
+        self._multipart_id = multipart_id
+        self._plan = deque(plan)
+        self._number = first_number
+        self._record = record
+        self._check_lease = check_lease
+        self._receiving: _PartStream | None = None
+        self._receiving_task: asyncio.Task[None] | None = None
+        self._finishing_task: asyncio.Task[None] | None = None
+
+    async def feed(self, chunk: bytes) -> None:
+        """Pass the body's next chunk on to the part(s) it belongs to."""
+        while chunk:
+            if self._receiving is None:
+                part = self._receiving = _PartStream(self._plan.popleft())
+                self._receiving_task = asyncio.ensure_future(
+                    self._store(self._number, part, self._finishing_task, last=not self._plan)
+                )
+                self._number += 1
+            part = self._receiving
+            piece, chunk = chunk[: part.missing], chunk[part.missing :]
+            if len(piece) == part.missing:
+                await self._check_lease()
+            await part.feed(piece)
+            if part.whole.is_set():
+                if self._finishing_task is not None:
+                    await self._finishing_task
+                self._finishing_task, self._receiving_task = self._receiving_task, None
+                self._receiving = None
+
+    async def _store(
+        self, number: int, part: _PartStream, previous: asyncio.Task[None] | None, *, last: bool
+    ) -> None:
+        try:
+            stored = await self._objects.upload_part_stream(
+                self._key, self._multipart_id, number, part.size, part.chunks()
+            )
+        except Exception:
+            # E.g. the store timed the stream out while the client paused.
+            log.warning(
+                "streaming part %d of %s failed; sending it whole", number, self._key, exc_info=True
+            )
+            part.stop_streaming()
+            await part.whole.wait()
+            await self._check_lease()
+            stored = await self._objects.upload_part(
+                self._key, self._multipart_id, number, part.kept.join()
+            )
+        if previous is not None:
+            await asyncio.shield(previous)  # never cancel it from here
+        await self._record(stored, last)
+
+    async def finish(self) -> _Received:
+        """The body ended: wait until the parts it completed are stored; the one
+        it did not complete (a cut body) is cancelled, its bytes returned."""
+        cut = _Received()
+        if self._receiving is not None and self._receiving_task is not None:
+            await _cancel(self._receiving_task)
+            cut = self._receiving.kept
+            self._receiving = self._receiving_task = None
+        if self._finishing_task is not None:
+            await self._finishing_task
+        return cut
+
+    async def close(self) -> None:
+        """Cancel whatever is still running (the PATCH failed)."""
+        for task in (self._receiving_task, self._finishing_task):
+            if task is not None:
+                await _cancel(task)
 
 
 def _parts_json(parts: list[Part] | tuple[Part, ...]) -> list[dict[str, Any]]:
@@ -508,16 +682,15 @@ class UploadEngine:
     ) -> Upload:
         """Write a PATCH body at `offset`; finishes the upload on its last byte
         (MediaRejected when the file is not an acceptable video)."""
-        chunks = aiter(body)
         # The lease (and the row read under it) is taken while the body's first
         # part arrives: every PATCH waits for both and neither needs the other.
         # Nothing is stored before the checks on the row have passed.
-        reading = asyncio.ensure_future(_read_ahead(chunks, self.settings.upload_part_size_bytes))
+        reading = _ReadAhead(aiter(body), self.settings.upload_part_size_bytes)
         asked = time.monotonic()
         try:
             token, upload = await self._lock(upload_id)
         except BaseException:
-            await _cancel(reading)
+            await reading.close()
             raise
         lease = _Lease(token, asked + self.settings.upload_lock_s)
         try:
@@ -533,9 +706,9 @@ class UploadEngine:
             if upload.state != "active":
                 return upload  # already complete: an empty PATCH at the end is a no-op
             check_fits(offset, content_length, upload.length)
-            return await self._write(upload, lease, checksum, body, reading, chunks, content_length)
+            return await self._write(upload, lease, checksum, body, reading, content_length)
         finally:
-            await _cancel(reading)
+            await reading.close()
             if not lease.released:
                 await self._unlock(upload_id, token)
 
@@ -566,8 +739,7 @@ class UploadEngine:
         lease: _Lease,
         checksum: Checksum | None,
         body: RequestBody,
-        reading: asyncio.Future[list[bytes]],
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncIterable[bytes],
         content_length: int | None,
     ) -> Upload:
         part_size = self.settings.upload_part_size_bytes
@@ -600,26 +772,22 @@ class UploadEngine:
                 raise UploadLocked(f"upload {upload.id}: the lease ran out and was taken over")
             lease.until = asked + lock_s
 
-        # One part is stored (and committed) while the next one is received, and
-        # bytes are hashed in a thread as they arrive: a PATCH streams at the
-        # slower of the network and the store, not their sum. In memory: the part
-        # being stored and up to two being received (the last one takes the rest).
-        storing: asyncio.Task[None] | None = None
-
-        async def store(number: int, data: bytes) -> None:
-            nonlocal committed, stale_pending
+        async def lease_for_a_part() -> None:
             # Never store a part on a lease that may run out meanwhile: another
             # request could then take the upload over and store the same part.
             if time.monotonic() > lease.until - lock_s / 3:
                 await keep_lease()
-            part = await self.objects.upload_part(upload.object_key, multipart_id, number, data)
+
+        async def record(part: Part, last: bool) -> None:
+            """Add a stored part and commit it, giving the lease up with `last`
+            (the PATCH's last byte: no pending object is needed). Not committed:
+            the parts of a PATCH with a checksum (the digest is checked first)
+            and the upload's last part (`_complete` commits it)."""
+            nonlocal committed, stale_pending
             parts.append(part)
-            if deferred:
-                return
             new_offset = sum(p.size for p in parts)  # the pending tail is in the first one
-            # The PATCH's last byte on a part boundary: give the lease up in this
-            # commit, and no pending object is needed.
-            last = not buffer and received == content_length and new_offset < upload.length
+            if deferred or new_offset == upload.length:
+                return
             asked = time.monotonic()
             await self._commit(
                 upload,
@@ -638,42 +806,71 @@ class UploadEngine:
                 await self.objects.delete(stale_pending)
                 stale_pending = None
 
+        async def store(number: int, data: bytes) -> None:
+            """Upload and commit a part from memory (a chunked body's, or what
+            arrived of a streamed part before the body was cut)."""
+            await lease_for_a_part()
+            part = await self.objects.upload_part(upload.object_key, multipart_id, number, data)
+            await record(part, last=False)  # the PATCH's end is committed after it
+
+        # With a Content-Length, every part's size is known before its bytes
+        # arrive (`part_plan`), so each part is streamed to the store as it is
+        # received. Without one (a chunked body), parts are cut from `buffer` as
+        # it fills up, and one is stored while the next one is received. Either
+        # way bytes are hashed in a thread as they arrive.
+        plan = [] if content_length is None else part_plan(buffer.size, content_length, part_size)
+        streams: _PartStreams | None = None
+        if plan:
+            streams = _PartStreams(
+                self.objects,
+                upload.object_key,
+                multipart_id,
+                plan,
+                len(parts) + 1,
+                record=record,
+                check_lease=lease_for_a_part,
+            )
+        storing: asyncio.Task[None] | None = None
         try:
-            async for chunk in _chained(await reading, chunks):
+            if streams is not None:
+                await streams.feed(buffer.join())  # the pending tail starts the first part
+            async for chunk in chunks:
                 if upload.offset + received + len(chunk) > upload.length:
                     raise UploadTooLarge(
                         f"the PATCH carries more than the {upload.length - upload.offset} "
                         f"bytes left of upload {upload.id}"
                     )
+                if content_length is not None and received + len(chunk) > content_length:
+                    raise BadTusRequest("the body is longer than its Content-Length")
+                if time.monotonic() > lease.until - lock_s * 2 / 3:
+                    await keep_lease()  # every third of the lease while bytes flow
                 received += len(chunk)
-                buffer.add(chunk)
                 hashing.add(chunk)
-                # A part is cut only while what stays, with what is still to come,
-                # makes another full part: the PATCH's last part takes the remainder
-                # (up to two parts' worth), so a PATCH carrying at least a part
-                # leaves no pending tail to write now and read back next time,
-                # aligned on the part grid or not.
-                while buffer.size >= part_size and (
-                    content_length is None
-                    or buffer.size - part_size + content_length - received >= part_size
-                ):
+                if streams is not None:
+                    await streams.feed(chunk)
+                    continue
+                buffer.add(chunk)
+                while buffer.size >= part_size:  # only without a Content-Length
                     data = buffer.take(part_size)
                     if storing is not None:
                         await storing
                     storing = asyncio.ensure_future(store(len(parts) + 1, data))
-                if time.monotonic() > lease.until - lock_s * 2 / 3:
-                    await keep_lease()  # every third of the lease while bytes flow
+            if streams is not None:
+                # Empty, unless the body was cut: then what arrived of the part
+                # it was cut in, stored below if it makes a part (the remainder
+                # of the PATCH's last part), else the pending tail.
+                buffer = await streams.finish()
             if storing is not None:
                 await storing
                 storing = None
             if upload.offset + received < upload.length and buffer.size >= part_size:
-                # The PATCH's last part (it took the remainder), stored while the
-                # last chunks are hashed; committed only without a checksum to check.
                 storing = asyncio.ensure_future(store(len(parts) + 1, buffer.join()))
             await hashing.flush()
             if storing is not None:
                 await storing
         finally:
+            if streams is not None:
+                await streams.close()
             if storing is not None:
                 await _cancel(storing)
             await hashing.close()
@@ -865,6 +1062,7 @@ class UploadEngine:
         buffer = _Received()
         parts: list[Part] = []
         left = final.length
+        sizes = deque(part_plan(0, final.length, part_size))  # as in a PATCH
         storing: asyncio.Task[Part] | None = None
 
         async def cut(data: bytes) -> None:
@@ -882,12 +1080,12 @@ class UploadEngine:
                     left -= len(chunk)
                     buffer.add(chunk)
                     hashing.add(chunk)
-                    # As in a PATCH: the last part takes the remainder.
-                    while buffer.size >= part_size and buffer.size - part_size + left >= part_size:
-                        await cut(buffer.take(part_size))
+                    while sizes and buffer.size >= sizes[0]:
+                        await cut(buffer.take(sizes.popleft()))
             if left != 0:
                 raise ReelplaneError(f"upload {final.id}: partial uploads lost {left} bytes")
-            await cut(buffer.join())
+            if buffer:  # less than a part in all: one part
+                await cut(buffer.join())
             assert storing is not None
             parts.append(await storing)
             await hashing.flush()
