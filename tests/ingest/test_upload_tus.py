@@ -9,6 +9,7 @@ import dataclasses
 import json
 import shutil
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -395,6 +396,64 @@ async def test_a_patch_whose_lease_was_taken_over_stores_nothing_more(
         assert (await engine._load(upload.id)).offset == 0
 
 
+async def test_a_replica_keeps_its_lease_for_the_next_patch_and_others_wait_it_out(
+    platform_settings: Settings, media: Media, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = media.big.read_bytes()
+    async with running_platform(platform_settings) as platform:
+        settings = UploadSettings(
+            upload_lease_linger_s=1.0, upload_work_dir=platform_settings.data_dir / "s"
+        )
+        here, there = (
+            UploadEngine(platform.backends, settings),
+            UploadEngine(platform.backends, settings),
+        )
+        upload = await here.create(platform.user_id, len(data), {})
+
+        async def patch(engine: UploadEngine, start: int, end: int) -> int:
+            async def body() -> AsyncIterator[bytes]:
+                yield data[start:end]
+
+            written = await engine.append(
+                platform.user_id,
+                upload.id,
+                offset=start,
+                content_length=end - start,
+                checksum=None,
+                body=RequestBody(body(), idle_timeout_s=10),
+            )
+            return written.offset
+
+        locks: list[str] = []
+        take_lease = here._lock
+
+        async def counted(upload_id: str) -> Any:
+            locks.append(upload_id)
+            return await take_lease(upload_id)
+
+        monkeypatch.setattr(here, "_lock", counted)
+        assert await patch(here, 0, 3 * MIB) == 3 * MIB  # less than a part: a pending tail
+        # The next PATCH on this replica takes over the lease its last one kept,
+        # with the row as that PATCH left it (the tail goes on in its first part).
+        assert await patch(here, 3 * MIB, 10 * MIB) == 10 * MIB
+        assert locks == [upload.id]
+        # Another replica waits until that lease runs out (not a 423), then goes on.
+        assert await patch(there, 10 * MIB, 11 * MIB) == 11 * MIB
+        # This replica's kept lease is stale now: it takes the lease again and
+        # reads the row the other replica moved on.
+        assert await patch(here, 11 * MIB, 12 * MIB) == 12 * MIB
+        assert locks == [upload.id, upload.id]
+        row = await _upload_row(platform, upload.id)
+        assert (row.offset, [p["size"] for p in row.parts]) == (12 * MIB, [5 * MIB, 5 * MIB])
+        assert row.pending_size == 2 * MIB
+
+
+def _no_patch_in_flight(row: Any) -> bool:
+    """The upload's lease is free, or only kept a moment after the last PATCH
+    (`upload_lease_linger_s`, 2 s), not held by one still writing (30 s)."""
+    return row.lock_owner is None or row.lock_expires_at < utc_now() + timedelta(seconds=5)
+
+
 async def _upload_row(platform: Platform, upload_id: str) -> Any:
     async with platform.backends.database.connect() as conn:
         return (await conn.execute(select(uploads).where(uploads.c.id == upload_id))).one()
@@ -423,7 +482,7 @@ async def test_a_patch_cut_inside_a_streamed_part_keeps_what_arrived_and_resumes
                 await raw_patch(client, platform, proxy.url + url, 0, data)
         row = await eventually(
             lambda: _upload_row(platform, video_id),
-            until=lambda r: r.offset > CHUNK and r.lock_owner is None,
+            until=lambda r: r.offset > CHUNK and _no_patch_in_flight(r),
             timeout_s=10,
         )
         # The part cut midway was cancelled: the store recorded nothing of it,
@@ -444,7 +503,7 @@ async def test_a_patch_cut_inside_a_streamed_part_keeps_what_arrived_and_resumes
                 )
         row = await eventually(
             lambda: _upload_row(platform, video_id),
-            until=lambda r: r.offset > cut_at and r.lock_owner is None,
+            until=lambda r: r.offset > cut_at and _no_patch_in_flight(r),
             timeout_s=10,
         )
         assert cut_at + 2 * MIB < row.offset < cut_at + 3 * MIB

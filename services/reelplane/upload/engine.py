@@ -161,11 +161,32 @@ class _RunningHash:
 @dataclass
 class _Lease:
     """A PATCH's hold on its upload: `until` (time.monotonic()) is a safe
-    estimate of when it runs out; `released` once a commit gave it up."""
+    estimate of when it runs out; `released` once a commit gave it up (or left
+    it lingering, till `lingers_until`); `renewing` a renewal started with the
+    PATCH when it took over a lingering lease, awaited before any part is
+    stored on it."""
 
     token: str
     until: float
     released: bool = False
+    lingers_until: float | None = None
+    renewing: asyncio.Future[bool] | None = None
+    renewing_asked: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Lingering:
+    """A lease this process kept after a PATCH (`upload_lease_linger_s`), with
+    the upload as that PATCH left it: nobody else can change the row before
+    `until` (time.monotonic()) without taking the lease."""
+
+    token: str
+    until: float
+    upload: Upload
+
+
+#: A lingering lease is taken over only with at least this much of it left.
+LINGER_MARGIN_S = 0.5
 
 
 class _ReadAhead:
@@ -460,6 +481,7 @@ class UploadEngine:
         self.publisher = EventPublisher(backends.bus)
         self.instance = uuid.uuid4().hex[:12]
         self._hashes: OrderedDict[str, _RunningHash] = OrderedDict()
+        self._lingering: dict[str, _Lingering] = {}
 
     @property
     def limits(self) -> SourceLimits:
@@ -581,18 +603,20 @@ class UploadEngine:
     # -- locking ---------------------------------------------------------------
     async def _lock(self, upload_id: str) -> tuple[str, Upload]:
         """Take the upload's write lease (waiting up to upload_lock_wait_s, 423
-        after) and read the row as of the lease."""
+        after) and read the row as of the lease. A lease this process left
+        lingering after a PATCH is taken over at once."""
         token = f"{self.instance}:{uuid.uuid4().hex[:16]}"
         deadline = time.monotonic() + self.settings.upload_lock_wait_s
+        mine = self._lingering.pop(upload_id, None)
         while True:
             now = utc_now()
+            free = or_(uploads.c.lock_owner.is_(None), uploads.c.lock_expires_at < now)
+            if mine is not None:
+                free = or_(free, uploads.c.lock_owner == mine.token)
             async with self.db.transaction() as conn:
                 result = await conn.execute(
                     update(uploads)
-                    .where(
-                        uploads.c.id == upload_id,
-                        or_(uploads.c.lock_owner.is_(None), uploads.c.lock_expires_at < now),
-                    )
+                    .where(uploads.c.id == upload_id, free)
                     .values(
                         lock_owner=token,
                         lock_expires_at=now + timedelta(seconds=self.settings.upload_lock_s),
@@ -629,8 +653,14 @@ class UploadEngine:
         release: bool = False,
     ) -> None:
         """Record progress, if we still hold the lease and nobody moved the offset
-        (and give the lease up with `release`)."""
+        (and give the lease up with `release`: at once, or after
+        `upload_lease_linger_s` when the upload stays active)."""
         now = utc_now()
+        linger_s = self._linger_s if state == "active" else 0.0
+        if release and linger_s > 0:
+            hold_s: float | None = linger_s
+        else:
+            hold_s = None if release else self.settings.upload_lock_s
         async with self.db.transaction() as conn:
             result = await conn.execute(
                 update(uploads)
@@ -646,10 +676,8 @@ class UploadEngine:
                     pending_size=pending_size,
                     state=state,
                     updated_at=now,
-                    lock_owner=None if release else token,
-                    lock_expires_at=None
-                    if release
-                    else now + timedelta(seconds=self.settings.upload_lock_s),
+                    lock_owner=None if hold_s is None else token,
+                    lock_expires_at=None if hold_s is None else now + timedelta(seconds=hold_s),
                 )
             )
         if not result.rowcount:
@@ -687,30 +715,74 @@ class UploadEngine:
         # Nothing is stored before the checks on the row have passed.
         reading = _ReadAhead(aiter(body), self.settings.upload_part_size_bytes)
         asked = time.monotonic()
+        lingering = self._lingering.get(upload_id)
+        if lingering is not None and asked < lingering.until - LINGER_MARGIN_S:
+            del self._lingering[upload_id]
+            # The lease this process kept after the client's last PATCH: no lock
+            # round trip; it is renewed meanwhile, before any part is stored.
+            token, upload = lingering.token, lingering.upload
+            lease = _Lease(token, lingering.until)
+            lease.renewing = asyncio.ensure_future(self._renew(upload_id, token))
+            lease.renewing_asked = asked
+        else:
+            try:
+                token, upload = await self._lock(upload_id)
+            except BaseException:
+                await reading.close()
+                raise
+            lease = _Lease(token, asked + self.settings.upload_lock_s)
         try:
-            token, upload = await self._lock(upload_id)
-        except BaseException:
-            await reading.close()
-            raise
-        lease = _Lease(token, asked + self.settings.upload_lock_s)
-        try:
-            self._check_access(upload, owner_id)
-            if upload.concat == "final":
-                raise FinalUploadForbidden(
-                    f"upload {upload_id} is a final upload, made of its partial uploads; "
-                    "send bytes to a partial upload"
-                )
-            if upload.state == "failed":
-                await self.get(owner_id, upload_id)  # raises UploadGone with the reason
-            check_offset(offset, upload.offset)
-            if upload.state != "active":
+            try:
+                writable = await self._check_patch(upload, owner_id, offset, content_length)
+            except ReelplaneError:
+                if lease.renewing is None or await self._renewed(lease):
+                    raise  # checked against the row as it is: the refusal stands
+                # The kept lease ran out and another replica moved the upload on:
+                # take the lease the usual way and check against the row now.
+                lease.released = True  # not ours to unlock
+                asked = time.monotonic()
+                token, upload = await self._lock(upload_id)
+                lease = _Lease(token, asked + self.settings.upload_lock_s)
+                writable = await self._check_patch(upload, owner_id, offset, content_length)
+            if not writable:
                 return upload  # already complete: an empty PATCH at the end is a no-op
-            check_fits(offset, content_length, upload.length)
             return await self._write(upload, lease, checksum, body, reading, content_length)
         finally:
             await reading.close()
+            if lease.renewing is not None:
+                with contextlib.suppress(Exception):
+                    await lease.renewing
             if not lease.released:
                 await self._unlock(upload_id, token)
+
+    async def _check_patch(
+        self, upload: Upload, owner_id: str, offset: int, content_length: int | None
+    ) -> bool:
+        """Refuse a PATCH the upload cannot take (the tus errors); False when
+        the upload is complete already."""
+        self._check_access(upload, owner_id)
+        if upload.concat == "final":
+            raise FinalUploadForbidden(
+                f"upload {upload.id} is a final upload, made of its partial uploads; "
+                "send bytes to a partial upload"
+            )
+        if upload.state == "failed":
+            await self.get(owner_id, upload.id)  # raises UploadGone with the reason
+        check_offset(offset, upload.offset)
+        if upload.state != "active":
+            return False
+        check_fits(offset, content_length, upload.length)
+        return True
+
+    async def _renewed(self, lease: _Lease) -> bool:
+        """Wait for the renewal of a taken-over lease: True when it is still ours
+        (so nobody changed the upload since this process's last PATCH)."""
+        assert lease.renewing is not None
+        renewing, lease.renewing = lease.renewing, None
+        if not await renewing:
+            return False
+        lease.until = lease.renewing_asked + self.settings.upload_lock_s
+        return True
 
     def _check_access(self, upload: Upload, owner_id: str) -> None:
         """NotFound for anyone but the owner; UploadGone once terminated or expired."""
@@ -767,15 +839,20 @@ class UploadEngine:
         lock_s = self.settings.upload_lock_s
 
         async def keep_lease() -> None:
-            asked = time.monotonic()
-            if not await self._renew(upload.id, token):
+            if lease.renewing is not None:  # the renewal of a taken-over lease
+                renewed = await self._renewed(lease)
+            else:
+                asked = time.monotonic()
+                renewed = await self._renew(upload.id, token)
+                if renewed:
+                    lease.until = asked + lock_s
+            if not renewed:
                 raise UploadLocked(f"upload {upload.id}: the lease ran out and was taken over")
-            lease.until = asked + lock_s
 
         async def lease_for_a_part() -> None:
             # Never store a part on a lease that may run out meanwhile: another
             # request could then take the upload over and store the same part.
-            if time.monotonic() > lease.until - lock_s / 3:
+            if lease.renewing is not None or time.monotonic() > lease.until - lock_s / 3:
                 await keep_lease()
 
         async def record(part: Part, last: bool) -> None:
@@ -801,6 +878,8 @@ class UploadEngine:
             )
             lease.released = last
             lease.until = asked + lock_s  # the commit renewed it
+            if last:
+                lease.lingers_until = asked + self._linger_s
             committed = new_offset
             if stale_pending:
                 await self.objects.delete(stale_pending)
@@ -842,7 +921,7 @@ class UploadEngine:
                     )
                 if content_length is not None and received + len(chunk) > content_length:
                     raise BadTusRequest("the body is longer than its Content-Length")
-                if time.monotonic() > lease.until - lock_s * 2 / 3:
+                if lease.renewing is None and time.monotonic() > lease.until - lock_s * 2 / 3:
                     await keep_lease()  # every third of the lease while bytes flow
                 received += len(chunk)
                 hashing.add(chunk)
@@ -874,6 +953,8 @@ class UploadEngine:
             if storing is not None:
                 await _cancel(storing)
             await hashing.close()
+        if lease.renewing is not None:
+            await keep_lease()  # a taken-over lease is renewed before anything is stored
         if received == 0:
             return upload
         if deferred:
@@ -902,6 +983,7 @@ class UploadEngine:
                 if not lease.released:
                     await self._unlock(upload.id, token)
             else:
+                asked = time.monotonic()
                 await self._commit(
                     upload,
                     token,
@@ -912,6 +994,7 @@ class UploadEngine:
                     pending_size=len(tail),
                     release=True,
                 )
+                lease.lingers_until = asked + self._linger_s
             lease.released = True
         except BaseException:
             if pending_key:
@@ -922,7 +1005,23 @@ class UploadEngine:
         if running is not None:
             self._hashes[upload.id] = _RunningHash(end, running)
             self._trim_hashes()
-        return replace(upload, offset=end, parts=tuple(parts), pending_key=pending_key)
+        written = replace(
+            upload, offset=end, parts=tuple(parts), pending_key=pending_key, pending_size=len(tail)
+        )
+        if lease.lingers_until is not None and self._linger_s > 0:
+            self._keep_lingering(_Lingering(token, lease.lingers_until, written))
+        return written
+
+    @property
+    def _linger_s(self) -> float:
+        """How long a PATCH's lease lingers (never longer than a lease)."""
+        return min(self.settings.upload_lease_linger_s, self.settings.upload_lock_s)
+
+    def _keep_lingering(self, lingering: _Lingering) -> None:
+        now = time.monotonic()
+        for upload_id in [k for k, v in self._lingering.items() if v.until <= now]:
+            del self._lingering[upload_id]  # ran out: forget them
+        self._lingering[lingering.upload.id] = lingering
 
     async def _renew(self, upload_id: str, token: str) -> bool:
         """Extend the lease; False when it is no longer ours."""

@@ -47,6 +47,15 @@ class UploadSettings(BaseSettings):
     upload_lock_wait_s: float = Field(
         5.0, ge=0, description="How long a PATCH waits for a busy upload before 423. Default 5 s"
     )
+    upload_lease_linger_s: float = Field(
+        2.0,
+        ge=0,
+        le=30,
+        description="After a PATCH, its replica keeps the upload's lease this long, so the "
+        "client's next PATCH (on the same connection, so the same replica) skips taking it "
+        "again; a PATCH sent to another replica meanwhile waits at most this long. 0: give "
+        "the lease up at once. Default 2 s",
+    )
     upload_max_duration_s: float = Field(
         600.0, gt=0, description="Longest accepted video, seconds. Default 600 (10 min)"
     )
