@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import aioboto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from reelplane.errors import InvalidInput, NotFound, RangeNotSatisfiable
 from reelplane.ports.objects import MIN_PART_SIZE, ByteRange, ObjectInfo, Part
@@ -267,6 +267,10 @@ class S3ObjectStore:
                 raise body.error from None
             if isinstance(exc, ClientError) and _error_code(exc) in _MISSING:
                 raise NotFound(f"multipart upload {upload_id!r} does not exist") from None
+            if isinstance(exc, BotoCoreError):
+                # A store may answer (404) and close before the body is all out:
+                # the client then only sees the connection go. Ask why.
+                await self.list_parts(key, upload_id)  # NotFound when the upload is gone
             raise
         return Part(number, _etag(resp["ETag"]), size)
 

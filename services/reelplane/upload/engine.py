@@ -732,17 +732,22 @@ class UploadEngine:
                 raise
             lease = _Lease(token, asked + self.settings.upload_lock_s)
         try:
+            # A kept lease comes with the row as this process left it. Anything
+            # but streaming a part's first bytes waits until its renewal proves
+            # the row current: reading the pending tail it names, and a refusal.
+            stale = (
+                lease.renewing is not None
+                and upload.pending_key is not None
+                and not await self._renewed(lease)
+            )
+            if stale:
+                lease, upload = await self._relock(upload_id, lease)
             try:
                 writable = await self._check_patch(upload, owner_id, offset, content_length)
             except ReelplaneError:
                 if lease.renewing is None or await self._renewed(lease):
                     raise  # checked against the row as it is: the refusal stands
-                # The kept lease ran out and another replica moved the upload on:
-                # take the lease the usual way and check against the row now.
-                lease.released = True  # not ours to unlock
-                asked = time.monotonic()
-                token, upload = await self._lock(upload_id)
-                lease = _Lease(token, asked + self.settings.upload_lock_s)
+                lease, upload = await self._relock(upload_id, lease)
                 writable = await self._check_patch(upload, owner_id, offset, content_length)
             if not writable:
                 return upload  # already complete: an empty PATCH at the end is a no-op
@@ -753,7 +758,15 @@ class UploadEngine:
                 with contextlib.suppress(Exception):
                     await lease.renewing
             if not lease.released:
-                await self._unlock(upload_id, token)
+                await self._unlock(upload_id, lease.token)
+
+    async def _relock(self, upload_id: str, lost: _Lease) -> tuple[_Lease, Upload]:
+        """The kept lease ran out and another request may have moved the upload
+        on: take the lease the usual way and read the row as it is now."""
+        lost.released = True  # not ours to unlock any more
+        asked = time.monotonic()
+        token, upload = await self._lock(upload_id)
+        return _Lease(token, asked + self.settings.upload_lock_s), upload
 
     async def _check_patch(
         self, upload: Upload, owner_id: str, offset: int, content_length: int | None
