@@ -117,10 +117,10 @@ class Edge:
         if scope["method"] != "GET" or scope["path"] not in self.cached_reads:
             return False
         authorization = forwarded = None
-        for name, value in scope["headers"]:  # one pass over the headers
-            if name == b"authorization":
+        for name, value in scope["headers"]:  # one pass; the first of each, as `header`
+            if name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
+            elif name == b"x-forwarded-for" and forwarded is None:
                 forwarded = value.decode("latin-1")
             elif name == b"origin":
                 return False
