@@ -62,23 +62,19 @@ def _decode_cached_session(raw: bytes) -> tuple[Principal, datetime] | None:
     an active user's session comes back on every request, byte for byte."""
     try:
         data = json.loads(raw)
-        return Principal(data["user_id"], data["handle"]), datetime.fromisoformat(
-            data["expires_at"]
-        )
+        principal = Principal(data["user_id"], data["handle"])
+        expires_at = datetime.fromisoformat(data["expires_at"])
     except (ValueError, KeyError, TypeError):
         return None
+    if expires_at.tzinfo is None:  # not what SessionStore writes: malformed
+        return None
+    return principal, expires_at
 
 
 def cached_principal(raw: bytes, now: datetime) -> Principal | None:
     """The principal of a cached session, or None when it is malformed or expired."""
     decoded = _decode_cached_session(raw)
-    if decoded is None:
-        return None
-    principal, expires_at = decoded
-    try:
-        return principal if expires_at > now else None
-    except TypeError:  # an expiry without a time zone
-        return None
+    return decoded[0] if decoded is not None and decoded[1] > now else None
 
 
 class SessionStore:

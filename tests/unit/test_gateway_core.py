@@ -138,3 +138,23 @@ def test_log_lines_carry_the_current_request_id() -> None:
         assert add_request_id(None, "info", {"event": "x"})["request_id"] == "rid-9"
     finally:
         REQUEST_ID.reset(token)
+
+
+def test_a_cached_session_counts_only_while_well_formed_and_unexpired() -> None:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from reelplane.auth import Principal, cached_principal
+
+    now = datetime.now(UTC)
+
+    def raw(expires_at: str) -> bytes:
+        return json.dumps({"user_id": "u1", "handle": "ada", "expires_at": expires_at}).encode()
+
+    assert cached_principal(raw((now + timedelta(hours=1)).isoformat()), now) == Principal(
+        "u1", "ada"
+    )
+    assert cached_principal(raw((now - timedelta(seconds=1)).isoformat()), now) is None
+    assert cached_principal(raw("2099-01-01T00:00:00"), now) is None  # no time zone
+    assert cached_principal(b"not json", now) is None
+    assert cached_principal(b'{"user_id": "u1"}', now) is None

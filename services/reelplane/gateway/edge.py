@@ -62,6 +62,7 @@ class _Drawn(NamedTuple):
     """What the gate found for a request (`outcome` None: nothing to draw)."""
 
     token: str | None
+    digest: str | None  # the token's hash, the session's name in the cache
     cached: CachedRead | None
     plan: CachedPlan | None
     outcome: GateOutcome | None
@@ -97,16 +98,16 @@ class Edge:
         token = bearer_from_header(authorization or "")
         if token is None:
             outcome = await backends.cache.gate(buckets) if buckets else None
-            return _Drawn(None, None, None, outcome)
+            return _Drawn(None, None, None, None, outcome)
         cached = self.cached_reads.get(scope["path"]) if scope["method"] == "GET" else None
         plan = self.plans[cached.path](scope["query_string"]) if cached is not None else None
         outcome = await backends.cache.gate(
             buckets,
-            principal_key=session_cache_key(token_hash(token)),
+            principal_key=session_cache_key(digest := token_hash(token)),
             user_bucket=self.user_bucket,
             reads=plan.keys if plan is not None else None,
         )
-        return _Drawn(token, cached, plan, outcome)
+        return _Drawn(token, digest, cached, plan, outcome)
 
     async def serve_cached_read(self, scope: Scope, backends: Backends, send: Send) -> bool:
         """Answer a signed-in GET of a cached read straight from the cache,
@@ -152,7 +153,7 @@ class Edge:
         outcome = drawn.outcome
         if outcome is not None and outcome.refused is not None:
             raise refusal(outcome.refused, outcome.retry_after_s)
-        if drawn.token is None:
+        if drawn.token is None or drawn.digest is None:
             return False
         principal = _principal(drawn)
         if principal is None:
@@ -164,9 +165,7 @@ class Edge:
         elif drawn.cached is not None and (body := _cached_body(drawn)) is not None:
             await _send_body(send, body, drawn.cached.media_type)
             return True
-        scope.setdefault("state", {})["session"] = ResolvedSession(
-            token_hash(drawn.token), principal
-        )
+        scope.setdefault("state", {})["session"] = ResolvedSession(drawn.digest, principal)
         return False
 
 
