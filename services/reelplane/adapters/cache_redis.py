@@ -281,7 +281,7 @@ class RedisCache:
             yield _RedisSubscription(pubsub)
         finally:
             await pubsub.unsubscribe(channel)
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def close(self) -> None:
         await self._client.aclose()
