@@ -238,3 +238,57 @@ async def test_gate_still_works_after_redis_forgets_its_scripts(cache: Cache, ns
     await cache._client.script_flush()  # what a Redis restart does
     got = await cache.gate([], principal_key=f"{ns}:session", reads=[f"{ns}:{{user}}:page"])
     assert got.values == (b"p",)
+
+
+# -- bitsets (seen filters) and capped lists (recent histories) --------------------
+async def test_set_bits_sets_redis_ordered_bits_read_back_with_get(cache: Cache, ns: str) -> None:
+    await cache.set_bits(f"{ns}:b", [0, 9, 23])
+    # Offset 0 is the high bit of byte 0; the string grows to the highest offset's byte.
+    assert await cache.get(f"{ns}:b") == bytes([0b1000_0000, 0b0100_0000, 0b0000_0001])
+    await cache.set_bits(f"{ns}:b", [1, 9])
+    assert await cache.get(f"{ns}:b") == bytes([0b1100_0000, 0b0100_0000, 0b0000_0001])
+    assert await cache.ttl(f"{ns}:b") is None
+
+
+async def test_set_bits_with_ttl_expires_the_bitset(cache: Cache, ns: str) -> None:
+    await cache.set_bits(f"{ns}:b", [5], ttl_s=0.3)
+    left = await cache.ttl(f"{ns}:b")
+    assert left is not None and 0 < left <= 0.3
+    await asyncio.sleep(0.45)
+    assert await cache.get(f"{ns}:b") is None
+
+
+async def test_concurrent_set_bits_lose_no_bit(cache: Cache, ns: str) -> None:
+    await asyncio.gather(*(cache.set_bits(f"{ns}:b", [i]) for i in range(64)))
+    assert await cache.get(f"{ns}:b") == b"\xff" * 8
+
+
+async def test_push_capped_keeps_the_newest_first(cache: Cache, ns: str) -> None:
+    await cache.push_capped(f"{ns}:l", [b"a", b"b"], cap=3)
+    await cache.push_capped(f"{ns}:l", [b"c", b"d"], cap=3)
+    assert await cache.list_range(f"{ns}:l", 10) == [b"d", b"c", b"b"]
+    assert await cache.list_range(f"{ns}:l", 2) == [b"d", b"c"]
+    assert await cache.list_range(f"{ns}:missing", 10) == []
+    assert await cache.list_range(f"{ns}:l", 0) == []
+
+
+async def test_push_capped_with_ttl_expires_the_list(cache: Cache, ns: str) -> None:
+    await cache.push_capped(f"{ns}:l", [b"a"], cap=5, ttl_s=0.3)
+    left = await cache.ttl(f"{ns}:l")
+    assert left is not None and 0 < left <= 0.3
+    await asyncio.sleep(0.45)
+    assert await cache.list_range(f"{ns}:l", 5) == []
+
+
+async def test_list_and_bit_ops_on_keys_of_another_type_are_invalid(cache: Cache, ns: str) -> None:
+    await cache.zincrby(f"{ns}:z", "a")
+    await cache.push_capped(f"{ns}:l", [b"x"], cap=2)
+    with pytest.raises(InvalidInput):
+        await cache.set_bits(f"{ns}:z", [1])
+    with pytest.raises(InvalidInput):
+        await cache.push_capped(f"{ns}:z", [b"x"], cap=2)
+    with pytest.raises(InvalidInput):
+        await cache.list_range(f"{ns}:z", 2)
+    with pytest.raises(InvalidInput):
+        await cache.get(f"{ns}:l")
+    assert await cache.get_many([f"{ns}:l"]) == [None]

@@ -27,6 +27,12 @@ class _Entry:
     expires_at: float | None  # monotonic seconds
     zset: dict[str, float] | None = None  # set when the key holds a sorted set
     bucket: TokenBucketState | None = None  # set when the key holds a token bucket
+    items: list[bytes] | None = None  # set when the key holds a list, newest first
+
+    @property
+    def plain(self) -> bool:
+        """Whether the key holds a string (Redis' string type)."""
+        return self.zset is None and self.bucket is None and self.items is None
 
 
 @dataclass(eq=False)  # identity hash: kept in a set per channel
@@ -60,15 +66,14 @@ class MemoryCache:
 
     async def get(self, key: str) -> bytes | None:
         entry = self._live(key)
-        if entry is not None and (entry.zset is not None or entry.bucket is not None):
+        if entry is not None and not entry.plain:
             raise InvalidInput(f"cache key {key!r} does not hold a string")
         return entry.value if entry else None
 
     def _plain(self, key: str) -> bytes | None:
         """Like one key of MGET: a key of another type reads as missing."""
         entry = self._live(key)
-        plain = entry is not None and entry.zset is None and entry.bucket is None
-        return entry.value if entry is not None and plain else None
+        return entry.value if entry is not None and entry.plain else None
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         return [self._plain(k) for k in keys]
@@ -92,7 +97,7 @@ class MemoryCache:
 
     async def incr(self, key: str, amount: int = 1) -> int:
         entry = self._live(key)
-        if entry is not None and (entry.zset is not None or entry.bucket is not None):
+        if entry is not None and not entry.plain:
             raise InvalidInput(f"cache key {key!r} does not hold an integer")
         try:
             current = int(entry.value) if entry else 0
@@ -142,6 +147,52 @@ class MemoryCache:
                 totals[member] = totals.get(member, 0.0) + score
         ranked = sorted(totals.items(), key=lambda ms: (-ms[1], ms[0]))
         return ranked[: max(0, limit)]
+
+    async def set_bits(self, key: str, offsets: list[int], *, ttl_s: float | None = None) -> None:
+        if any(o < 0 for o in offsets):
+            raise ValueError("bit offsets must be >= 0")
+        entry = self._live(key)
+        if entry is not None and not entry.plain:
+            raise InvalidInput(f"cache key {key!r} does not hold a string")
+        data = bytearray(entry.value if entry else b"")
+        if offsets:
+            need = max(offsets) // 8 + 1
+            if need > len(data):
+                data.extend(bytes(need - len(data)))
+        for offset in offsets:
+            data[offset // 8] |= 0x80 >> (offset % 8)
+        expires = entry.expires_at if entry else None
+        if ttl_s is not None:
+            expires = time.monotonic() + ttl_s
+        if entry is not None or offsets:
+            self._data[key] = _Entry(bytes(data), expires)
+
+    async def push_capped(
+        self, key: str, values: list[bytes], *, cap: int, ttl_s: float | None = None
+    ) -> None:
+        if cap < 1:
+            raise ValueError("cap must be >= 1")
+        if not values:
+            return
+        entry = self._live(key)
+        if entry is not None and entry.items is None:
+            raise InvalidInput(f"cache key {key!r} does not hold a list")
+        if entry is None:
+            entry = _Entry(b"", None, items=[])
+            self._data[key] = entry
+        assert entry.items is not None
+        entry.items[:0] = [bytes(v) for v in reversed(values)]
+        del entry.items[cap:]
+        if ttl_s is not None:
+            entry.expires_at = time.monotonic() + ttl_s
+
+    async def list_range(self, key: str, limit: int) -> list[bytes]:
+        entry = self._live(key)
+        if entry is None:
+            return []
+        if entry.items is None:
+            raise InvalidInput(f"cache key {key!r} does not hold a list")
+        return list(entry.items[: max(0, limit)])
 
     async def take_tokens(
         self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0

@@ -227,6 +227,51 @@ class RedisCache:
         ]
         return sorted(totals, key=lambda ms: (-ms[1], ms[0]))[:limit]
 
+    async def set_bits(self, key: str, offsets: list[int], *, ttl_s: float | None = None) -> None:
+        if any(o < 0 for o in offsets):
+            raise ValueError("bit offsets must be >= 0")
+        if not offsets and ttl_s is None:
+            return
+        # One BITFIELD sets them all; with a TTL, in one MULTI with the PEXPIRE.
+        args: list[str | int] = []
+        for offset in offsets:
+            args += ["SET", "u1", offset, 1]
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                if args:
+                    pipe.execute_command("BITFIELD", key, *args)
+                if ttl_s is not None:
+                    pipe.pexpire(key, max(1, int(ttl_s * 1000)))
+                await pipe.execute()
+        except ResponseError as exc:
+            raise InvalidInput(f"cache key {key!r} does not hold a string: {exc}") from None
+
+    async def push_capped(
+        self, key: str, values: list[bytes], *, cap: int, ttl_s: float | None = None
+    ) -> None:
+        if cap < 1:
+            raise ValueError("cap must be >= 1")
+        if not values:
+            return
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.lpush(key, *values)
+                pipe.ltrim(key, 0, cap - 1)
+                if ttl_s is not None:
+                    pipe.pexpire(key, max(1, int(ttl_s * 1000)))
+                await pipe.execute()
+        except ResponseError as exc:
+            raise InvalidInput(f"cache key {key!r} does not hold a list: {exc}") from None
+
+    async def list_range(self, key: str, limit: int) -> list[bytes]:
+        if limit <= 0:
+            return []
+        try:
+            items = await self._client.lrange(key, 0, limit - 1)
+        except ResponseError as exc:
+            raise InvalidInput(f"cache key {key!r} does not hold a list: {exc}") from None
+        return [i if isinstance(i, bytes) else str(i).encode() for i in items]
+
     async def take_tokens(
         self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
     ) -> TokenDecision:

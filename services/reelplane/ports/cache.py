@@ -1,4 +1,5 @@
-"""Cache port: counters, session cache, feed pages, trending windows, pub/sub."""
+"""Cache port: counters, session cache, feed pages, trending windows, pub/sub,
+bitsets (seen filters) and capped lists (recent histories)."""
 
 from __future__ import annotations
 
@@ -144,6 +145,22 @@ class Cache(Protocol):
     async def ztop(self, keys: list[str], limit: int) -> list[tuple[str, float]]:
         """Members of the union of the sorted sets at keys with their summed
         scores, highest first (ties by member), at most `limit`."""
+
+    async def set_bits(self, key: str, offsets: list[int], *, ttl_s: float | None = None) -> None:
+        """Set the bits at `offsets` of the string at key to 1 (Redis SETBIT order:
+        offset 0 is the high bit of byte 0), zero-padding a missing or short string;
+        with ttl_s, (re)set the key's TTL. Read the bits back with `get`. The seen
+        filter is a Bloom filter built on this (Redis 7.0 has no Bloom module)."""
+
+    async def push_capped(
+        self, key: str, values: list[bytes], *, cap: int, ttl_s: float | None = None
+    ) -> None:
+        """Prepend values to the list at key, one by one (the last given ends up
+        first: newest first), then keep only the first `cap`; with ttl_s, (re)set
+        the key's TTL. One atomic step."""
+
+    async def list_range(self, key: str, limit: int) -> list[bytes]:
+        """The first `limit` items of the list at key (newest first); [] when missing."""
 
     async def take_tokens(
         self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
