@@ -406,9 +406,10 @@ async def _body(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@objects_router.api_route(
-    "/{key:path}", methods=["GET", "HEAD"], summary="Serve a transcoded object (byte ranges)"
-)
+# Two routes, not one with methods=["GET", "HEAD"]: each operation gets its own
+# OpenAPI operationId (`get_object_..._get`, `get_object_..._head`).
+@objects_router.get("/{key:path}", summary="Serve a transcoded object (byte ranges)")
+@objects_router.head("/{key:path}", summary="A transcoded object's headers, without its bytes")
 async def get_object(
     request: Request, key: str, range_header: str | None = Header(None, alias="range")
 ) -> Response:
