@@ -405,10 +405,17 @@ class Location(_Model):
 
 
 class Origin(_Model):
-    """Where cache misses go (the service that serves playback)."""
+    """Where cache misses go: the Service that serves playback. The default is the
+    reelplane chart's upload Service of a release named `reelplane` in the PoP's
+    namespace (`<release>-upload`, port 80)."""
 
-    host: str = Field("upload", min_length=1, max_length=253, description="Default upload")
-    port: int = Field(8080, ge=1, le=65535, description="Default 8080")
+    host: str = Field(
+        "reelplane-upload",
+        min_length=1,
+        max_length=253,
+        description="Service (or host name) that serves playback. Default reelplane-upload",
+    )
+    port: int = Field(80, ge=1, le=65535, description="Its port. Default 80")
 
 
 class EdgeCache(_Model):
