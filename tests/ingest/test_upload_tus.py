@@ -611,3 +611,56 @@ async def test_a_patch_without_content_length_is_stored_part_by_part(
         assert last.status_code == 204, last.text
         assert (await video_row(platform.backends, video_id)).sha256 == sha256_of(media.big)
         assert await _source_bytes(platform, video_id) == data
+
+
+async def test_a_patch_carrying_bytes_to_a_complete_upload_is_refused_as_too_large(
+    platform_settings: Settings,
+) -> None:
+    # A partial upload (tus concatenation) is complete on its last byte without
+    # a media check, so no ffmpeg is needed to finish it.
+    data = b"0123456789" * 100
+    async with (
+        running_platform(platform_settings) as platform,
+        httpx.AsyncClient(timeout=60) as client,
+    ):
+        created = await raw_create(client, platform, len(data), **{"Upload-Concat": "partial"})
+        url = created.headers["location"]
+        done = await raw_patch(client, platform, url, 0, data)
+        assert done.status_code == 204
+        assert done.headers["upload-offset"] == str(len(data))
+
+        # Bytes past Upload-Length: 413 with the reason, whether the body has a
+        # Content-Length or is chunked; nothing is appended.
+        extra = await raw_patch(client, platform, url, len(data), b"more")
+        assert extra.status_code == 413, extra.text
+        assert extra.headers["content-type"] == "application/problem+json"
+        assert extra.headers["tus-resumable"] == "1.0.0"
+        assert "exceed" in extra.json()["detail"]
+
+        async def chunked() -> AsyncIterator[bytes]:
+            yield b""
+            yield b"more"
+
+        chunked_extra = await client.patch(
+            platform.base_url + url,
+            content=chunked(),
+            headers={
+                **platform.auth,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": str(len(data)),
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert chunked_extra.status_code == 413, chunked_extra.text
+        assert "past its Upload-Length" in chunked_extra.json()["detail"]
+
+        # An empty PATCH at the final offset stays a no-op (tus clients send one
+        # to learn that the upload is complete).
+        empty = await raw_patch(client, platform, url, len(data), b"")
+        assert empty.status_code == 204
+        assert empty.headers["upload-offset"] == str(len(data))
+        head = await client.head(
+            platform.base_url + url, headers={**platform.auth, "Tus-Resumable": "1.0.0"}
+        )
+        assert head.headers["upload-offset"] == str(len(data))
+        assert head.headers["upload-length"] == str(len(data))

@@ -18,6 +18,7 @@ import reelplane
 from reelplane.backends import Backends, open_backends
 from reelplane.gateway.edge import Edge, install_edge
 from reelplane.http.access import log_access, request_id_of
+from reelplane.http.docs import install_docs
 from reelplane.http.problems import install_problem_handlers, problem_response
 from reelplane.http.services import SERVICES, BackgroundTask, load_service, load_worker
 from reelplane.logs import REQUEST_ID
@@ -194,6 +195,8 @@ def create_app(
         version=reelplane.__version__,
         description="Short-video platform: upload, feeds, engagement, graph, notify, search.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from install_docs: no CDN
+        redoc_url=None,
         # Request ids and structlog access logs are the observability here; FastAPI's
         # OpenTelemetry hooks would only cost a provider lookup on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -203,6 +206,7 @@ def create_app(
     app.state.closers = []  # async callables run at shutdown (clients a hook opened)
     install_problem_handlers(app)
     app.include_router(_health_router(chosen))
+    install_docs(app)
     for service in loaded:
         for router in service.routers:
             app.include_router(router)

@@ -222,6 +222,16 @@ class _ReadAhead:
         await _cancel(self._reading)
 
 
+async def _refuse_bytes_past_end(body: AsyncIterable[bytes], upload: Upload) -> None:
+    """UploadTooLarge (413) when a PATCH to a complete upload carries any byte."""
+    async for chunk in body:
+        if chunk:
+            raise UploadTooLarge(
+                f"upload {upload.id} is complete ({upload.length} bytes); "
+                "the PATCH carries bytes past its Upload-Length"
+            )
+
+
 async def _cancel(task: asyncio.Future[Any]) -> None:
     """Cancel a helper task (if still running) and wait for it, its outcome dropped."""
     if not task.done():
@@ -750,7 +760,11 @@ class UploadEngine:
                 lease, upload = await self._relock(upload_id, lease)
                 writable = await self._check_patch(upload, owner_id, offset, content_length)
             if not writable:
-                return upload  # already complete: an empty PATCH at the end is a no-op
+                # Complete already: an empty PATCH at the end is a no-op; one
+                # carrying bytes (a chunked body: no Content-Length to check)
+                # goes past Upload-Length.
+                await _refuse_bytes_past_end(reading, upload)
+                return upload
             return await self._write(upload, lease, checksum, body, reading, content_length)
         finally:
             await reading.close()
@@ -782,10 +796,8 @@ class UploadEngine:
         if upload.state == "failed":
             await self.get(owner_id, upload.id)  # raises UploadGone with the reason
         check_offset(offset, upload.offset)
-        if upload.state != "active":
-            return False
         check_fits(offset, content_length, upload.length)
-        return True
+        return upload.state == "active"
 
     async def _renewed(self, lease: _Lease) -> bool:
         """Wait for the renewal of a taken-over lease: True when it is still ours
