@@ -33,7 +33,7 @@ def transcode() -> None:
     transcode_settings = load_section(TranscodeSettings)
     load_ladder(transcode_settings)  # a bad ladder file is refused before connecting
     configure_logging(settings.log_format, settings.log_level)
-    ensure_ffmpeg()
+    ensure_ffmpeg(transcode_settings.ffmpeg_path, transcode_settings.ffprobe_path)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -76,7 +76,9 @@ class TranscodeWorker:
 
 async def run_worker(backends: Backends, stop: asyncio.Event) -> None:
     """BackgroundTask entry point (see `reelplane.http.services.WORKERS`)."""
-    from reelplane.upload.ffprobe import ensure_ffmpeg
+    from reelplane.upload.ffprobe import install_ffmpeg
 
-    await asyncio.to_thread(ensure_ffmpeg)
-    await TranscodeWorker(backends).run(stop)
+    settings = TranscodeSettings()
+    # Shared with the upload janitor's: one install per process, one across processes.
+    await install_ffmpeg(settings.ffmpeg_path, settings.ffprobe_path)
+    await TranscodeWorker(backends, settings).run(stop)

@@ -30,7 +30,7 @@ from reelplane.schema import video_assets, videos
 from reelplane.upload.assets import consume_deletions
 from reelplane.upload.engine import RequestBody, Upload, UploadEngine
 from reelplane.upload.errors import TUS_VERSION, BadTusRequest
-from reelplane.upload.ffprobe import ensure_ffmpeg
+from reelplane.upload.ffprobe import install_ffmpeg
 from reelplane.upload.playback import (
     PlaybackUrls,
     RoutingTable,
@@ -454,7 +454,8 @@ async def run_janitor(backends: Backends, stop: asyncio.Event) -> None:
     """Every upload_janitor_interval_s: expire abandoned uploads, finish uploads
     whose process died validating, re-publish events whose publication was lost."""
     settings = UploadSettings()
-    await asyncio.to_thread(ensure_ffmpeg, "ffmpeg", settings.ffprobe_path)
+    # Shared with the transcode worker's: one install per process, one across processes.
+    await install_ffmpeg("ffmpeg", settings.ffprobe_path)
     engine = UploadEngine(backends, settings)
     while not stop.is_set():
         try:
