@@ -79,14 +79,17 @@ def test_a_recommender_becomes_a_rayservice_with_serve_autoscaling(
     owner = service["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("Recommender", name, True)
     serve = yaml.safe_load(service["spec"]["serveConfigV2"])
-    deployment = serve["applications"][0]["deployments"][0]
+    deployments = {d["name"]: d for d in serve["applications"][0]["deployments"]}
+    assert list(deployments) == ["Recommender", "Retriever", "Ranker"]
     spec = rec["spec"]
-    assert deployment["autoscaling_config"] == {
-        "min_replicas": spec["minReplicas"],
-        "max_replicas": spec["maxReplicas"],
-        "target_ongoing_requests": spec["targetOngoingRequests"],
-    }
-    assert deployment["ray_actor_options"]["num_gpus"] == spec["gpusPerReplica"]
+    for deployment in deployments.values():
+        assert deployment["autoscaling_config"] == {
+            "min_replicas": spec["minReplicas"],
+            "max_replicas": spec["maxReplicas"],
+            "target_ongoing_requests": spec["targetOngoingRequests"],
+        }
+        assert deployment["user_config"]["index"]["nprobe"] == spec["index"]["nprobe"]
+    assert deployments["Ranker"]["ray_actor_options"]["num_gpus"] == spec["gpusPerReplica"]
     workers = service["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
     limits = workers["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"]

@@ -257,6 +257,7 @@ INVALID = [
     ("TranscodePool", {"minReplicas": 5, "maxReplicas": 2}, "minReplicas must be <= maxReplicas"),
     ("EdgePoP", {"region": "eu", "location": {"latitude": 120, "longitude": 0}}, "latitude"),
     ("Recommender", {"minReplicas": 9, "maxReplicas": 3}, "minReplicas must be <= maxReplicas"),
+    ("Recommender", {"index": {"nlist": 16, "nprobe": 32}}, "nprobe must be <= nlist"),
     ("EdgePoP", {"region": "Not A Region", "location": {"latitude": 1, "longitude": 1}}, "region"),
     (
         "TranscodePool",

@@ -472,8 +472,63 @@ class EdgePoPStatus(_Status):
 
 
 # -- Recommender ------------------------------------------------------------------------
+NPROBE_RULE: dict[str, str] = {
+    "rule": "self.nlist == 0 || self.nprobe <= self.nlist",
+    "message": "nprobe must be <= nlist (an IVF index has nlist lists to probe)",
+}
+SLOTS_RULE: dict[str, str] = {
+    "rule": "self.freshSlotRatio + self.randomSlotRatio <= 0.5",
+    "message": "freshSlotRatio + randomSlotRatio must be <= 0.5 (half the feed stays ranked)",
+}
+
+
+class IndexSpec(_Model):
+    """The recommender's nearest-neighbour index over video vectors (inner product)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [dict(NPROBE_RULE)]})
+
+    type: Literal["ivf", "hnsw", "exact"] = Field(
+        "ivf",
+        description="ivf (faiss IVF-Flat: cheap add and remove), hnsw (for unclustered "
+        "vectors; removal by rebuild) or exact (small catalogues, the test oracle). Default ivf",
+    )
+    nlist: int = Field(
+        0, ge=0, le=1_000_000, description="IVF lists; 0: about 4*sqrt(videos). Default 0"
+    )
+    nprobe: int = Field(32, ge=1, le=65_536, description="IVF lists probed per query. Default 32")
+    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW links per node. Default 32")
+    ef_search: int = Field(
+        128, ge=8, le=4096, description="HNSW candidate list per query. Default 128"
+    )
+
+
+class ExplorationSpec(_Model):
+    """Feed slots that are not purely ranked."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [dict(SLOTS_RULE)]})
+
+    fresh_slot_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=0.5,
+        description="Share of slots for the fresh pool (new videos, Thompson sampling on "
+        "completion rate). Default 0.1",
+    )
+    random_slot_ratio: float = Field(
+        0.01,
+        ge=0,
+        le=0.2,
+        description="Share of slots for a uniformly random eligible video, logged as such "
+        "(unbiased evaluation). Default 0.01",
+    )
+
+
 class RecommenderSpec(_Model):
-    """Desired state of the recommender: a Ray Serve application."""
+    """Desired state of the recommender: a Ray Serve application.
+
+    `modelVersion`, `index`, `exploration` and `cacheTTLSeconds` reach the Serve
+    deployments as their `user_config`: changing them is an in-place Serve
+    update (replicas reconfigure), not a new Ray cluster."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -488,7 +543,7 @@ class RecommenderSpec(_Model):
 
     image: ImageRef = Field("reelplane/ml-serving:0.1.0", description="ml-serving image (Ray)")
     ray_version: str = Field(
-        "2.40.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", description="Ray version in the image"
+        "2.60.0", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", description="Ray version in the image"
     )
     import_path: str = Field(
         "reelplane_ml.serve:app",
@@ -500,29 +555,60 @@ class RecommenderSpec(_Model):
         "Recommender",
         pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
         max_length=64,
-        description="Serve deployment inside the application whose autoscaling is set",
+        description="The application's ingress deployment (reelplane_ml.serve:app names it "
+        "Recommender; its Retriever and Ranker are configured beside it)",
     )
-    min_replicas: int = Field(1, ge=0, le=1000, description="Fewest Serve replicas. Default 1")
-    max_replicas: int = Field(4, ge=1, le=1000, description="Most Serve replicas. Default 4")
+    min_replicas: int = Field(
+        1, ge=0, le=1000, description="Fewest Serve replicas of each deployment. Default 1"
+    )
+    max_replicas: int = Field(
+        4, ge=1, le=1000, description="Most Serve replicas of each deployment. Default 4"
+    )
     target_ongoing_requests: float = Field(
-        2,
+        16,
         gt=0,
         le=10_000,
-        description="Ray Serve autoscaling target of in-flight requests per replica. Default 2",
+        description="Ray Serve autoscaling target of in-flight requests per replica (requests "
+        "are batched up to 32, so a low target only adds replicas). Default 16",
     )
-    gpus_per_replica: float = Field(0, ge=0, le=8, description="GPUs per Serve replica. Default 0")
+    gpus_per_replica: float = Field(0, ge=0, le=8, description="GPUs per Ranker replica. Default 0")
     cpus_per_replica: float = Field(
-        1, gt=0, le=128, description="CPUs per Serve replica. Default 1"
+        1, gt=0, le=128, description="CPUs per Retriever and Ranker replica. Default 1"
+    )
+    model_version: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*)?$",
+        max_length=64,
+        description="Model artifact version to serve (as `reelplane ml train` publishes it); "
+        "empty: the newest published. Default empty",
+    )
+    index: IndexSpec = Field(default_factory=IndexSpec, description="Nearest-neighbour index")
+    exploration: ExplorationSpec = Field(
+        default_factory=ExplorationSpec, description="Exploration slots"
+    )
+    cache_ttl_seconds: int = Field(
+        300,
+        ge=0,
+        le=86_400,
+        alias="cacheTTLSeconds",
+        description="How long a user's retrieved candidates are cached, s (a strong signal "
+        "such as a like or a completion drops them sooner; 0: never cached). Default 300",
     )
     resources: Resources = Field(
-        default_factory=lambda: Resources(cpu="2", memory="4Gi"),
-        description="CPU and memory per Ray worker Pod",
+        default_factory=lambda: Resources(cpu="3", memory="4Gi"),
+        description="CPU and memory per Ray worker Pod (room for one replica of each "
+        "deployment: 2 x cpusPerReplica + 0.25)",
     )
     settings: Settings = Field(default_factory=Settings, description="REELPLANE_* settings source")
 
     @model_validator(mode="after")
     def _cel_rules(self) -> Self:
         _check_min_max(self.min_replicas, self.max_replicas)
+        if self.index.nlist and self.index.nprobe > self.index.nlist:
+            raise ValueError(NPROBE_RULE["message"])
+        ratios = self.exploration.fresh_slot_ratio + self.exploration.random_slot_ratio
+        if ratios > 0.5 + 1e-9:
+            raise ValueError(SLOTS_RULE["message"])
         return self
 
 

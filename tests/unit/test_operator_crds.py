@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from reelplane_operator.crds import build_crd, crd_files, main
 from reelplane_operator.kinds import BY_KIND, KINDS, Kind
-from reelplane_operator.models import LADDER_RUNGS_UNIQUE_RULE
+from reelplane_operator.models import LADDER_RUNGS_UNIQUE_RULE, NPROBE_RULE, SLOTS_RULE
 
 pytestmark = pytest.mark.unit
 
@@ -119,6 +120,10 @@ def test_cel_rules_are_declared() -> None:
     assert count_rules == [{"rule": "self == oldSelf", "message": "shardCount is immutable"}]
     rec = _schema(BY_KIND["Recommender"])["properties"]["spec"]
     assert "minReplicas" in str(rec["x-kubernetes-validations"])
+    index_rules = rec["properties"]["index"]["x-kubernetes-validations"]
+    assert index_rules[0]["rule"] == NPROBE_RULE["rule"]
+    slot_rules = rec["properties"]["exploration"]["x-kubernetes-validations"]
+    assert slot_rules[0]["rule"] == SLOTS_RULE["rule"]
     ladder = pool["properties"]["ladder"]["x-kubernetes-validations"]
     assert ladder[0]["rule"] == LADDER_RUNGS_UNIQUE_RULE  # the API server runs it (e2e)
 
@@ -163,6 +168,11 @@ def test_example_validates_against_its_crd_and_model(path: Path) -> None:
         ("EdgePoP", {"region": "EU West", "location": {"latitude": 1, "longitude": 0}}, "region"),
         ("Recommender", {"targetOngoingRequests": 0}, "targetOngoingRequests"),
         ("Recommender", {"importPath": "no colon"}, "importPath"),
+        ("Recommender", {"index": {"type": "annoy"}}, "type"),
+        ("Recommender", {"index": {"nprobe": 0}}, "nprobe"),
+        ("Recommender", {"exploration": {"freshSlotRatio": 0.9}}, "freshSlotRatio"),
+        ("Recommender", {"cacheTTLSeconds": -1}, "cacheTTLSeconds"),
+        ("Recommender", {"modelVersion": "../etc"}, "modelVersion"),
     ],
 )
 def test_out_of_range_specs_are_refused_by_schema_and_model(
@@ -189,3 +199,23 @@ def test_server_defaults_equal_the_models_defaults(kind: Kind) -> None:
         mode="json", by_alias=True, exclude_none=True
     )
     assert server == model
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"index": {"nlist": 16, "nprobe": 32}}, "nprobe must be <= nlist"),
+        (
+            {"exploration": {"freshSlotRatio": 0.4, "randomSlotRatio": 0.2}},
+            "freshSlotRatio + randomSlotRatio",
+        ),
+    ],
+)
+def test_recommender_cel_rules_are_mirrored_by_the_model(
+    spec: dict[str, Any], message: str
+) -> None:
+    """The API server runs the CEL rules (e2e); the model refuses the same specs."""
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        BY_KIND["Recommender"].spec.model_validate(spec)
+    # The same fields within their ranges but inside the rule pass.
+    BY_KIND["Recommender"].spec.model_validate({"index": {"nlist": 64, "nprobe": 32}})

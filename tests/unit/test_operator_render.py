@@ -263,14 +263,78 @@ REC = RecommenderSpec(
 )
 
 
-def test_serve_config_carries_autoscaling_and_gpus() -> None:
-    (deployment,) = recommender.serve_config(REC)["applications"][0]["deployments"]
-    assert deployment["autoscaling_config"] == {
-        "min_replicas": 2,
-        "max_replicas": 6,
-        "target_ongoing_requests": 3,
+def _deployments(spec: RecommenderSpec) -> dict[str, dict[str, Any]]:
+    (app,) = recommender.serve_config(spec)["applications"]
+    return {d["name"]: d for d in app["deployments"]}
+
+
+def test_serve_config_names_the_apps_three_deployments_with_autoscaling() -> None:
+    deployments = _deployments(REC)
+    assert list(deployments) == ["Recommender", "Retriever", "Ranker"]
+    for deployment in deployments.values():
+        assert deployment["autoscaling_config"] == {
+            "min_replicas": 2,
+            "max_replicas": 6,
+            "target_ongoing_requests": 3,
+        }
+        # Batches of up to 32 must be able to fill.
+        assert deployment["max_ongoing_requests"] >= 64
+    assert deployments["Ranker"]["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0.5}
+    assert deployments["Retriever"]["ray_actor_options"] == {"num_cpus": 1}
+    assert deployments["Recommender"]["ray_actor_options"] == {"num_cpus": 0.25}
+
+
+def test_model_index_exploration_and_ttl_become_every_deployments_user_config() -> None:
+    spec = RecommenderSpec.model_validate(
+        {
+            "modelVersion": "v7",
+            "index": {"type": "hnsw", "nlist": 0, "nprobe": 8, "hnswM": 16, "efSearch": 64},
+            "exploration": {"freshSlotRatio": 0.2, "randomSlotRatio": 0.05},
+            "cacheTTLSeconds": 60,
+        }
+    )
+    expected = {
+        "model_version": "v7",
+        "index": {"type": "hnsw", "nlist": 0, "nprobe": 8, "hnsw_m": 16, "ef_search": 64},
+        "exploration": {"fresh_slot_ratio": 0.2, "random_slot_ratio": 0.05},
+        "cache_ttl_s": 60,
     }
-    assert deployment["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0.5}
+    for deployment in _deployments(spec).values():
+        assert deployment["user_config"] == expected
+
+
+def test_a_model_version_change_keeps_the_ray_cluster() -> None:
+    """Only user_config changes: KubeRay updates Serve in place (rayClusterConfig is
+    unchanged) and the plain head keeps its Pod (same digest) and redeploys."""
+    owner = _owner("Recommender", "foryou")
+    newer = REC.model_copy(update={"model_version": "v2"})
+    (before,), (after,) = (
+        recommender.render_recommender(owner, s, kuberay=True) for s in (REC, newer)
+    )
+    assert before["spec"]["rayClusterConfig"] == after["spec"]["rayClusterConfig"]
+    assert before["spec"]["serveConfigV2"] != after["spec"]["serveConfigV2"]
+    heads = [recommender.render_ray_head(owner, s) for s in (REC, newer)]
+    assert heads[0] == heads[1]
+    configs = [recommender.render_serve_config_map(owner, s) for s in (REC, newer)]
+    assert configs[0] != configs[1]
+    resized = REC.model_copy(update={"max_replicas": 7})
+    assert recommender.render_ray_head(owner, resized) != heads[0]
+
+
+def test_ray_pods_run_serve_with_the_ha_proxy_in_throughput_mode() -> None:
+    owner = _owner("Recommender", "foryou")
+    (rs,) = recommender.render_recommender(owner, REC, kuberay=True)
+    cluster = rs["spec"]["rayClusterConfig"]
+    pods = [
+        cluster["headGroupSpec"]["template"]["spec"],
+        cluster["workerGroupSpecs"][0]["template"]["spec"],
+        recommender.render_ray_head(owner, REC)["spec"]["template"]["spec"],
+        recommender.render_ray_workers(owner, REC)["spec"]["template"]["spec"],
+    ]
+    for pod in pods:
+        env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+        assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+        assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
 
 
 def test_rayservice_when_kuberay_is_installed() -> None:
@@ -299,7 +363,7 @@ def test_head_and_worker_deployments_without_kuberay() -> None:
     ]
     config_map, _, head, workers = children
     assert yaml.safe_load(config_map["data"]["serve.yaml"]) == recommender.serve_config(REC)
-    assert "serve run /etc/reelplane/serve/serve.yaml" in _container(head)["command"][-1]
+    assert "serve deploy /etc/reelplane/serve/serve.yaml" in _container(head)["command"][-1]
     assert "--address=foryou-ray-head.ns.svc:6379" in _container(workers)["command"][-1]
     assert workers["spec"]["replicas"] == REC.max_replicas
 
@@ -309,9 +373,5 @@ def test_cpu_only_recommender_requests_no_gpu() -> None:
     workers = recommender.render_ray_workers(_owner("Recommender"), spec)
     assert "nvidia.com/gpu" not in _container(workers)["resources"]["limits"]
     assert "--num-gpus=0" in _container(workers)["command"][-1]
-    assert (
-        "num_gpus"
-        not in recommender.serve_config(spec)["applications"][0]["deployments"][0][
-            "ray_actor_options"
-        ]
-    )
+    for deployment in _deployments(spec).values():
+        assert "num_gpus" not in deployment["ray_actor_options"]
