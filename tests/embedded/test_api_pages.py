@@ -3,6 +3,7 @@ assets served by the platform itself (no CDN), and the page at `/`."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -39,3 +40,51 @@ async def test_openapi_has_unique_operation_ids_and_no_warning(base_url: str) ->
     objects = r.json()["paths"]["/v1/objects/{key}"]
     assert set(objects) == {"get", "head"}
     assert objects["get"]["operationId"] != objects["head"]["operationId"]
+
+
+#: What a docs page may load, by a word of its content type.
+ASSET_KINDS = ("javascript", "css", "image", "json")
+
+
+def referenced_urls(page: str) -> list[str]:
+    """Every URL an HTML page loads or links (src=, href=, spec-url=)."""
+    return re.findall(r'(?:src|href|spec-url)="([^"]+)"', page)
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        ("/docs", {"javascript": 1, "css": 1}),
+        ("/redoc", {"javascript": 1, "json": 1}),
+    ],
+)
+async def test_docs_pages_load_their_assets_from_the_platform(
+    base_url: str, page: str, expected: dict[str, int]
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        r = await client.get(page)
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        assert "openapi.json" in r.text
+        urls = referenced_urls(r.text)
+        assert urls, r.text
+        # Nothing from another host: a machine without internet shows the same page.
+        assert [u for u in urls if not u.startswith("/")] == []
+        assert "cdn" not in r.text.lower()
+        kinds: Counter[str] = Counter()
+        for url in urls:
+            asset = await client.get(url)
+            assert asset.status_code == 200, url
+            content_type = asset.headers["content-type"]
+            kind = next((k for k in ASSET_KINDS if k in content_type), None)
+            assert kind is not None, (url, content_type)
+            kinds[kind] += 1
+            if kind == "javascript":
+                assert len(asset.content) > 100_000  # the whole bundle, not a stub
+        assert {k: kinds[k] for k in expected} == expected
+
+
+async def test_fastapi_default_docs_pages_are_not_served(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        r = await client.get("/docs/oauth2-redirect")
+    assert r.status_code == 404
