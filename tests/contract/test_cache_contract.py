@@ -103,6 +103,17 @@ async def test_zincrby_accumulates_and_ztop_sums_across_keys(cache: Cache, ns: s
     assert await cache.ztop([], 5) == []
 
 
+async def test_zscores_reads_members_in_order_with_none_for_missing(cache: Cache, ns: str) -> None:
+    await cache.zincrby(f"{ns}:z", "a", 2)
+    await cache.zincrby(f"{ns}:z", "b", 0.5)
+    assert await cache.zscores(f"{ns}:z", ["b", "x", "a"]) == [0.5, None, 2.0]
+    assert await cache.zscores(f"{ns}:missing", ["a"]) == [None]
+    assert await cache.zscores(f"{ns}:z", []) == []
+    await cache.set(f"{ns}:s", b"text")
+    with pytest.raises(InvalidInput):
+        await cache.zscores(f"{ns}:s", ["a"])
+
+
 async def test_zincrby_with_ttl_expires_the_set(cache: Cache, ns: str) -> None:
     await cache.zincrby(f"{ns}:w", "a", ttl_s=0.3)
     left = await cache.ttl(f"{ns}:w")

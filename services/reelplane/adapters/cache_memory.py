@@ -148,6 +148,14 @@ class MemoryCache:
         ranked = sorted(totals.items(), key=lambda ms: (-ms[1], ms[0]))
         return ranked[: max(0, limit)]
 
+    async def zscores(self, key: str, members: list[str]) -> list[float | None]:
+        entry = self._live(key)
+        if entry is None:
+            return [None] * len(members)
+        if entry.zset is None:
+            raise InvalidInput(f"cache key {key!r} does not hold a sorted set")
+        return [entry.zset.get(m) for m in members]
+
     async def set_bits(self, key: str, offsets: list[int], *, ttl_s: float | None = None) -> None:
         if any(o < 0 for o in offsets):
             raise ValueError("bit offsets must be >= 0")

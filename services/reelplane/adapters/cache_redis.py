@@ -227,6 +227,15 @@ class RedisCache:
         ]
         return sorted(totals, key=lambda ms: (-ms[1], ms[0]))[:limit]
 
+    async def zscores(self, key: str, members: list[str]) -> list[float | None]:
+        if not members:
+            return []
+        try:
+            scores = await self._client.zmscore(key, members)
+        except ResponseError as exc:
+            raise InvalidInput(f"cache key {key!r} does not hold a sorted set: {exc}") from None
+        return [None if s is None else float(s) for s in scores]
+
     async def set_bits(self, key: str, offsets: list[int], *, ttl_s: float | None = None) -> None:
         if any(o < 0 for o in offsets):
             raise ValueError("bit offsets must be >= 0")

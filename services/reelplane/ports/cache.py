@@ -162,6 +162,10 @@ class Cache(Protocol):
     async def list_range(self, key: str, limit: int) -> list[bytes]:
         """The first `limit` items of the list at key (newest first); [] when missing."""
 
+    async def zscores(self, key: str, members: list[str]) -> list[float | None]:
+        """The scores of `members` in the sorted set at key, in order (None for a
+        member, or a key, that is missing): Redis ZMSCORE."""
+
     async def take_tokens(
         self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
     ) -> TokenDecision:
