@@ -316,6 +316,69 @@ async def test_cors_preflight_lets_a_browser_tus_client_resume(stack: Stack) -> 
     assert "location" in exposed
 
 
+async def test_cors_preflight_lets_a_browser_player_ask_for_byte_ranges(stack: Stack) -> None:
+    # What an HLS player (hls.js) sends before a segment's byte range.
+    preflight = await stack.client.options(
+        "/v1/objects/assets/abc/720p/seg-1.m4s",
+        headers={
+            "origin": "http://localhost:5173",
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "range",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert "range" in preflight.headers["access-control-allow-headers"].lower()
+    # Everything tus-js-client and the web client send, in one preflight.
+    tus_js = await stack.client.options(
+        "/v1/uploads",
+        headers={
+            "origin": "http://localhost:5173",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization,content-type,tus-resumable,"
+            "upload-length,upload-metadata,upload-concat,upload-offset,upload-checksum,"
+            "x-http-method-override,x-request-id,x-requested-with",
+        },
+    )
+    assert tus_js.status_code == 200, tus_js.text
+    # What they read of a response.
+    r = await stack.client.get("/v1/me", headers={"origin": "http://localhost:5173"})
+    exposed = {h.strip() for h in r.headers["access-control-expose-headers"].lower().split(",")}
+    assert exposed >= {
+        "upload-offset",
+        "upload-length",
+        "location",
+        "tus-resumable",
+        "content-range",
+        "accept-ranges",
+        "x-request-id",
+    }
+
+
+async def test_a_refused_cors_preflight_is_a_problem_naming_what_was_refused(
+    stack: Stack,
+) -> None:
+    asked = {
+        "origin": "http://localhost:5173",
+        "access-control-request-method": "GET",
+        "access-control-request-headers": "range",
+    }
+    for changed, named in [
+        ({"origin": "https://evil.example"}, "'https://evil.example'"),
+        ({"access-control-request-method": "CONNECT"}, "'CONNECT'"),
+        # Only the header not allowed is named, not the range that is.
+        ({"access-control-request-headers": "range,x-evil"}, "headers x-evil are not"),
+    ]:
+        r = await stack.client.options("/v1/objects/assets/x", headers={**asked, **changed})
+        body = assert_problem(r, 403)
+        assert body["type"] == "https://reelplane.io/problems/cors-refused"
+        assert named in str(body["detail"]), body
+    evil = await stack.client.options(
+        "/v1/objects/assets/x", headers={**asked, "origin": "https://evil.example"}
+    )
+    assert "access-control-allow-origin" not in evil.headers
+
+
 async def test_an_event_the_bus_refused_is_published_later_by_the_outbox_relay(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -46,7 +46,6 @@ from reelplane.upload.tus import (
     check_patch_content_type,
     check_resumable,
     concat_header,
-    cors_headers,
     encode_metadata,
     http_date,
     parse_checksum,
@@ -81,7 +80,8 @@ def upload_engine(request: Request) -> UploadEngine:
 
 
 class TusRoute(APIRoute):
-    """Adds Tus-Resumable and CORS headers to every response, problems included."""
+    """Adds Tus-Resumable to every response, problems included (CORS headers
+    are the edge's, as on every route)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -99,8 +99,6 @@ class TusRoute(APIRoute):
                     headers=exc.headers or None,
                 )
             response.headers["Tus-Resumable"] = TUS_VERSION
-            for name, value in cors_headers(request.headers.get("origin")).items():
-                response.headers.setdefault(name, value)
             return response
 
         return tus_handler

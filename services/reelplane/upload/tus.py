@@ -38,7 +38,8 @@ TUS_EXTENSIONS = (
 #: Checksum algorithms (Tus-Checksum-Algorithm); sha1 is the one the spec requires.
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
-#: Headers a browser client must be allowed to read and send (CORS).
+#: tus headers a browser client (tus-js-client) must be allowed to read and to
+#: send; the CORS policy that uses them is the edge's (`reelplane.gateway.edge`).
 EXPOSED_HEADERS = (
     "Location",
     "Upload-Offset",
@@ -53,7 +54,6 @@ EXPOSED_HEADERS = (
     "Tus-Checksum-Algorithm",
 )
 ALLOWED_REQUEST_HEADERS = (
-    "Authorization",
     "Content-Type",
     "Upload-Offset",
     "Upload-Length",
@@ -63,7 +63,6 @@ ALLOWED_REQUEST_HEADERS = (
     "Upload-Concat",
     "Tus-Resumable",
     "X-HTTP-Method-Override",
-    "X-Request-ID",
 )
 
 #: Where uploads live (a final upload names its partials by these URLs).
@@ -257,18 +256,4 @@ def capability_headers(max_size: int) -> dict[str, str]:
         "Tus-Extension": ",".join(TUS_EXTENSIONS),
         "Tus-Max-Size": str(max_size),
         "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
-    }
-
-
-def cors_headers(origin: str | None) -> dict[str, str]:
-    """CORS for browser clients (tus-js-client). Tokens travel in Authorization,
-    never in cookies, so any origin may call; nothing ambient is exposed."""
-    if not origin:
-        return {}
-    return {
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Allow-Methods": "POST, GET, HEAD, PATCH, DELETE, OPTIONS",
-        "Access-Control-Allow-Headers": ", ".join(ALLOWED_REQUEST_HEADERS),
-        "Access-Control-Expose-Headers": ", ".join(EXPOSED_HEADERS),
-        "Access-Control-Max-Age": "86400",
     }
