@@ -128,8 +128,14 @@ class Store:
 
 
 def _owner_uids(body: Mapping[str, Any]) -> list[str]:
+    """uids of the resources controlling a child. The routing table's owners are not its
+    controllers (it is shared by every PoP): it is no one PoP's child to prune."""
     refs = (body.get("metadata") or {}).get("ownerReferences") or []
-    return [str(r["uid"]) for r in refs if r.get("uid")]
+    return [str(r["uid"]) for r in refs if r.get("uid") and r.get("controller")]
+
+
+def _owner_refs(body: Mapping[str, Any]) -> list[Any]:
+    return list((body.get("metadata") or {}).get("ownerReferences") or [])
 
 
 def owner_of_child(child: Mapping[str, Any]) -> ParentKey | None:
@@ -452,6 +458,14 @@ class Reconciler:
         return writes
 
     # -- routing table ---------------------------------------------------------------
+    def routing_owners(self, namespace: str) -> list[Owner]:
+        """The EdgePoPs of a namespace that are not being deleted: the table's owners."""
+        return [
+            Owner.from_body(body)
+            for body in self.store.of_kind(EDGE_POP.kind, namespace)
+            if not body.get("metadata", {}).get("deletionTimestamp")
+        ]
+
     def routing_entries(self, namespace: str) -> list[edge.RoutingEntry]:
         """The ready PoPs of a namespace."""
         entries = []
@@ -481,16 +495,28 @@ class Reconciler:
         return entries
 
     async def publish_routing(self) -> int:
-        """Apply the routing table of every dirty namespace if it changed; returns writes."""
+        """Apply the routing table of every dirty namespace if it changed; returns writes.
+
+        A namespace without EdgePoPs gets no table: the garbage collector removes it
+        with its last owner (one left by an operator that set no owners is deleted)."""
         writes = 0
         while self.routing_dirty:
             namespace = self.routing_dirty.pop()
-            manifest = stamped(
-                edge.render_routing_table(namespace, self.routing_entries(namespace))
-            )
-            if up_to_date(manifest, self.store.child(key_of(manifest))):
-                continue
+            owners = self.routing_owners(namespace)
+            key = ("v1", "ConfigMap", namespace, edge.ROUTING_TABLE)
+            live_table = self.store.child(key)
             try:
+                if not owners:
+                    if live_table is not None and not _owner_refs(live_table):
+                        await self.kube.delete(*key)
+                        self.store.forget_child(key)
+                        writes += 1
+                    continue
+                manifest = stamped(
+                    edge.render_routing_table(namespace, self.routing_entries(namespace), owners)
+                )
+                if up_to_date(manifest, live_table):
+                    continue
                 live = await self.kube.apply(manifest)
             except Exception:
                 self.routing_dirty.add(namespace)

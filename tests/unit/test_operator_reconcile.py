@@ -332,6 +332,55 @@ async def test_routing_table_lists_only_ready_pops_and_is_idempotent() -> None:
     assert await reconciler.publish_routing() == 0
 
 
+async def test_routing_table_is_owned_by_every_pop_and_no_pop_prunes_it() -> None:
+    kube, store, reconciler = _setup()
+    await _run(reconciler, _resource("EdgePoP", "a", POP_SPEC))
+    await _run(reconciler, _resource("EdgePoP", "b", POP_SPEC))  # not Ready: owns it too
+    assert await reconciler.publish_routing() == 1
+    key = ("v1", "ConfigMap", "ns", "reelplane-edge-routing")
+    refs = kube.objects[key]["metadata"]["ownerReferences"]
+    assert [(r["name"], r["uid"], r["controller"]) for r in refs] == [
+        ("a", "uid-a", False),
+        ("b", "uid-b", False),
+    ]
+    # Reconciling a PoP again prunes only what it controls: the shared table stays.
+    _make_available(kube, store)
+    await _run(reconciler, PARENTS[("EdgePoP", "ns", "a")])
+    assert "delete ConfigMap/reelplane-edge-routing" not in kube.writes
+    assert key in kube.objects
+
+    # A PoP going away leaves the others as owners.
+    store.forget_parent(("EdgePoP", "ns", "b"))
+    reconciler.routing_dirty.add("ns")
+    await reconciler.publish_routing()
+    refs = kube.objects[key]["metadata"]["ownerReferences"]
+    assert [r["name"] for r in refs] == ["a"]
+
+    # With none left the operator writes nothing: the garbage collector deletes the table.
+    store.forget_parent(("EdgePoP", "ns", "a"))
+    reconciler.routing_dirty.add("ns")
+    kube.writes.clear()
+    assert await reconciler.publish_routing() == 0
+    assert kube.writes == []
+
+
+async def test_an_ownerless_routing_table_without_pops_is_deleted() -> None:
+    """A table an earlier operator left without owners would outlive every PoP."""
+    kube, store, reconciler = _setup()
+    legacy = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "reelplane-edge-routing", "namespace": "ns", "resourceVersion": "1"},
+        "data": {"routes.json": "{}"},
+    }
+    kube.objects[key_of(legacy)] = legacy
+    store.observe_child(legacy)
+    reconciler.routing_dirty.add("ns")
+    assert await reconciler.publish_routing() == 1
+    assert kube.writes == ["delete ConfigMap/reelplane-edge-routing"]
+    assert key_of(legacy) not in kube.objects
+
+
 def test_owner_of_child_reads_the_labels() -> None:
     child = {
         "metadata": {

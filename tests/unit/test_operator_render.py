@@ -241,7 +241,8 @@ def test_routing_table_lists_entries_sorted_and_is_stable() -> None:
         edge.RoutingEntry("b", "us", 1.0, 2.0, 10.0, "http://b-edge.ns.svc:80"),
         edge.RoutingEntry("a", "eu", 3.0, 4.0, 20.0, "http://a-edge.ns.svc:80"),
     ]
-    cm = edge.render_routing_table("ns", entries)
+    pops = [_owner("EdgePoP", "b"), _owner("EdgePoP", "a")]
+    cm = edge.render_routing_table("ns", entries, pops)
     doc = json.loads(cm["data"]["routes.json"])
     assert [p["name"] for p in doc["pops"]] == ["a", "b"]
     assert doc["pops"][0] == {
@@ -252,9 +253,21 @@ def test_routing_table_lists_entries_sorted_and_is_stable() -> None:
         "capacityGbps": 20.0,
         "endpoint": "http://a-edge.ns.svc:80",
     }
-    assert cm == edge.render_routing_table("ns", list(reversed(entries)))
-    assert "ownerReferences" not in cm["metadata"]
-    assert json.loads(edge.render_routing_table("ns", [])["data"]["routes.json"])["pops"] == []
+    assert cm == edge.render_routing_table("ns", list(reversed(entries)), list(reversed(pops)))
+    empty = edge.render_routing_table("ns", [], pops)
+    assert json.loads(empty["data"]["routes.json"])["pops"] == []
+
+
+def test_routing_table_is_owned_by_every_pop_and_controlled_by_none() -> None:
+    pops = [_owner("EdgePoP", "b"), _owner("EdgePoP", "a")]
+    refs = edge.render_routing_table("ns", [], pops)["metadata"]["ownerReferences"]
+    # The garbage collector deletes it once every owner is gone, not with the first.
+    assert [(r["kind"], r["name"], r["uid"]) for r in refs] == [
+        ("EdgePoP", "a", "uid-a"),
+        ("EdgePoP", "b", "uid-b"),
+    ]
+    assert all(r["apiVersion"] == "reelplane.io/v1alpha1" for r in refs)
+    assert not any(r["controller"] or r["blockOwnerDeletion"] for r in refs)
 
 
 # -- Recommender ------------------------------------------------------------------------

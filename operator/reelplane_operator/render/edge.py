@@ -229,8 +229,21 @@ def routing_document(entries: Iterable[RoutingEntry]) -> dict[str, Any]:
     }
 
 
-def render_routing_table(namespace: str, entries: Iterable[RoutingEntry]) -> Manifest:
-    """The one routing-table ConfigMap of a namespace (owned by no single PoP)."""
+def routing_owner_references(pops: Iterable[Owner]) -> list[dict[str, Any]]:
+    """The routing table's owners: every EdgePoP of the namespace, ready or not, sorted by
+    name. None is its controller (the table is shared), and none blocks its owner's
+    deletion: the garbage collector removes the table once the last of them is gone."""
+    return [
+        {**pop.reference(), "controller": False, "blockOwnerDeletion": False}
+        for pop in sorted(pops, key=lambda p: (p.name, p.uid))
+    ]
+
+
+def render_routing_table(
+    namespace: str, entries: Iterable[RoutingEntry], pops: Iterable[Owner]
+) -> Manifest:
+    """The one routing-table ConfigMap of a namespace, owned by all of its EdgePoPs
+    (`pops`): it lives exactly as long as one of them does."""
     # Compact: with a thousand PoPs every byte is written to etcd and sent to each watcher.
     text = json.dumps(routing_document(entries), sort_keys=True, separators=(",", ":")) + "\n"
     labels = {
@@ -240,5 +253,10 @@ def render_routing_table(namespace: str, entries: Iterable[RoutingEntry]) -> Man
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": MANAGED_BY,
     }
-    meta = {"name": ROUTING_TABLE, "namespace": namespace, "labels": labels}
+    meta = {
+        "name": ROUTING_TABLE,
+        "namespace": namespace,
+        "labels": labels,
+        "ownerReferences": routing_owner_references(pops),
+    }
     return pods.config_map(meta, {ROUTING_KEY: text})
