@@ -253,3 +253,26 @@ video_views = Table(
     Column("video_id", ID, ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True),
     Column("views", BigInteger, nullable=False, server_default="0"),
 )
+
+
+# -- ml-serving -------------------------------------------------------------------
+# A video's recommender features, computed once when it becomes ready (the
+# caption's text embedding, the poster's image features, ...). Serving replicas
+# poll `updated_ms` for new and deleted videos; a deleted video keeps a tombstone
+# row (deleted = 1) so every replica sees it leave.
+video_features = Table(
+    "video_features",
+    metadata,
+    Column("video_id", ID, primary_key=True),
+    Column("creator_id", ID, nullable=False),
+    Column("feature_version", String(32), nullable=False),
+    Column("caption_vec", LargeBinary, nullable=False),  # float32, little-endian
+    Column("image_vec", LargeBinary, nullable=False),  # float32, little-endian
+    Column("hashtags", JSON, nullable=False),
+    Column("duration_ms", Integer, nullable=False, server_default="0"),
+    Column("has_audio", SmallInteger, nullable=False, server_default="1"),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("deleted", SmallInteger, nullable=False, server_default="0"),
+    Index("ix_video_features_updated_ms", "updated_ms"),
+)
