@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,11 +16,13 @@ from reelplane.feed.core import (
     diversify,
     exploration_pool,
     merge_following,
+    min_creator_gap,
     mix_scores,
     pull_sources,
     rank,
     should_trim,
     violations,
+    widest_creator_gap,
 )
 
 pytestmark = pytest.mark.unit
@@ -76,16 +80,36 @@ def test_diversify_keeps_a_creator_out_of_the_next_four_slots() -> None:
     ranked = [cand(f"a{i}", "a", 10 - i) for i in range(5)] + [
         cand(f"x{i}", f"c{i}", 1) for i in range(8)
     ]
-    out = diversify(ranked, size=13, rules=DiversityRules(exploration_every=0))
+    out = diversify(ranked, size=11, rules=DiversityRules(exploration_every=0))
     creators = [c.creator_id for c in out]
-    assert creators[:6] == ["a", "c0", "c1", "c2", "c3", "a"]
+    assert creators == ["a", "c0", "c1", "c2", "c3", "a", "c4", "c5", "c6", "c7", "a"]
     assert violations(out, RULES) == []
 
 
-def test_diversify_ends_early_rather_than_break_the_creator_rule() -> None:
+def test_too_few_creators_relax_the_gap_to_the_widest_possible_not_end_early() -> None:
+    # All 13 asked for: "a" five times among 13 fits only 3 apart (a..a..a..a..a).
+    ranked = [cand(f"a{i}", "a", 10 - i) for i in range(5)] + [
+        cand(f"x{i}", f"c{i}", 1) for i in range(8)
+    ]
+    out = diversify(ranked, size=13, rules=DiversityRules(exploration_every=0))
+    assert len(out) == 13
+    assert [i for i, c in enumerate(out) if c.creator_id == "a"] == [0, 3, 6, 9, 12]
+    assert [c.video_id for c in out if c.creator_id == "a"] == ["a0", "a1", "a2", "a3", "a4"]
+    assert min_creator_gap(out) == widest_creator_gap([5] + [1] * 8, 13) == 3
+
+
+def test_one_creator_gets_every_video_in_rank_order() -> None:
     ranked = [cand(f"a{i}", "a", 1) for i in range(5)]
     out = diversify(ranked, size=5, rules=RULES)
-    assert [c.video_id for c in out] == ["a0"]
+    assert [c.video_id for c in out] == ["a0", "a1", "a2", "a3", "a4"]
+
+
+def test_three_creators_take_turns_when_the_window_cannot_hold() -> None:
+    ranked = [cand(f"{c}{i}", c, 20 - i) for c in "abc" for i in range(6)]
+    out = diversify(ranked, size=50, rules=RULES)
+    assert len(out) == 18
+    assert min_creator_gap(out) == 3  # a b c a b c ...: as far apart as 3 creators allow
+    assert [c.video_id for c in out if c.creator_id == "a"] == [f"a{i}" for i in range(6)]
 
 
 def test_hashtags_are_spread_but_only_softly() -> None:
@@ -107,7 +131,8 @@ def test_exploration_slots_take_new_videos() -> None:
 def test_context_extends_the_rules_across_pages_and_exclude_is_respected() -> None:
     ranked = [cand("a1", "a", 9), cand("b1", "b", 8), cand("done", "z", 99)]
     out = diversify(ranked, size=3, rules=RULES, context=[cand("prev", "a", 0)], exclude={"done"})
-    assert [c.video_id for c in out] == ["b1"]
+    # "a" just came on the page before: b1 first, a1 as far from it as the rest allows.
+    assert [c.video_id for c in out] == ["b1", "a1"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -130,9 +155,82 @@ def test_diversified_lists_never_break_the_hard_rules(
     explore = [p for p in pool if p.score < 10]
     exclude = {f"v{i}" for i in excluded}
     out = diversify(rank(pool), size=size, rules=RULES, exploration=explore, exclude=exclude)
-    assert len(out) <= size
-    assert violations(out, RULES) == []
+    left = [p for p in pool if p.video_id not in exclude]
+    assert len(out) == min(size, len(left))  # nothing left out while unseen ones remain
     assert not {c.video_id for c in out} & exclude
+    assert len({c.video_id for c in out}) == len(out)
+    widest = widest_creator_gap(Counter(c.creator_id for c in left).values(), len(out))
+    if widest is None or widest >= RULES.window:
+        assert violations(out, RULES) == []
+    else:
+        assert min_creator_gap(out) == widest
+
+
+def best_gap(counts: dict[str, int], last: dict[str, int], n: int, window: int) -> int:
+    """The widest gap (capped at window) an order of n of the videos allows,
+    `last` being each creator's position before 0 (the context): exhaustive search."""
+
+    def fits(gap: int) -> bool:
+        left, seen = dict(counts), dict(last)
+
+        def place(pos: int) -> bool:
+            if pos == n:
+                return True
+            for creator in left:
+                if left[creator] and (creator not in seen or pos - seen[creator] >= gap):
+                    before = seen.get(creator)
+                    left[creator] -= 1
+                    seen[creator] = pos
+                    if place(pos + 1):
+                        return True
+                    left[creator] += 1
+                    if before is None:
+                        del seen[creator]
+                    else:
+                        seen[creator] = before
+            return False
+
+        return place(0)
+
+    return next(g for g in range(window, 0, -1) if fits(g))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 3), min_size=1, max_size=9),
+    st.lists(st.integers(0, 4), max_size=4),
+    st.integers(1, 10),
+    st.integers(1, 6),
+)
+def test_the_creator_gap_is_the_widest_the_candidates_allow(
+    creators: list[int], context: list[int], size: int, window: int
+) -> None:
+    rules = DiversityRules(window=window, hashtag_max_in_window=1, exploration_every=3)
+    pool = [cand(f"v{i}", f"c{c}", (i * 7) % 5, (f"t{i % 2}",), i) for i, c in enumerate(creators)]
+    before = [cand(f"p{i}", f"c{c}", 0) for i, c in enumerate(context)]
+    out = diversify(rank(pool), size=size, rules=rules, exploration=pool[::2], context=before)
+    n = min(size, len(pool))
+    assert len(out) == n
+    tail = before[len(before) - (window - 1) :] if window > 1 else []
+    last = {c.creator_id: i - len(tail) for i, c in enumerate(tail)}
+    want = best_gap(Counter(c.creator_id for c in pool), last, n, window)
+    seq = [*tail, *out]
+    gaps = [
+        i - max(j for j in range(i) if seq[j].creator_id == c.creator_id)
+        for i, c in enumerate(seq)
+        if i >= len(tail) and any(o.creator_id == c.creator_id for o in seq[:i])
+    ]
+    assert min([window, *gaps]) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=4), st.integers(1, 10))
+def test_widest_creator_gap_matches_exhaustive_search(counts: list[int], n: int) -> None:
+    n = min(n, sum(counts))
+    widest = widest_creator_gap(counts, n)
+    want = best_gap({f"c{i}": k for i, k in enumerate(counts)}, {}, n, window=n)
+    assert (widest if widest is not None else n) >= want
+    assert min(widest if widest is not None else n, n) == want
 
 
 def test_mix_scores_normalizes_sources_and_rewards_freshness() -> None:
