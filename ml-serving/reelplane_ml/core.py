@@ -1,0 +1,845 @@
+"""RecommenderCore: the For You recommender both deployment modes run unchanged.
+
+Contract (for the serving half: Ray Serve deployments, the embedded
+micro-batcher, the `videos`/`engagement` consumers):
+
+- In-memory and I/O-free. The caller loads a `ModelArtifact`
+  (`ModelArtifact.from_bytes` of `ml/models/<version>/model.npz`) and feeds
+  `VideoFeatures` (`reelplane_ml.features.video_features`, computed once per
+  video on `video.ready`) and per-request `UserState` / `VideoStatsView`.
+- `upsert_video(features)`: index (or re-index) one video; it is retrievable
+  when the call returns (microseconds: one tower pass and one IVF add).
+  `remove_video(video_id)`: gone from every source when the call returns.
+- `recommend(request, user, stats) -> list[Recommendation]`: candidates from
+  every source (ANN on the user tower, "recent" item-to-item, trending,
+  friend activity, followed creators' new videos, the fresh pool, a uniform
+  random slice), then the ranker, the re-scorers, author diversity and the
+  exploration slots; at most `request.limit` items, best first, never a seen,
+  excluded or removed video. Each item carries `source` and `reasons`.
+- Split for caching and for the Retriever/Ranker deployments:
+  `retrieve(...) -> list[Candidate]` (cacheable per user: `Candidate.to_dict`),
+  then `rank(request, user, stats, candidates)` on every page (it re-checks the
+  seen filter and removals, and re-reads real-time stats).
+- `recommend_batch([(request, user), ...], stats)` / `retrieve_batch`: the same
+  for many requests with one batched user-tower pass and one ANN search.
+- `swap_artifact(artifact)`: recompute every video vector with the new towers,
+  build a new index off to the side, then switch with one reference swap;
+  requests in flight finish on the old model, none fails or waits for the
+  rebuild. Upserts and removals made during the rebuild are replayed.
+  `rebuild_index()` does the same with the current artifact.
+
+Thread safety: any number of threads may call the read methods while one
+writer upserts/removes/swaps; faiss calls are serialised by one lock (a search
+is ~0.1 ms).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reelplane_ml import explore
+from reelplane_ml.artifact import ModelArtifact, default_artifact
+from reelplane_ml.config import RecommenderConfig
+from reelplane_ml.ranker import (
+    FEATURES,
+    HEADS,
+    F,
+    diversity_factor,
+    fatigue_factor,
+    head_probabilities,
+    head_weights,
+    stats_features,
+    trending_factor,
+)
+from reelplane_ml.retrieval import AnnIndex, IndexParams
+from reelplane_ml.towers import (
+    CONTENT_DIM,
+    EMBED_DIM,
+    UserHistory,
+    l2_normalise,
+    user_vectors,
+    video_vectors,
+)
+from reelplane_ml.types import (
+    TEXT_DIM,
+    Candidate,
+    Recommendation,
+    RecommendRequest,
+    Source,
+    UserState,
+    VideoFeatures,
+    VideoStats,
+    VideoStatsView,
+)
+
+F32 = NDArray[np.float32]
+_INITIAL_CAPACITY = 1024
+
+
+def user_history(user: UserState, row_of: dict[str, int], now_ms: int) -> UserHistory:
+    """The user tower's inputs from the user's state (the trainer builds the same).
+
+    Watched: the last 50 views that were not fast skips, weighted by completion
+    (+0.5 if liked); recent: the latest 5 of them; skipped: fast skips among
+    the last 20 views; liked: the last 20 likes."""
+    from reelplane_ml.towers import HISTORY_LEN, LIKES_LEN, RECENT_LEN, SKIPS_LEN
+
+    liked = set(user.liked[:LIKES_LEN])
+    watched_rows: list[int] = []
+    weights: list[float] = []
+    skipped_rows: list[int] = []
+    for i, w in enumerate(user.watches[:HISTORY_LEN]):
+        row = row_of.get(w.video_id)
+        if row is None:
+            continue
+        if w.fast_skip:
+            if i < SKIPS_LEN:
+                skipped_rows.append(row)
+            continue
+        watched_rows.append(row)
+        weights.append(w.completion + (0.5 if w.video_id in liked else 0.0))
+    liked_rows = [r for v in user.liked[:LIKES_LEN] if (r := row_of.get(v)) is not None]
+    hour = (now_ms / 3_600_000.0) % 24.0
+    return UserHistory(
+        watched_rows=watched_rows,
+        watched_weights=weights,
+        recent_rows=watched_rows[:RECENT_LEN],
+        skipped_rows=skipped_rows,
+        liked_rows=liked_rows,
+        followed_creators=user.followed_creators,
+        hour_of_day=hour,
+    )
+
+
+@dataclass
+class _Catalogue:
+    """Model-independent video data, one row per video (rows are reused)."""
+
+    capacity: int
+    ids: list[str | None]
+    content: NDArray[np.float16]  # (capacity, CONTENT_DIM)
+    created_at: NDArray[np.int64]
+    duration: NDArray[np.int64]
+    has_audio: NDArray[np.bool_]
+    creators: list[str]
+    hashtags: list[tuple[str, ...]]
+
+    @classmethod
+    def empty(cls, capacity: int) -> _Catalogue:
+        return cls(
+            capacity=capacity,
+            ids=[None] * capacity,
+            content=np.zeros((capacity, CONTENT_DIM), np.float16),
+            created_at=np.zeros(capacity, np.int64),
+            duration=np.zeros(capacity, np.int64),
+            has_audio=np.zeros(capacity, np.bool_),
+            creators=[""] * capacity,
+            hashtags=[()] * capacity,
+        )
+
+    def grown(self, capacity: int) -> _Catalogue:
+        out = _Catalogue.empty(capacity)
+        n = self.capacity
+        out.ids[:n] = self.ids
+        out.content[:n] = self.content
+        out.created_at[:n] = self.created_at
+        out.duration[:n] = self.duration
+        out.has_audio[:n] = self.has_audio
+        out.creators[:n] = self.creators
+        out.hashtags[:n] = self.hashtags
+        return out
+
+    def features(self, row: int) -> VideoFeatures:
+        vid = self.ids[row]
+        assert vid is not None
+        content = self.content[row].astype(np.float32)
+        return VideoFeatures(
+            video_id=vid,
+            creator_id=self.creators[row],
+            caption_vec=content[:TEXT_DIM],
+            image_vec=content[TEXT_DIM:],
+            hashtags=self.hashtags[row],
+            duration_ms=int(self.duration[row]),
+            has_audio=bool(self.has_audio[row]),
+            created_at_ms=int(self.created_at[row]),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _Model:
+    """Model-dependent state, replaced as a whole on a swap or growth."""
+
+    artifact: ModelArtifact
+    vec: F32  # (capacity, EMBED_DIM) retrieval vectors
+    hist: F32  # (capacity, EMBED_DIM) history vectors
+    index: AnnIndex
+
+
+class RecommenderCore:
+    """See the module docstring for the contract."""
+
+    def __init__(
+        self,
+        artifact: ModelArtifact | None = None,
+        config: RecommenderConfig | None = None,
+        *,
+        capacity: int = _INITIAL_CAPACITY,
+    ) -> None:
+        self.config = config or RecommenderConfig()
+        artifact = artifact or default_artifact()
+        self._lock = threading.RLock()  # writers and faiss calls
+        self._swap_lock = threading.Lock()  # one rebuild at a time
+        self._journal: list[tuple[str, str, int]] | None = None  # changes during a rebuild
+        self._cat = _Catalogue.empty(capacity)
+        self._row_of: dict[str, int] = {}
+        self._free: list[int] = []
+        self._next_row = 0
+        self._by_creator: dict[str, list[int]] = {}
+        self._creator_first_ms: dict[str, int] = {}
+        self._fresh: deque[tuple[int, str]] = deque()  # (created_at_ms, video_id), by time
+        self._newest_ms = 0
+        self._median_cache: tuple[int, float] = (-1, 0.3)
+        self._model = _Model(
+            artifact,
+            np.zeros((capacity, EMBED_DIM), np.float32),
+            np.zeros((capacity, EMBED_DIM), np.float32),
+            AnnIndex.build(
+                np.zeros((0, EMBED_DIM), np.float32), np.zeros(0, np.int64), artifact.index
+            ),
+        )
+
+    # -- catalogue ---------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """The serving model's version."""
+        return self._model.artifact.version
+
+    @property
+    def artifact(self) -> ModelArtifact:
+        return self._model.artifact
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self._row_of
+
+    @property
+    def index_kind(self) -> str:
+        return self._model.index.kind
+
+    def index_memory_bytes(self) -> int:
+        with self._lock:
+            return self._model.index.memory_bytes()
+
+    def upsert_video(self, features: VideoFeatures) -> None:
+        """Index one video (replacing its previous features); retrievable on return."""
+        self.upsert_videos([features])
+
+    def upsert_videos(self, batch: Sequence[VideoFeatures]) -> None:
+        """Index many videos at once (one tower pass, one index add)."""
+        if not batch:
+            return
+        with self._lock:
+            rows = [self._claim_row(f.video_id) for f in batch]
+            cat = self._cat
+            for row, f in zip(rows, batch, strict=True):
+                cat.ids[row] = f.video_id
+                cat.content[row, :TEXT_DIM] = f.caption_vec
+                cat.content[row, TEXT_DIM:] = f.image_vec
+                cat.created_at[row] = f.created_at_ms
+                cat.duration[row] = f.duration_ms
+                cat.has_audio[row] = f.has_audio
+                old_creator = cat.creators[row]
+                if old_creator and old_creator != f.creator_id:
+                    self._by_creator.get(old_creator, []).remove(row)
+                if old_creator != f.creator_id:
+                    self._by_creator.setdefault(f.creator_id, []).append(row)
+                cat.creators[row] = f.creator_id
+                cat.hashtags[row] = tuple(f.hashtags)
+                first = self._creator_first_ms.get(f.creator_id)
+                if first is None or f.created_at_ms < first:
+                    self._creator_first_ms[f.creator_id] = f.created_at_ms
+                window_ms = self.config.exploration.fresh_window_s * 1000
+                self._newest_ms = max(self._newest_ms, f.created_at_ms)
+                if f.created_at_ms >= self._newest_ms - window_ms:
+                    self._fresh.append((f.created_at_ms, f.video_id))
+            model = self._model
+            v, h = video_vectors(model.artifact.towers, batch)
+            ids = np.asarray(rows, dtype=np.int64)
+            model.vec[ids] = v
+            model.hist[ids] = h
+            model.index.add(ids, v)
+            if self._journal is not None:
+                self._journal.extend(
+                    ("up", f.video_id, r) for f, r in zip(batch, rows, strict=True)
+                )
+
+    def remove_video(self, video_id: str) -> bool:
+        """Remove a video from every source; False when it was not indexed."""
+        with self._lock:
+            row = self._row_of.pop(video_id, None)
+            if row is None:
+                return False
+            self._model.index.remove(np.asarray([row], dtype=np.int64))
+            cat = self._cat
+            creator = cat.creators[row]
+            rows = self._by_creator.get(creator)
+            if rows is not None and row in rows:
+                rows.remove(row)
+            cat.ids[row] = None
+            cat.creators[row] = ""
+            self._free.append(row)
+            if self._journal is not None:
+                self._journal.append(("rm", video_id, row))
+            return True
+
+    def _claim_row(self, video_id: str) -> int:
+        row = self._row_of.get(video_id)
+        if row is not None:
+            return row
+        if self._free:
+            row = self._free.pop()
+        else:
+            row = self._next_row
+            self._next_row += 1
+            if row >= self._cat.capacity:
+                self._grow(max(2 * self._cat.capacity, row + 1))
+        self._row_of[video_id] = row
+        return row
+
+    def _grow(self, capacity: int) -> None:
+        self._cat = self._cat.grown(capacity)
+        old = self._model
+        vec = np.zeros((capacity, EMBED_DIM), np.float32)
+        hist = np.zeros((capacity, EMBED_DIM), np.float32)
+        vec[: old.vec.shape[0]] = old.vec
+        hist[: old.hist.shape[0]] = old.hist
+        self._model = _Model(old.artifact, vec, hist, old.index)
+
+    # -- model swap ----------------------------------------------------------------
+    def swap_artifact(self, artifact: ModelArtifact) -> None:
+        """Serve `artifact`: vectors and index rebuilt aside, then one swap."""
+        with self._swap_lock:
+            with self._lock:
+                self._journal = []
+                live = [(vid, row) for vid, row in self._row_of.items()]
+                cat = self._cat
+            try:
+                capacity = cat.capacity
+                vec = np.zeros((capacity, EMBED_DIM), np.float32)
+                hist = np.zeros((capacity, EMBED_DIM), np.float32)
+                rows = np.asarray([r for _, r in live], dtype=np.int64)
+                step = 8192
+                for i in range(0, len(live), step):
+                    chunk = rows[i : i + step]
+                    feats = [cat.features(int(r)) for r in chunk]
+                    v, h = video_vectors(artifact.towers, feats)
+                    vec[chunk] = v
+                    hist[chunk] = h
+                index = AnnIndex.build(vec[rows], rows, artifact.index)
+                with self._lock:
+                    if self._cat.capacity != capacity:  # grew meanwhile
+                        big_v = np.zeros((self._cat.capacity, EMBED_DIM), np.float32)
+                        big_h = np.zeros((self._cat.capacity, EMBED_DIM), np.float32)
+                        big_v[:capacity] = vec
+                        big_h[:capacity] = hist
+                        vec, hist = big_v, big_h
+                    model = _Model(artifact, vec, hist, index)
+                    # replay, in order, what changed while the new index was built
+                    for op, vid, row in self._journal:
+                        if op == "rm":
+                            index.remove(np.asarray([row], np.int64))
+                        elif self._cat.ids[row] == vid:
+                            v, h = video_vectors(artifact.towers, [self._cat.features(row)])
+                            vec[row], hist[row] = v[0], h[0]
+                            index.add(np.asarray([row], np.int64), v)
+                    self._model = model
+            finally:
+                with self._lock:
+                    self._journal = None
+
+    def rebuild_index(self, params: IndexParams | None = None) -> None:
+        """Rebuild the index (e.g. after the catalogue grew past `exact_below`)."""
+        art = self._model.artifact
+        self.swap_artifact(art.with_index(params) if params else art)
+
+    def set_nprobe(self, nprobe: int) -> None:
+        with self._lock:
+            self._model.index.set_nprobe(nprobe)
+
+    def video_vector(self, video_id: str) -> F32 | None:
+        row = self._row_of.get(video_id)
+        return None if row is None else self._model.vec[row].copy()
+
+    def vectors(self) -> tuple[list[str], F32]:
+        """(video ids, retrieval vectors) of the whole catalogue (for evaluation)."""
+        with self._lock:
+            items = list(self._row_of.items())
+            rows = np.asarray([r for _, r in items], dtype=np.int64)
+            return [v for v, _ in items], self._model.vec[rows].copy()
+
+    # -- users -----------------------------------------------------------------------
+    def user_vector(self, user: UserState, now_ms: int) -> F32:
+        model = self._model
+        hist = user_history(user, self._row_of, now_ms)
+        out: F32 = user_vectors(model.artifact.towers, model.hist, [hist])[0]
+        return out
+
+    def _user_vectors(
+        self, model: _Model, items: Sequence[tuple[RecommendRequest, UserState]]
+    ) -> F32:
+        hists = [user_history(u, self._row_of, r.now_ms) for r, u in items]
+        return user_vectors(model.artifact.towers, model.hist, hists)
+
+    # -- retrieval -----------------------------------------------------------------
+    def retrieve(
+        self, request: RecommendRequest, user: UserState, stats: VideoStatsView
+    ) -> list[Candidate]:
+        """Candidates from every source, deduplicated and filtered (cacheable)."""
+        return self.retrieve_batch([(request, user)], stats)[0]
+
+    def retrieve_batch(
+        self, items: Sequence[tuple[RecommendRequest, UserState]], stats: VideoStatsView
+    ) -> list[list[Candidate]]:
+        if not items:
+            return []
+        model = self._model
+        caps = self.config.caps
+        users = self._user_vectors(model, items)
+        k_ann = [caps.ann + 50 + min(len(u.watches), 200) for _, u in items]
+        ann_scores, ann_rows = self._search(model, users, max(k_ann)) if caps.ann else (None, None)
+        recent_q, recent_of = self._recent_queries(model, items)
+        recent_scores, recent_rows = (
+            self._search(model, recent_q, caps.recent + 50) if len(recent_of) else (None, None)
+        )
+        trending = list(stats.trending(caps.trending)) if caps.trending else []
+        self._prune_fresh(max(r.now_ms for r, _ in items))
+        out: list[list[Candidate]] = []
+        for i, (request, user) in enumerate(items):
+            pick = _Pick(self, request, user)
+            add = pick.add
+            if ann_rows is not None and ann_scores is not None:
+                left = [caps.ann]
+                for s, r in zip(ann_scores[i], ann_rows[i], strict=True):
+                    vid = self._cat.ids[r] if r >= 0 else None
+                    if vid is not None:
+                        add(vid, "ann", float(s), left)
+            j = recent_of.get(i)
+            if j is not None and recent_rows is not None and recent_scores is not None:
+                left = [caps.recent]
+                for s, r in zip(recent_scores[j], recent_rows[j], strict=True):
+                    vid = self._cat.ids[r] if r >= 0 else None
+                    if vid is not None:
+                        add(vid, "recent", float(s), left)
+            left = [caps.trending]
+            for vid, velocity in trending:
+                add(vid, "trending", float(velocity), left)
+            left = [caps.friends]
+            for act in user.friend_activity:
+                add(act.video_id, "friends", 1.0, left)
+            left = [caps.following]
+            for vid, at in self._followed_new(user, request.now_ms):
+                add(vid, "following", float(at), left)
+            left = [caps.fresh]
+            for vid, score in self._fresh_candidates(model, users[i], request, stats):
+                add(vid, "fresh", score, left)
+            n_random = max(
+                1, math.ceil(3 * self.config.exploration.random_slot_ratio * request.limit)
+            )
+            left = [n_random]
+            for vid in self._random_videos(request, n_random * 4):
+                add(vid, "random", 0.0, left)
+            cands = pick.candidates()
+            out.append(cands[: self.config.max_candidates])
+        return out
+
+    def _search(self, model: _Model, queries: F32, k: int) -> tuple[F32, NDArray[np.int64]]:
+        with self._lock:
+            return model.index.search(queries, k)
+
+    def _recent_queries(
+        self, model: _Model, items: Sequence[tuple[RecommendRequest, UserState]]
+    ) -> tuple[F32, dict[int, int]]:
+        """Mean vectors of each user's latest strong engagements ("recent" source)."""
+        queries: list[F32] = []
+        of: dict[int, int] = {}
+        for i, (_, user) in enumerate(items):
+            rows = self._strong_rows(user)
+            if rows:
+                of[i] = len(queries)
+                queries.append(model.vec[rows].mean(axis=0))
+        if not queries:
+            return np.zeros((0, EMBED_DIM), np.float32), of
+        return l2_normalise(np.stack(queries).astype(np.float32)), of
+
+    def _strong_rows(self, user: UserState) -> list[int]:
+        liked = set(user.liked[: self.config.recent_window])
+        rows = []
+        for w in user.watches[: self.config.recent_window]:
+            if w.completed or w.video_id in liked:
+                row = self._row_of.get(w.video_id)
+                if row is not None:
+                    rows.append(row)
+        return rows
+
+    def _allowed(
+        self, video_id: str, request: RecommendRequest, user: UserState, watched: frozenset[str]
+    ) -> bool:
+        row = self._row_of.get(video_id)
+        if row is None or video_id in request.exclude or video_id in watched:
+            return False
+        if video_id in user.seen:
+            return False
+        creator = self._cat.creators[row]
+        at = user.not_interested.get(creator)
+        if at is not None:
+            age_s = (request.now_ms - at) / 1000.0
+            if fatigue_factor(age_s, self.config.ranker) == 0.0:
+                return False
+        return True
+
+    def _followed_new(self, user: UserState, now_ms: int) -> list[tuple[str, int]]:
+        """Followed creators' videos from the fresh window, newest first."""
+        if not user.followed_creators:
+            return []
+        lo = now_ms - self.config.exploration.fresh_window_s * 1000
+        cat = self._cat
+        out: list[tuple[str, int]] = []
+        for creator in user.followed_creators:
+            for row in self._by_creator.get(creator, ())[-5:]:
+                at = int(cat.created_at[row])
+                vid = cat.ids[row]
+                if at >= lo and vid is not None:
+                    out.append((vid, at))
+        out.sort(key=lambda t: -t[1])
+        return out[: self.config.caps.following * 2]
+
+    def _prune_fresh(self, now_ms: int) -> None:
+        lo = now_ms - self.config.exploration.fresh_window_s * 1000
+        with self._lock:
+            while self._fresh and self._fresh[0][0] < lo:
+                self._fresh.popleft()
+
+    def _fresh_pool_sample(self, request: RecommendRequest) -> list[str]:
+        pool = self._fresh
+        n = len(pool)
+        k = self.config.exploration.pool_sample
+        if n <= k:
+            return [vid for _, vid in list(pool)]
+        rng = np.random.default_rng(request.seed)
+        idx = rng.choice(n, k, replace=False)
+        snapshot = list(pool)
+        return [snapshot[int(i)][1] for i in idx]
+
+    def cohort_median(self, stats: VideoStatsView, now_ms: int) -> float:
+        """Median smoothed completion rate of fresh videos that have impressions
+        (recomputed at most once per second of the request clock)."""
+        at, value = self._median_cache
+        second = now_ms // 1000
+        if at == second:
+            return value
+        cfg = self.config.exploration
+        prior = self._model.artifact.ranker.prior_completion
+        rates: list[float] = []
+        for _, vid in list(self._fresh)[-2000:]:
+            s = stats.get(vid)
+            if s is not None and s.impressions >= 20:
+                rates.append(
+                    (s.completions + cfg.prior_strength * prior)
+                    / (s.impressions + cfg.prior_strength)
+                )
+        value = explore.cohort_median(rates, prior)
+        self._median_cache = (second, value)
+        return value
+
+    def _fresh_candidates(
+        self, model: _Model, user_vec: F32, request: RecommendRequest, stats: VideoStatsView
+    ) -> list[tuple[str, float]]:
+        """Eligible fresh-pool videos by Thompson sample x relevance, best first."""
+        cfg = self.config.exploration
+        if self.config.caps.fresh == 0:
+            return []
+        median = self.cohort_median(stats, request.now_ms)
+        rng = np.random.default_rng(None if request.seed is None else request.seed + 1)
+        scored: list[tuple[str, float]] = []
+        for vid in self._fresh_pool_sample(request):
+            row = self._row_of.get(vid)
+            if row is None:
+                continue
+            s = stats.get(vid)
+            if not explore.tier_decision(s, median, cfg).eligible:
+                continue
+            theta = explore.thompson_sample(s, median, cfg, rng)
+            sim = float(model.vec[row] @ user_vec)
+            scored.append((vid, theta * (1.0 + max(sim, 0.0))))
+        scored.sort(key=lambda t: -t[1])
+        return scored[: cfg.pool_sample]
+
+    def _random_videos(self, request: RecommendRequest, n: int) -> list[str]:
+        if not self._row_of or n <= 0:
+            return []
+        rng = np.random.default_rng(None if request.seed is None else request.seed + 2)
+        rows = rng.integers(0, max(self._next_row, 1), size=n)
+        return [vid for r in rows if (vid := self._cat.ids[int(r)]) is not None]
+
+    # -- ranking ---------------------------------------------------------------------
+    def recommend(
+        self, request: RecommendRequest, user: UserState, stats: VideoStatsView
+    ) -> list[Recommendation]:
+        """Retrieve, rank and assemble one page (see the module docstring)."""
+        return self.recommend_batch([(request, user)], stats)[0]
+
+    def recommend_batch(
+        self, items: Sequence[tuple[RecommendRequest, UserState]], stats: VideoStatsView
+    ) -> list[list[Recommendation]]:
+        candidates = self.retrieve_batch(items, stats)
+        return [
+            self.rank(req, user, stats, cands)
+            for (req, user), cands in zip(items, candidates, strict=True)
+        ]
+
+    def rank(
+        self,
+        request: RecommendRequest,
+        user: UserState,
+        stats: VideoStatsView,
+        candidates: Sequence[Candidate],
+    ) -> list[Recommendation]:
+        """Score candidates, re-score in real time and assemble the page."""
+        model = self._model
+        cfg = self.config.ranker
+        watched = _watched(user)
+        live = [c for c in candidates if self._allowed(c.video_id, request, user, watched)]
+        if not live or request.limit <= 0:
+            return []
+        rows = np.asarray([self._row_of[c.video_id] for c in live], dtype=np.int64)
+        u = self._user_vectors(model, [(request, user)])[0]
+        vec = model.vec[rows]
+        sim_user = vec @ u
+        strong = self._strong_rows(user)
+        sim_recent = vec @ l2_normalise(model.vec[strong].mean(axis=0)) if strong else 0.0
+        skipped = [r for v in user.skipped[:20] if (r := self._row_of.get(v)) is not None]
+        sim_skip = vec @ l2_normalise(model.vec[skipped].mean(axis=0)) if skipped else 0.0
+        friends = {a.video_id: a for a in user.friend_activity}
+        r_w = model.artifact.ranker
+        x = np.zeros((len(live), len(FEATURES)), dtype=np.float32)
+        x[:, F["bias"]] = 1.0
+        x[:, F["sim_user"]] = sim_user
+        x[:, F["sim_recent"]] = sim_recent
+        x[:, F["sim_skip"]] = sim_skip
+        cat = self._cat
+        all_stats: list[VideoStats | None] = []
+        for i, (c, row) in enumerate(zip(live, rows, strict=True)):
+            s = stats.get(c.video_id)
+            all_stats.append(s)
+            (
+                x[i, F["completion_logit"]],
+                x[i, F["like_logit"]],
+                x[i, F["share_logit"]],
+                x[i, F["skip_logit"]],
+                x[i, F["log_impressions"]],
+                x[i, F["trend_velocity"]],
+            ) = stats_features(s, r_w)
+            age_h = max(0.0, (request.now_ms - int(cat.created_at[row])) / 3_600_000.0)
+            x[i, F["log_age_h"]] = math.log1p(age_h)
+            x[i, F["followed"]] = 1.0 if cat.creators[row] in user.followed_creators else 0.0
+            x[i, F["friend"]] = 1.0 if c.video_id in friends else 0.0
+            x[i, F["log_duration"]] = math.log1p(int(cat.duration[row]) / 1000.0) - 3.4
+        probs = head_probabilities(x, r_w)
+        base = probs @ head_weights(cfg) - min(cfg.w_fast_skip, 0.0)
+        trend = {vid: v for vid, v in stats.trending(self.config.caps.trending)}
+        top_velocity = max(trend.values(), default=0.0)
+        scores: list[float] = []
+        reasons: list[list[str]] = []
+        for i, (c, row) in enumerate(zip(live, rows, strict=True)):
+            score = float(base[i])
+            why = [
+                "sources=" + "+".join(c.sources),
+                "p=" + ",".join(f"{h}:{probs[i, j]:.2f}" for j, h in enumerate(HEADS)),
+                f"sim={sim_user[i]:.2f}",
+            ]
+            velocity = trend.get(c.video_id)
+            if velocity and top_velocity > 0:
+                factor = trending_factor(3.0 * velocity / top_velocity, cfg)
+                score *= factor
+                why.append(f"trending x{factor:.2f}")
+            act = friends.get(c.video_id)
+            if act is not None:
+                score *= cfg.friend_boost
+                why.append(f"friend {act.friend_id} {act.kind} x{cfg.friend_boost:.2f}")
+            creator = cat.creators[row]
+            first = self._creator_first_ms.get(creator, 0)
+            if request.now_ms - first < cfg.fresh_creator_age_s * 1000:
+                score *= cfg.fresh_creator_boost
+                why.append(f"fresh creator x{cfg.fresh_creator_boost:.2f}")
+            at = user.not_interested.get(creator)
+            if at is not None:
+                factor = fatigue_factor((request.now_ms - at) / 1000.0, cfg)
+                score *= factor
+                why.append(f"not-interested fatigue x{factor:.2f}")
+            scores.append(score)
+            reasons.append(why)
+        return self._assemble(
+            request, user, stats, live, rows, scores, reasons, all_stats, sim_user
+        )
+
+    def _assemble(
+        self,
+        request: RecommendRequest,
+        user: UserState,
+        stats: VideoStatsView,
+        live: list[Candidate],
+        rows: NDArray[np.int64],
+        scores: list[float],
+        reasons: list[list[str]],
+        all_stats: list[VideoStats | None],
+        sim_user: F32,
+    ) -> list[Recommendation]:
+        """Fill the page: ranked slots greedily with author diversity (lazy heap)
+        and a creator window; fresh slots by Thompson sampling; random slots."""
+        cfg = self.config.ranker
+        ecfg = self.config.exploration
+        seed = request.seed
+        rng = np.random.default_rng(None if seed is None else seed + 3)
+        limit = min(request.limit, len(live))
+        kinds = explore.slot_kinds(limit, ecfg.fresh_slot_ratio, ecfg.random_slot_ratio, rng)
+        creators = [self._cat.creators[int(r)] for r in rows]
+        used: set[int] = set()
+        per_creator: dict[str, int] = {}
+        last_pos: dict[str, int] = {}
+        page: list[Recommendation] = []
+
+        median = self.cohort_median(stats, request.now_ms)
+        fresh_pool: list[tuple[float, int, explore.TierDecision]] = []
+        for i, c in enumerate(live):
+            if "fresh" in c.sources:
+                d = explore.tier_decision(all_stats[i], median, ecfg)
+                if d.eligible:
+                    theta = explore.thompson_sample(all_stats[i], median, ecfg, rng)
+                    fresh_pool.append((theta * (1.0 + max(float(sim_user[i]), 0.0)), i, d))
+        fresh_pool.sort(key=lambda t: -t[0])
+        random_pool = [i for i, c in enumerate(live) if c.sources[0] == "random"]
+        rng.shuffle(random_pool)
+
+        heap = [(-s, i, 0) for i, s in enumerate(scores)]
+        heapq.heapify(heap)
+        deferred: list[tuple[float, int, int]] = []
+
+        def fits(i: int) -> bool:
+            last = last_pos.get(creators[i])
+            return last is None or len(page) - last >= cfg.creator_window
+
+        def take(i: int, source: Source, score: float, why: list[str]) -> None:
+            used.add(i)
+            creator = creators[i]
+            per_creator[creator] = per_creator.get(creator, 0) + 1
+            last_pos[creator] = len(page)
+            page.append(Recommendation(live[i].video_id, score, source, tuple(why)))
+
+        def next_ranked() -> tuple[int, float, float] | None:
+            nonlocal heap, deferred
+            while heap:
+                neg, i, seen_k = heapq.heappop(heap)
+                if i in used:
+                    continue
+                k = per_creator.get(creators[i], 0)
+                if k != seen_k:  # the creator got another slot since: re-discount
+                    heapq.heappush(heap, (-scores[i] * diversity_factor(k, cfg), i, k))
+                    continue
+                if not fits(i):
+                    deferred.append((neg, i, seen_k))
+                    continue
+                for d in deferred:
+                    heapq.heappush(heap, d)
+                deferred = []
+                return i, -neg, diversity_factor(k, cfg)
+            # nothing fits the creator window: relax it, best deferred first
+            if deferred:
+                deferred.sort()
+                neg, i, seen_k = deferred.pop(0)
+                for d in deferred:
+                    heapq.heappush(heap, d)
+                deferred = []
+                return i, -neg, diversity_factor(seen_k, cfg)
+            return None
+
+        for kind in kinds:
+            if kind == "fresh":
+                while fresh_pool and fresh_pool[0][1] in used:
+                    fresh_pool.pop(0)
+                if fresh_pool:
+                    value, i, d = fresh_pool.pop(0)
+                    why = [
+                        *reasons[i],
+                        f"explore tier={d.tier} audience={d.audience} "
+                        f"p_better={d.p_better:.2f} thompson={value:.3f}",
+                    ]
+                    take(i, "fresh", scores[i], why)
+                    continue
+            if kind == "random":
+                while random_pool and random_pool[0] in used:
+                    random_pool.pop(0)
+                if random_pool:
+                    i = random_pool.pop(0)
+                    take(i, "random", scores[i], [*reasons[i], "uniform random slot"])
+                    continue
+            picked = next_ranked()
+            if picked is None:
+                break
+            i, score, factor = picked
+            why = list(reasons[i])
+            if factor < 1.0:
+                why.append(f"author diversity x{factor:.2f}")
+            source = live[i].sources[0]
+            take(i, "ann" if source == "random" else source, score, why)
+        return page
+
+    # -- evaluation helpers -------------------------------------------------------------
+    def candidate_rows(self, video_ids: Iterable[str]) -> list[int]:
+        return [r for v in video_ids if (r := self._row_of.get(v)) is not None]
+
+
+class _Pick:
+    """Candidates of one request, deduplicated across sources, each source capped."""
+
+    def __init__(self, core: RecommenderCore, request: RecommendRequest, user: UserState):
+        self.core, self.request, self.user = core, request, user
+        self.watched = _watched(user)
+        self.found: dict[str, tuple[list[Source], float]] = {}
+
+    def add(self, vid: str, source: Source, score: float, cap_left: list[int]) -> None:
+        """Add `vid` from `source` while `cap_left[0]` (that source's budget) lasts."""
+        if cap_left[0] <= 0:
+            return
+        entry = self.found.get(vid)
+        if entry is None:
+            if not self.core._allowed(vid, self.request, self.user, self.watched):
+                return
+            self.found[vid] = ([source], score)
+            cap_left[0] -= 1
+        elif source not in entry[0]:
+            entry[0].append(source)
+            cap_left[0] -= 1
+
+    def candidates(self) -> list[Candidate]:
+        return [Candidate(v, tuple(srcs), s) for v, (srcs, s) in self.found.items()]
+
+
+def _watched(user: UserState) -> frozenset[str]:
+    """Videos the user already watched or liked: never recommended again."""
+    return frozenset(w.video_id for w in user.watches) | frozenset(user.liked)
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch (for callers without their own clock)."""
+    return int(time.time() * 1000)

@@ -1,0 +1,102 @@
+"""Exploration: how a new video finds its audience without followers.
+
+A fresh video starts in tier 0 with an audience of `tier0_impressions`. Its
+completion rate gets a Beta posterior with a prior centred on the cohort
+median (the median smoothed rate of fresh videos); once judged (at least
+`min_impressions_to_judge` impressions and half its tier's audience),
+P(rate > median) above `promote_above` multiplies its audience by
+`tier_growth`; below `drop_below` it leaves the pool. Fresh slots go to the
+highest Thompson sample. Follower count is never an input. Pure functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from reelplane_ml.config import ExplorationConfig
+from reelplane_ml.types import VideoStats
+
+
+@dataclass(frozen=True, slots=True)
+class TierDecision:
+    tier: int  # 0 = new; each promotion adds one
+    audience: int  # impressions allowed so far
+    eligible: bool  # may still get fresh slots
+    p_better: float  # P(completion rate > cohort median)
+
+
+def posterior(
+    stats: VideoStats | None, median: float, cfg: ExplorationConfig
+) -> tuple[float, float]:
+    """(alpha, beta) of the completion-rate posterior, the prior worth
+    `prior_strength` impressions at the cohort median."""
+    s = stats or VideoStats()
+    completions = min(s.completions, s.impressions)
+    alpha = 1.0 + cfg.prior_strength * median + completions
+    beta = 1.0 + cfg.prior_strength * (1.0 - median) + (s.impressions - completions)
+    return alpha, beta
+
+
+def p_better(alpha: float, beta: float, median: float) -> float:
+    """P(rate > median) under Beta(alpha, beta), by the normal approximation."""
+    total = alpha + beta
+    mean = alpha / total
+    sd = math.sqrt(alpha * beta / (total * total * (total + 1.0)))
+    return 0.5 * (1.0 + math.erf((mean - median) / (sd * math.sqrt(2.0) + 1e-12)))
+
+
+def tier_decision(stats: VideoStats | None, median: float, cfg: ExplorationConfig) -> TierDecision:
+    """The video's tier, audience and whether it stays in the fresh pool."""
+    n = stats.impressions if stats else 0
+    a, b = posterior(stats, median, cfg)
+    p = p_better(a, b, median)
+    if n >= cfg.min_impressions_to_judge and p < cfg.drop_below:
+        return TierDecision(0, cfg.tier0_impressions, False, p)
+    tier = 0
+    audience = cfg.tier0_impressions
+    judged = max(cfg.min_impressions_to_judge, audience // 2)
+    while tier + 1 < cfg.tiers and n >= judged and p > cfg.promote_above:
+        tier += 1
+        audience *= cfg.tier_growth
+        judged = audience // 2
+    return TierDecision(tier, audience, n < audience, p)
+
+
+def thompson_sample(
+    stats: VideoStats | None, median: float, cfg: ExplorationConfig, rng: np.random.Generator
+) -> float:
+    """One draw of the completion rate from the video's posterior."""
+    a, b = posterior(stats, median, cfg)
+    return float(rng.beta(a, b))
+
+
+def cohort_median(rates: list[float], default: float) -> float:
+    """Median of the fresh videos' smoothed completion rates (default when none)."""
+    if not rates:
+        return default
+    return float(np.median(np.asarray(rates)))
+
+
+def slot_kinds(
+    limit: int, fresh_ratio: float, random_ratio: float, rng: np.random.Generator
+) -> list[str]:
+    """Which slots of a page are "fresh", "random" or "ranked": fresh slots spread
+    evenly (the expected share is `fresh_ratio`, pages shorter than 1/ratio get
+    one with that probability); each slot is uniformly random with `random_ratio`."""
+    kinds = ["ranked"] * limit
+    if limit <= 0:
+        return kinds
+    expected = fresh_ratio * limit
+    n_fresh = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
+    if n_fresh:
+        step = limit / n_fresh
+        offset = rng.random() * step
+        for i in range(n_fresh):
+            kinds[min(limit - 1, int(offset + i * step))] = "fresh"
+    for i in range(limit):
+        if rng.random() < random_ratio:
+            kinds[i] = "random"
+    return kinds
