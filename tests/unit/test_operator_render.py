@@ -165,6 +165,15 @@ def test_feed_shard_env_service_and_defaults() -> None:
     assert env["REELPLANE_WIDEROW_URL"].startswith("cassandra://")
     assert _container(deployment)["args"] == ["serve", "feed"]
     assert deployment["spec"]["replicas"] == 2
+    # Liveness is the process (a backend outage restarts nothing), readiness the backends.
+    assert _container(deployment)["livenessProbe"]["httpGet"] == {
+        "path": "/healthz",
+        "port": "http",
+    }
+    assert _container(deployment)["readinessProbe"]["httpGet"] == {
+        "path": "/readyz",
+        "port": "http",
+    }
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
     assert feed.feed_endpoint(owner) == "http://feed-2-feed.ns.svc:80"
 

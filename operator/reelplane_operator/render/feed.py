@@ -44,7 +44,7 @@ def render_feed_deployment(owner: Owner, spec: FeedShardSpec) -> Manifest:
         "env": pods.env(feed_env(spec)),
         "envFrom": pods.env_from(spec.settings),
         "ports": [{"name": "http", "containerPort": HTTP_PORT}],
-        "readinessProbe": pods.http_probe(),
+        **pods.service_probes(),
         "resources": pods.resources(spec.resources),
         "securityContext": pods.restricted_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],

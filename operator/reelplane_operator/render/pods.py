@@ -50,13 +50,26 @@ def restricted_security() -> dict[str, Any]:
     }
 
 
-def http_probe(path: str = "/healthz", port: str = "http") -> dict[str, Any]:
-    """A readiness probe on an HTTP path."""
+def http_probe(
+    path: str = "/healthz", port: str = "http", period_s: int = 10, failures: int = 3
+) -> dict[str, Any]:
+    """A probe on an HTTP path: every `period_s` seconds, failed after `failures` misses."""
     return {
         "httpGet": {"path": path, "port": port},
-        "periodSeconds": 10,
+        "periodSeconds": period_s,
         "timeoutSeconds": 2,
-        "failureThreshold": 3,
+        "failureThreshold": failures,
+    }
+
+
+def service_probes() -> dict[str, Any]:
+    """A Reelplane service's probes. Liveness asks `/healthz` (the process answers: it
+    never fails because a backend is down, so an outage of Redis or Kafka restarts
+    nothing); readiness asks `/readyz` (backends reachable and background tasks running),
+    so a Pod that cannot serve is taken out of its Service until it can."""
+    return {
+        "readinessProbe": http_probe("/readyz", period_s=5),
+        "livenessProbe": http_probe("/healthz", failures=6),
     }
 
 
