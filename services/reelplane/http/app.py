@@ -3,15 +3,12 @@ process for `reelplane dev` (same code, different settings)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
-from pydantic import BaseModel
+from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import reelplane
@@ -19,57 +16,14 @@ from reelplane.backends import Backends, open_backends
 from reelplane.gateway.edge import Edge, install_edge
 from reelplane.http.access import log_access, request_id_of
 from reelplane.http.docs import install_docs
+from reelplane.http.health import health_router
 from reelplane.http.problems import install_problem_handlers, problem_response
 from reelplane.http.services import SERVICES, BackgroundTask, load_service, load_worker
+from reelplane.http.supervisor import Backoff, Supervisor, task_name
 from reelplane.logs import REQUEST_ID
 from reelplane.settings import Settings
 
 log = structlog.get_logger("reelplane.http")
-
-
-class CheckResult(BaseModel):
-    status: Literal["ok", "error"]
-    detail: str | None = None
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    version: str
-    services: list[str]
-    checks: dict[str, CheckResult]
-
-
-def _health_router(services: list[str]) -> APIRouter:
-    router = APIRouter(tags=["health"])
-
-    @router.get("/healthz", response_model=Health, summary="Liveness and backend health")
-    async def healthz(request: Request, response: Response) -> Health:
-        backends: Backends = request.app.state.backends
-        checks: dict[str, CheckResult] = {}
-        probes: dict[str, Callable[[], Awaitable[None]]] = {
-            "database": backends.database.ping,
-            "cache": backends.cache.ping,
-            "bus": backends.bus.ping,
-            "widerow": backends.widerow.ping,
-            "objects": backends.objects.ping,
-        }
-        for name, probe in probes.items():
-            try:
-                await probe()
-                checks[name] = CheckResult(status="ok")
-            except Exception as exc:
-                checks[name] = CheckResult(status="error", detail=str(exc)[:200])
-        ok = all(c.status == "ok" for c in checks.values())
-        if not ok:
-            response.status_code = 503
-        return Health(
-            status="ok" if ok else "degraded",
-            version=reelplane.__version__,
-            services=services,
-            checks=checks,
-        )
-
-    return router
 
 
 class RequestIdMiddleware:
@@ -154,11 +108,11 @@ def create_app(
     chosen = list(services or SERVICES)
     loaded = [load_service(name) for name in chosen]
     # Services may share a task (the outbox relay): it runs once per process.
-    tasks: list[BackgroundTask] = list(dict.fromkeys(t for s in loaded for t in s.background))
+    tasks: dict[str, BackgroundTask] = {task_name(t): t for s in loaded for t in s.background}
     for name in workers or []:
         worker = load_worker(name)
         if worker is not None:
-            tasks.append(worker)
+            tasks[name] = worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -166,23 +120,18 @@ def create_app(
         app.state.backends = backends or await open_backends(settings)
         if isinstance(app, ReelplaneAPI):
             app.backends = app.state.backends
-        stop = asyncio.Event()
-        running = (
-            [asyncio.create_task(t(app.state.backends, stop)) for t in tasks]
-            if run_background
-            else []
+        # Supervised: a task that fails is logged at once and restarted with
+        # backoff, and /readyz reports it until it runs again.
+        supervisor = Supervisor(
+            tasks if run_background else {},
+            Backoff(settings.task_restart_backoff_s, settings.task_restart_max_backoff_s),
         )
+        app.state.supervisor = supervisor
+        supervisor.start(app.state.backends)
         try:
             yield
         finally:
-            stop.set()
-            for task in running:
-                try:
-                    await asyncio.wait_for(task, 15)
-                except (TimeoutError, asyncio.CancelledError):
-                    task.cancel()
-                except Exception:
-                    log.exception("background task failed")
+            await supervisor.stop(timeout_s=15)
             for close in app.state.closers:
                 await close()
             if isinstance(app, ReelplaneAPI):
@@ -205,7 +154,7 @@ def create_app(
     app.state.mounted_services = chosen
     app.state.closers = []  # async callables run at shutdown (clients a hook opened)
     install_problem_handlers(app)
-    app.include_router(_health_router(chosen))
+    app.include_router(health_router(chosen))
     install_docs(app)
     for service in loaded:
         for router in service.routers:
