@@ -90,6 +90,28 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(
         10.0, gt=0, le=300, description="How long to wait for a backend at startup"
     )
+    task_restart_backoff_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Wait before a failed background task (a consumer, a worker, a janitor) "
+        "is restarted; doubles with each failure in a row, up to "
+        "REELPLANE_TASK_RESTART_MAX_BACKOFF_S. Default 1 s",
+    )
+    task_restart_max_backoff_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between restarts of a failing background task; a run that "
+        "lasted this long starts the backoff over. Default 60 s",
+    )
+    readiness_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How long /readyz waits for each backend's answer before it counts the "
+        "backend as unreachable. Default 2 s",
+    )
 
     @field_validator("database_url", "bus_url", "cache_url", "widerow_url", "objects_url")
     @classmethod

@@ -124,13 +124,18 @@ def test_dev_serves_health_and_docs_on_the_embedded_backends(tmp_path: Path) -> 
         assert health.status_code == 200
         body = health.json()
         assert body["status"] == "ok"
-        assert set(body["checks"]) == {"database", "cache", "bus", "widerow", "objects"}
         assert "upload" in body["services"]
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+        checks = ready.json()["checks"]
+        assert {"database", "cache", "bus", "widerow", "objects"} < set(checks)
+        assert {"task:transcode", "task:upload.run_janitor"} < set(checks)
+        assert {c["status"] for c in checks.values()} == {"ok"}
         docs = httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5)
         assert docs.status_code == 200
         assert "swagger" in docs.text.lower()
         spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()
-        assert "/healthz" in spec["paths"]
+        assert "/healthz" in spec["paths"] and "/readyz" in spec["paths"]
         missing = httpx.get(f"http://127.0.0.1:{port}/no-such-thing", timeout=5)
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
