@@ -97,6 +97,8 @@ def dev(host: str | None, port: int | None) -> None:
         overrides["http_port"] = port
     settings = load_settings(**overrides)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # For You from the real recommender, in this process, unless told otherwise.
+    os.environ.setdefault("REELPLANE_RECOMMENDER_URL", "embedded:")
     _serve(settings, list(SERVICES), list(WORKERS))
 
 

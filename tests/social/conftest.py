@@ -158,6 +158,20 @@ class NamespacedCache:
     async def ztop(self, keys: list[str], limit: int) -> list[tuple[str, float]]:
         return await self.inner.ztop([self._k(k) for k in keys], limit)
 
+    async def zscores(self, key: str, members: list[str]) -> list[float | None]:
+        return await self.inner.zscores(self._k(key), members)
+
+    async def set_bits(self, key: str, offsets: list[int], *, ttl_s: float | None = None) -> None:
+        await self.inner.set_bits(self._k(key), offsets, ttl_s=ttl_s)
+
+    async def push_capped(
+        self, key: str, values: list[bytes], *, cap: int, ttl_s: float | None = None
+    ) -> None:
+        await self.inner.push_capped(self._k(key), values, cap=cap, ttl_s=ttl_s)
+
+    async def list_range(self, key: str, limit: int) -> list[bytes]:
+        return await self.inner.list_range(self._k(key), limit)
+
     async def take_tokens(
         self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
     ) -> TokenDecision:

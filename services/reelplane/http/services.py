@@ -31,6 +31,8 @@ SERVICES = ("gateway", "upload", "engagement", "graph", "feed", "notify", "searc
 #: Workers outside the services: name -> "module:attribute" of a BackgroundTask.
 WORKERS: dict[str, str] = {
     "transcode": "reelplane_transcode.worker:run_worker",
+    # The in-process recommender, when REELPLANE_RECOMMENDER_URL=embedded: (dev's default).
+    "recommender": "reelplane_ml.embedded:run_embedded",
 }
 
 
