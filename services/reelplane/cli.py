@@ -52,6 +52,7 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
 
     from reelplane.backends import open_backends
     from reelplane.http.app import create_app
+    from reelplane.http.services import served_services
     from reelplane.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
@@ -69,7 +70,7 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
                 lifespan="on",
             )
             click.echo(
-                f"reelplane: serving {', '.join(services)} on "
+                f"reelplane: serving {', '.join(served_services(services)) or 'health only'} on "
                 f"http://{settings.http_host}:{settings.http_port} "
                 f"(API docs: /docs, health: /healthz)",
                 err=True,

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from reelplane.http.app import create_app
+from reelplane.http.services import SERVICES, load_service
 from tests.conftest import embedded_settings
 from tests.helpers import serving
 
@@ -88,3 +89,14 @@ async def test_fastapi_default_docs_pages_are_not_served(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url) as client:
         r = await client.get("/docs/oauth2-redirect")
     assert r.status_code == 404
+
+
+async def test_description_lists_only_the_services_that_serve_routes(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        description = (await client.get("/openapi.json")).json()["info"]["description"]
+    listed = description.split("Served here: ", 1)[1].rstrip(".").split(", ")
+    assert listed == [name for name in SERVICES if load_service(name).routers]
+    assert "upload" in listed
+    # Services of ARCHITECTURE.md not built yet (no routes) are not announced.
+    for name in set(SERVICES) - set(listed):
+        assert load_service(name).routers == []

@@ -145,3 +145,45 @@ def test_dev_serves_health_and_docs_on_the_embedded_backends(tmp_path: Path) -> 
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def start_dev(port: int, cwd: Path, log: Path) -> subprocess.Popen[str]:
+    """`reelplane dev` on `port`, its output in `log`; returns once /healthz answers."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("REELPLANE_")}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [REELPLANE, "dev", "--port", str(port)],
+            cwd=cwd,
+            env=base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise AssertionError(f"dev did not start:\n{log.read_text()}")
+
+
+def test_dev_banner_lists_only_the_services_that_serve_routes(tmp_path: Path) -> None:
+    from reelplane.http.services import SERVICES, load_service
+
+    port = free_port()
+    proc = start_dev(port, tmp_path, tmp_path / "dev.log")
+    try:
+        banner = next(
+            line
+            for line in (tmp_path / "dev.log").read_text().splitlines()
+            if line.startswith("reelplane: serving ")
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    served = [name for name in SERVICES if load_service(name).routers]
+    assert banner.startswith(f"reelplane: serving {', '.join(served)} on http://127.0.0.1:{port} ")

@@ -18,7 +18,13 @@ from reelplane.http.access import log_access, request_id_of
 from reelplane.http.docs import install_docs
 from reelplane.http.health import health_router
 from reelplane.http.problems import install_problem_handlers, problem_response
-from reelplane.http.services import SERVICES, BackgroundTask, load_service, load_worker
+from reelplane.http.services import (
+    SERVICES,
+    BackgroundTask,
+    load_service,
+    load_worker,
+    served_services,
+)
 from reelplane.http.supervisor import Backoff, Supervisor, task_name
 from reelplane.logs import REQUEST_ID
 from reelplane.settings import Settings
@@ -107,6 +113,7 @@ def create_app(
     """
     chosen = list(services or SERVICES)
     loaded = [load_service(name) for name in chosen]
+    served = served_services(chosen)  # a service not built yet has no routes to list
     # Services may share a task (the outbox relay): it runs once per process.
     tasks: dict[str, BackgroundTask] = {task_name(t): t for s in loaded for t in s.background}
     for name in workers or []:
@@ -142,7 +149,7 @@ def create_app(
     app = ReelplaneAPI(
         title="Reelplane API",
         version=reelplane.__version__,
-        description="Short-video platform: upload, feeds, engagement, graph, notify, search.",
+        description=f"Short-video platform. Served here: {', '.join(served) or 'health only'}.",
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc come from install_docs: no CDN
         redoc_url=None,

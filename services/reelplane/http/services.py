@@ -89,3 +89,9 @@ def load_worker(name: str) -> BackgroundTask | None:
         return None
     task: BackgroundTask = getattr(importlib.import_module(module_name), attr)
     return task
+
+
+def served_services(names: list[str]) -> list[str]:
+    """The services among `names` that serve routes (one not built yet has none),
+    in the same order: what the start banner and the API description list."""
+    return [name for name in names if load_service(name).routers]
