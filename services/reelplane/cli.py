@@ -7,10 +7,12 @@ to fix (a setting, a server) and a non-zero exit; no traceback wall.
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Coroutine
@@ -47,6 +49,41 @@ def run_on_fast_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise a ConfigError naming the setting when `host:port` cannot be bound
+    (in use, not an address of this machine, privileged): checked before
+    anything starts, so a second `reelplane dev` is one line, not a banner then
+    a traceback. Binds as the server will (SO_REUSEADDR, every address of
+    `host`) and lets go at once."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"{setting_name('http_host')}={host}", exc.strerror or str(exc)) from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio's create_server binds it
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    raise ConfigError(
+                        f"{setting_name('http_host')}={host}",
+                        "not an address of this machine",
+                    ) from None
+                reason = (
+                    "already in use (another reelplane dev?)"
+                    if exc.errno == errno.EADDRINUSE
+                    else exc.strerror or str(exc)
+                )
+                raise ConfigError(
+                    f"{setting_name('http_port')}={port}",
+                    f"cannot listen on {host}:{port}: {reason}; "
+                    "choose another port (--port or REELPLANE_HTTP_PORT)",
+                ) from None
+
+
 def _serve(settings: Settings, services: list[str], workers: list[str] | None = None) -> None:
     import uvicorn
 
@@ -56,6 +93,7 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
     from reelplane.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
+    check_port_free(settings.http_host, settings.http_port)
 
     async def run() -> None:
         backends = await open_backends(settings)

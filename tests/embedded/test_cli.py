@@ -187,3 +187,27 @@ def test_dev_banner_lists_only_the_services_that_serve_routes(tmp_path: Path) ->
         proc.wait(timeout=15)
     served = [name for name in SERVICES if load_service(name).routers]
     assert banner.startswith(f"reelplane: serving {', '.join(served)} on http://127.0.0.1:{port} ")
+
+
+def test_dev_on_a_busy_port_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = run_cli("dev", "--port", str(port), cwd=tmp_path)
+    assert code == 2
+    assert "serving" not in out + err
+    assert err.strip().splitlines() == [
+        f"reelplane: error: REELPLANE_HTTP_PORT={port}: cannot listen on 127.0.0.1:{port}: "
+        "already in use (another reelplane dev?); choose another port "
+        "(--port or REELPLANE_HTTP_PORT)"
+    ]
+
+
+def test_dev_on_a_foreign_address_is_one_line_naming_the_host_setting(tmp_path: Path) -> None:
+    # 192.0.2.1 (TEST-NET-1) is never an address of this machine; nothing is sent.
+    code, _, err = run_cli("dev", "--host", "192.0.2.1", cwd=tmp_path)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "reelplane: error: REELPLANE_HTTP_HOST=192.0.2.1: not an address of this machine"
+    ]
