@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from reelplane.http.app import create_app
+from reelplane.http.home import WALKTHROUGHS
 from reelplane.http.services import SERVICES, load_service
 from tests.conftest import embedded_settings
 from tests.helpers import serving
@@ -100,3 +101,22 @@ async def test_description_lists_only_the_services_that_serve_routes(base_url: s
     # Services of ARCHITECTURE.md not built yet (no routes) are not announced.
     for name in set(SERVICES) - set(listed):
         assert load_service(name).routers == []
+
+
+async def test_home_page_says_what_this_is_and_links_docs_and_walkthroughs(
+    base_url: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        r = await client.get("/")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        assert "short-video platform" in r.text
+        links = referenced_urls(r.text)
+        assert {"/docs", "/redoc", "/readme"} <= set(links)
+        for link in links:
+            assert (await client.get(link)).status_code == 200, link
+        readme = await client.get("/readme")
+    assert readme.headers["content-type"].startswith("text/plain")
+    for section in WALKTHROUGHS:
+        assert f"\n## {section}\n" in readme.text
+        assert f"“{section}”" in r.text

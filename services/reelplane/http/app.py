@@ -17,6 +17,7 @@ from reelplane.gateway.edge import Edge, install_edge
 from reelplane.http.access import log_access, request_id_of
 from reelplane.http.docs import install_docs
 from reelplane.http.health import health_router
+from reelplane.http.home import install_home
 from reelplane.http.problems import install_problem_handlers, problem_response
 from reelplane.http.services import (
     SERVICES,
@@ -163,6 +164,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(health_router(chosen))
     install_docs(app)
+    install_home(app, served)
     for service in loaded:
         for router in service.routers:
             app.include_router(router)
