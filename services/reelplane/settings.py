@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     )
     http_host: str = Field("127.0.0.1", description="Address the HTTP API binds. Default 127.0.0.1")
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP API port. Default 8080")
+    http_max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request body the JSON API reads, in bytes; a larger one is "
+        "refused (413) before it is parsed. tus uploads are bounded by "
+        "REELPLANE_UPLOAD_MAX_SIZE_BYTES instead. Default 65536",
+    )
     log_format: Literal["console", "json"] = Field(
         "console", description="console (readable, local) or json (in cluster)"
     )

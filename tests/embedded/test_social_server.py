@@ -114,3 +114,51 @@ async def test_counters_repair_command_rewrites_the_cache_from_the_database(
     assert proc.returncode == 0, proc.stderr
     # A fresh process has an empty in-process cache: the likes counter (0) differed from 2.
     assert "counters repaired (1 differed" in proc.stdout
+
+
+async def _raw_request(base: str, head: str, body: bytes) -> tuple[int, bytes]:
+    """Send a request's head and the start of its body over a socket, never the
+    rest, and read the answer (status, body): one comes only if the server
+    answers without waiting for the whole body."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        await writer.drain()
+        raw_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        lines = raw_head.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        )
+        return int(lines[0].split()[1]), await reader.readexactly(length)
+    finally:
+        writer.close()
+
+
+async def test_a_body_over_the_limit_is_refused_before_the_server_has_all_of_it(
+    served: tuple[Stack, str],
+) -> None:
+    stack, base = served
+    fan = await stack.sign_up("fan")
+    path = f"/v1/videos/{uuid.uuid4().hex}/comments"
+    # A Content-Length over the limit: refused on the head alone.
+    status, body = await _raw_request(
+        base,
+        f"POST {path} HTTP/1.1\nHost: x\nAuthorization: Bearer {fan.token}\n"
+        "Content-Type: application/json\nContent-Length: 10485760\n",
+        b'{"text": "' + b"x" * 1000,
+    )
+    assert status == 413
+    assert b"body-too-large" in body
+    # A chunked body: refused once what arrived passes the limit.
+    chunk = b"x" * (40 * 1024)
+    status, body = await _raw_request(
+        base,
+        f"POST {path} HTTP/1.1\nHost: x\nAuthorization: Bearer {fan.token}\n"
+        "Content-Type: application/json\nTransfer-Encoding: chunked\n",
+        b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2)),
+    )
+    assert status == 413
+    assert b"body-too-large" in body

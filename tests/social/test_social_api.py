@@ -5,6 +5,7 @@ problem+json body and leaves the state as it was."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
@@ -163,6 +164,40 @@ async def test_likes_and_comments_and_their_bad_input(stack: Stack) -> None:
         return bool(c["likes"] == 1 and c["comments"] == 1)
 
     await eventually_ok(counted)
+
+
+async def test_a_comment_has_one_length_limit_and_a_huge_body_is_refused_by_size(
+    stack: Stack,
+) -> None:
+    creator = await stack.sign_up("maker")
+    fan = await stack.sign_up("fan")
+    video = await stack.ready_video(creator.user_id)
+    path = f"/v1/videos/{video}/comments"
+    # Whatever the length over it, one rule and one message.
+    for length in (501, 10_000, 60_000):
+        body = assert_problem(
+            await stack.client.post(path, json={"text": "x" * length}, headers=fan.auth), 422
+        )
+        assert body["detail"] == f"a comment has at most 500 characters (got {length})"
+    # A body over the request limit is refused for its size, before it is parsed
+    # (so not as a comment, nor as invalid JSON), with or without a Content-Length.
+    huge = b'{"text": "' + b"x" * (10 * 1024 * 1024) + b'"}'
+    sized = await stack.client.post(
+        path, content=huge, headers={**fan.auth, "content-type": "application/json"}
+    )
+    body = assert_problem(sized, 413)
+    assert body["type"] == "https://reelplane.io/problems/body-too-large"
+    assert "65536 bytes" in str(body["detail"])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(huge), 64 * 1024):
+            yield huge[start : start + 64 * 1024]
+
+    chunked = await stack.client.post(
+        path, content=chunks(), headers={**fan.auth, "content-type": "application/json"}
+    )
+    assert_problem(chunked, 413)
+    assert await count(stack, comments) == 0
 
 
 async def test_only_the_owner_deletes_a_video_or_a_comment(stack: Stack) -> None:

@@ -56,8 +56,13 @@ class LikeState(BaseModel):
 
 
 class NewComment(BaseModel):
-    # The length rule (setting) is checked after cleaning; this bounds the body.
-    text: str = Field(min_length=1, max_length=10_000)
+    # One length rule, checked after cleaning (`clean_comment`); the request
+    # body limit (REELPLANE_HTTP_MAX_BODY_BYTES) bounds what is parsed.
+    text: str = Field(
+        min_length=1,
+        description="Plain text, at most REELPLANE_COMMENT_MAX_CHARS characters (default "
+        "500) once surrounding whitespace and control characters are removed",
+    )
 
 
 class CommentOut(BaseModel):

@@ -15,6 +15,7 @@ import reelplane
 from reelplane.backends import Backends, open_backends
 from reelplane.gateway.edge import Edge, install_edge
 from reelplane.http.access import log_access, request_id_of
+from reelplane.http.bodies import install_body_limit
 from reelplane.http.docs import install_docs
 from reelplane.http.health import health_router
 from reelplane.http.home import install_home
@@ -162,6 +163,11 @@ def create_app(
     app.state.mounted_services = chosen
     app.state.closers = []  # async callables run at shutdown (clients a hook opened)
     install_problem_handlers(app)
+    # The innermost middleware (added first): what the proxy forwards is limited
+    # by the service that reads it.
+    install_body_limit(
+        app, settings.http_max_body_bytes, [p for s in loaded for p in s.streamed_bodies]
+    )
     app.include_router(health_router(chosen))
     install_docs(app)
     install_home(app, served)

@@ -67,6 +67,9 @@ class Service:
     background: list[BackgroundTask] = field(default_factory=list)
     configure: list[AppHook] = field(default_factory=list)
     cached_reads: list[CachedRead] = field(default_factory=list)
+    #: Path prefixes whose routes stream request bodies under limits of their
+    #: own (tus uploads), exempt from the JSON API's body limit.
+    streamed_bodies: list[str] = field(default_factory=list)
 
 
 def load_service(name: str) -> Service:

@@ -470,4 +470,5 @@ SERVICE = Service(
     "upload",
     routers=[tus_router, videos_router, objects_router],
     background=[run_janitor, consume_deletions],
+    streamed_bodies=[tus_router.prefix],  # tus: Upload-Length within Tus-Max-Size
 )
