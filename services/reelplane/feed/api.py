@@ -37,6 +37,9 @@ from reelplane.ports.cache import USER_PLACEHOLDER
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
 
+#: `REELPLANE_RECOMMENDER_URL` for the in-process recommender (`reelplane dev`'s default).
+EMBEDDED_RECOMMENDER = "embedded:"
+
 
 def _backends(request: Request) -> Backends:
     backends: Backends = request.app.state.backends
@@ -56,11 +59,15 @@ def recommender_of(request: Request) -> Recommender | None:
     state = request.app.state
     if not hasattr(state, "recommender"):
         feed = feed_context(request).feed
-        state.recommender = (
-            HttpRecommender(feed.recommender_url, timeout_s=feed.recommender_timeout_s)
-            if feed.recommender_url
-            else None
-        )
+        url = feed.recommender_url.strip()
+        if url == EMBEDDED_RECOMMENDER:
+            from reelplane_ml.embedded import EmbeddedClient
+
+            state.recommender = EmbeddedClient(timeout_s=feed.recommender_timeout_s)
+        else:
+            state.recommender = (
+                HttpRecommender(url, timeout_s=feed.recommender_timeout_s) if url else None
+            )
     recommender: Recommender | None = state.recommender
     return recommender
 

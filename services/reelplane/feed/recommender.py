@@ -1,6 +1,7 @@
 """The recommender client (ml-serving): typed request/response models and an
-HTTP implementation. The feed falls back to its own candidates when the
-recommender is not configured, slow or failing."""
+HTTP implementation (the in-process one is `reelplane_ml.embedded.EmbeddedClient`).
+The feed falls back to its own candidates when the recommender is not
+configured, slow or failing."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ class CandidateRequest(BaseModel):
 class RecommendedVideo(BaseModel):
     video_id: str
     score: float
+    # Debugging aids from reelplane_ml (absent from older recommenders).
+    source: str | None = Field(None, description="The candidate source that placed it")
+    reasons: list[str] = Field(default_factory=list, description="Which sources and signals")
 
 
 class CandidateResponse(BaseModel):

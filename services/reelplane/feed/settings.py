@@ -68,7 +68,8 @@ class FeedSettings(BaseSettings):
     )
     recommender_url: str = Field(
         "",
-        description="Base URL of the recommender (ml-serving); empty: candidates come from "
+        description="Base URL of the recommender (ml-serving); `embedded:` runs it in this "
+        "process (what `reelplane dev` sets when unset); empty: candidates come from "
         "trending, fresh videos and followed creators. Default empty",
     )
     recommender_timeout_s: float = Field(

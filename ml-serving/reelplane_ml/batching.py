@@ -1,0 +1,129 @@
+"""An asyncio micro-batcher, the embedded mode's stand-in for `@serve.batch`
+(Ray Serve's local testing mode rejects it; research 3.2).
+
+Requests queue up; a batch starts with the first one and takes more until
+`max_size` are in or `wait_s` has passed since the first, then one function
+call handles them all in a worker thread (numpy and faiss release the GIL, and
+the event loop keeps serving). One batch runs at a time: while it computes, the
+next one fills, so batches grow with load, as Ray Serve's do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher was closed before the request was handled."""
+
+
+@dataclass
+class BatchStats:
+    """What the batcher did (for logs, tests and the benchmark)."""
+
+    batches: int = 0
+    items: int = 0
+    largest: int = 0
+    busy_s: float = 0.0
+
+    @property
+    def mean_size(self) -> float:
+        return self.items / self.batches if self.batches else 0.0
+
+
+class MicroBatcher(Generic[T, R]):
+    """`await submit(item)` returns `handle(batch)[i]` for the item's batch."""
+
+    def __init__(
+        self,
+        handle: Callable[[list[T]], Sequence[R]],
+        *,
+        max_size: int = 32,
+        wait_s: float = 0.003,
+        name: str = "batch",
+    ) -> None:
+        if max_size < 1 or wait_s < 0:
+            raise ValueError("need max_size >= 1 and wait_s >= 0")
+        self._handle = handle
+        self.max_size = max_size
+        self.wait_s = wait_s
+        self.stats = BatchStats()
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def submit(self, item: T) -> R:
+        if self._closed:
+            raise BatcherClosed("the batcher is closed")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, future))
+        return await future
+
+    async def _collect(self) -> list[tuple[T, asyncio.Future[R]]]:
+        batch = [await self._queue.get()]
+        deadline = time.monotonic() + self.wait_s
+        while len(batch) < self.max_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), left))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            live = [(item, f) for item, f in batch if not f.cancelled()]
+            if not live:
+                continue
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, self._handle, [item for item, _ in live]
+                )
+                if len(results) != len(live):
+                    raise RuntimeError(f"batch of {len(live)} got {len(results)} results")
+            except Exception as exc:
+                for _, f in live:
+                    if not f.done():
+                        f.set_exception(exc)
+                continue
+            finally:
+                self.stats.busy_s += time.perf_counter() - started
+            self.stats.batches += 1
+            self.stats.items += len(live)
+            self.stats.largest = max(self.stats.largest, len(live))
+            for (_, f), result in zip(live, results, strict=True):
+                if not f.done():
+                    f.set_result(result)
+
+    async def close(self) -> None:
+        """Stop taking requests; those still queued fail with BatcherClosed."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            _, f = self._queue.get_nowait()
+            if not f.done():
+                f.set_exception(BatcherClosed("the batcher is closed"))
+        self._executor.shutdown(wait=False, cancel_futures=True)

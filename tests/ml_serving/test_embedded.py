@@ -1,0 +1,194 @@
+"""The embedded recommender: micro-batching, the catalogue followed from the
+features table, and requests served with real-time signals (embedded backends)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reelplane.backends import Backends, open_backends
+from reelplane.events.envelope import (
+    VideoLiked,
+    VideoLikePayload,
+    VideoWatched,
+    VideoWatchedPayload,
+)
+from reelplane_ml.batching import BatcherClosed, MicroBatcher
+from reelplane_ml.catalogue import CatalogueFollower, changes_since, store_many, tombstone
+from reelplane_ml.core import RecommenderCore
+from reelplane_ml.embedded import EmbeddedRecommender, RecommenderUnavailable
+from reelplane_ml.serving import CandidatesIn, Replica, ServeUserConfig
+from reelplane_ml.settings import EmbeddedSettings
+from reelplane_ml.signals import apply_signal, candidates_key, effects_of
+from reelplane_ml.types import IMAGE_DIM, TEXT_DIM, VideoFeatures
+from tests.conftest import embedded_settings
+
+pytestmark = pytest.mark.embedded
+
+TOPICS = 8
+
+
+def synthetic_videos(n: int, *, seed: int = 0, now_ms: int = 0) -> list[VideoFeatures]:
+    """Videos whose captions cluster by topic (video i has topic i % TOPICS)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(TOPICS, TEXT_DIM)).astype(np.float32)
+    out = []
+    for i in range(n):
+        v = centres[i % TOPICS] + 0.3 * rng.normal(size=TEXT_DIM).astype(np.float32)
+        out.append(
+            VideoFeatures(
+                video_id=f"v{i:05d}",
+                creator_id=f"c{i % 50}",
+                caption_vec=(v / np.linalg.norm(v)).astype(np.float32),
+                image_vec=np.zeros(IMAGE_DIM, np.float32),
+                hashtags=(f"topic{i % TOPICS}",),
+                duration_ms=15_000,
+                created_at_ms=now_ms - i * 1000,
+            )
+        )
+    return out
+
+
+@pytest.fixture
+async def backends(tmp_path: Path) -> AsyncIterator[Backends]:
+    opened = await open_backends(embedded_settings(tmp_path))
+    yield opened
+    await opened.close()
+
+
+# -- the micro-batcher -------------------------------------------------------------------
+async def test_concurrent_requests_share_one_batch_in_a_worker_thread() -> None:
+    threads: list[str] = []
+
+    def handle(items: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return [i * 10 for i in items]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(handle, max_size=8, wait_s=0.05)
+    got = await asyncio.gather(*(batcher.submit(i) for i in range(8)))
+    assert got == [i * 10 for i in range(8)]
+    assert batcher.stats.batches == 1 and batcher.stats.largest == 8
+    assert threads and threads[0] != threading.current_thread().name
+    await batcher.close()
+
+
+async def test_a_batch_never_exceeds_max_size_and_errors_reach_every_caller() -> None:
+    def handle(items: list[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("bad item")
+        return items
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(handle, max_size=4, wait_s=0.02)
+    assert await asyncio.gather(*(batcher.submit(i) for i in range(10))) == list(range(10))
+    assert batcher.stats.largest <= 4
+    results = await asyncio.gather(batcher.submit(13), batcher.submit(14), return_exceptions=True)
+    assert all(isinstance(r, ValueError) for r in results)
+    await batcher.close()
+    with pytest.raises(BatcherClosed):
+        await batcher.submit(1)
+
+
+# -- the catalogue -------------------------------------------------------------------------
+async def test_a_replica_follows_new_and_deleted_videos_from_the_table(
+    backends: Backends,
+) -> None:
+    core = RecommenderCore()
+    follower = CatalogueFollower(backends.database, core)
+    videos = synthetic_videos(30)
+    await store_many(backends.database, videos[:20], now_ms=1_000)
+    assert await follower.poll() == 20
+    assert len(core) == 20
+    await store_many(backends.database, videos[20:], now_ms=2_000)
+    await tombstone(backends.database, "v00003", now_ms=2_500)
+    assert await follower.poll() == 11
+    assert len(core) == 29 and "v00003" not in core
+    assert await follower.poll() == 0  # nothing new: the skew window is not re-applied
+    changes = await changes_since(backends.database, 2_400)
+    assert [(c.video_id, c.features) for c in changes] == [("v00003", None)]
+
+
+# -- serving -------------------------------------------------------------------------------
+def watched(user: str, video: str, watched_ms: int) -> VideoWatched:
+    payload = VideoWatchedPayload(
+        user_id=user, video_id=video, watched_ms=watched_ms, duration_ms=15_000
+    )
+    return VideoWatched(key=user, occurred_at=datetime.now(UTC), payload=payload)
+
+
+async def _serving(backends: Backends) -> tuple[Replica, EmbeddedRecommender]:
+    settings = EmbeddedSettings()
+    replica = Replica.embedded(backends, settings)
+    now_ms = int(time.time() * 1000)
+    await store_many(backends.database, synthetic_videos(400, now_ms=now_ms), now_ms=now_ms)
+    recommender = EmbeddedRecommender(replica, settings)
+    return replica, recommender
+
+
+async def test_requests_wait_for_the_catalogue_then_never_repeat_a_watched_video(
+    backends: Backends,
+) -> None:
+    replica, recommender = await _serving(backends)
+    with pytest.raises(RecommenderUnavailable):
+        await recommender.recommend(CandidatesIn(user_id="u", limit=10))
+    replica.start()
+    await asyncio.wait_for(replica.follower.loaded.wait(), 30)
+    first = await recommender.recommend(CandidatesIn(user_id="u", limit=20))
+    assert len(first.items) == 20
+    assert all(i.source and i.reasons for i in first.items)
+    assert await backends.cache.get(candidates_key("u")) is not None  # cached
+    for item in first.items[:5]:
+        effects = effects_of(watched("u", item.video_id, 15_000))
+        assert effects is not None
+        await apply_signal(backends.cache, effects, replica.signals)
+    # Completions are strong: the candidates were dropped, and the next page
+    # has none of the watched videos.
+    assert await backends.cache.get(candidates_key("u")) is None
+    second = await recommender.recommend(
+        CandidatesIn(user_id="u", limit=20, exclude=[first.items[6].video_id])
+    )
+    shown = {i.video_id for i in second.items}
+    assert not shown & {i.video_id for i in first.items[:7]}
+    await recommender.close()
+    await replica.stop()
+
+
+async def test_completing_one_topic_shifts_the_next_page_toward_it(backends: Backends) -> None:
+    replica, recommender = await _serving(backends)
+    replica.start()
+    await asyncio.wait_for(replica.follower.loaded.wait(), 30)
+    topic = 3
+    picks = [f"v{i:05d}" for i in range(topic, 400, TOPICS)][:3]
+    for video in picks:
+        effects = effects_of(watched("shifter", video, 15_000))
+        assert effects is not None
+        await apply_signal(backends.cache, effects, replica.signals)
+    like = VideoLiked(key="shifter", payload=VideoLikePayload(user_id="shifter", video_id=picks[0]))
+    like_effects = effects_of(like)
+    assert like_effects is not None
+    await apply_signal(backends.cache, like_effects, replica.signals)
+    page = await recommender.recommend(CandidatesIn(user_id="shifter", limit=10))
+    on_topic = sum(int(i.video_id[1:]) % TOPICS == topic for i in page.items)
+    assert on_topic >= 3, [i.video_id for i in page.items]  # >= 30%; chance is 1/8
+    await recommender.close()
+    await replica.stop()
+
+
+async def test_user_config_changes_exploration_and_ttl_in_place(backends: Backends) -> None:
+    replica, recommender = await _serving(backends)
+    version = replica.core.version
+    await replica.reconfigure(
+        ServeUserConfig.model_validate(
+            {"exploration": {"fresh_slot_ratio": 0.3, "random_slot_ratio": 0.0}, "cache_ttl_s": 5}
+        )
+    )
+    assert replica.core.config.exploration.fresh_slot_ratio == 0.3
+    assert replica.cache_ttl_s == 5
+    assert replica.core.version == version  # nothing published: the same model
+    await recommender.close()
