@@ -25,6 +25,27 @@ def add_request_id(
     return event
 
 
+def escape_control(text: str) -> str:
+    """`text` with each character that is not printable (control characters
+    such as NUL, ESC and newlines; line separators) written as its Python
+    escape (`\\x00`, `\\n`), so that client input in a log line can neither
+    split it nor drive a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def escape_control_chars(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: escape_control() on every string value (the
+    message included). JSON would escape them anyway; console lines would not."""
+    for key, value in event.items():
+        if isinstance(value, str) and not value.isprintable():
+            event[key] = escape_control(value)
+    return event
+
+
 def configure_logging(fmt: str = "console", level: str = "info") -> None:
     """One line format for structlog's events and the standard library's.
 
@@ -36,6 +57,7 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         add_request_id,
+        escape_control_chars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,11 @@ from reelplane.errors import ReelplaneError
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://reelplane.io/problems/"
+#: Longest piece of client input (an id, a path, a header) a problem echoes.
+MAX_ECHO_CHARS = 200
+#: Longest `detail`: our sentence around what it echoes.
+MAX_DETAIL_CHARS = 1000
+_LONG_RUN = re.compile(rf"\S{{{MAX_ECHO_CHARS + 1},}}")
 
 
 class Problem(BaseModel):
@@ -37,6 +43,20 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """`text` cut to `limit` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def clip_detail(detail: str) -> str:
+    """A detail with the client input it echoes cut short: each run without
+    spaces longer than MAX_ECHO_CHARS (an id, a path) is clipped, so the
+    sentence around it survives, and the whole is capped."""
+    if len(detail) <= MAX_ECHO_CHARS:
+        return detail
+    return clip(_LONG_RUN.sub(lambda m: clip(m[0]), detail), MAX_DETAIL_CHARS)
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -46,12 +66,14 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    # What a client sent comes back cut short: an 8,000-character id is not
+    # worth echoing twice (detail and instance).
     body = Problem(
         type=TYPE_BASE + slug,
         title=title,
         status=status,
-        detail=detail,
-        instance=request.url.path,
+        detail=clip_detail(detail) if detail is not None else None,
+        instance=clip(request.url.path),
         errors=errors,
     )
     return JSONResponse(
@@ -72,7 +94,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                "loc": [clip(part) if isinstance(part, str) else part for part in e.get("loc", ())],
+                "msg": clip_detail(str(e.get("msg", ""))),
+                "type": e.get("type", ""),
+            }
             for e in exc.errors()
         ]
         return problem_response(
