@@ -26,6 +26,9 @@ from reelplane.urls import redact
 
 T = TypeVar("T")
 
+#: The in-process bus's log and committed offsets, under REELPLANE_DATA_DIR.
+MEMORY_BUS_FILE = "bus.sqlite3"
+
 
 def _local_path(url: str) -> Path:
     """Path of a file:// or sqlite:/// URL; `file://rel/dir` is relative to the cwd."""
@@ -64,7 +67,9 @@ def make_bus(settings: Settings) -> Bus:
     from reelplane.adapters.bus_memory import MemoryBus
 
     return MemoryBus(
-        default_partitions=settings.bus_partitions, offset_reset=settings.bus_offset_reset
+        default_partitions=settings.bus_partitions,
+        offset_reset=settings.bus_offset_reset,
+        path=settings.data_dir / MEMORY_BUS_FILE,  # its log survives a restart
     )
 
 

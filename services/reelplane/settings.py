@@ -42,7 +42,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         Path(".reelplane"),
-        description="Folder for the embedded backends' files (SQLite, objects). Default .reelplane",
+        description="Folder for the embedded backends' files (SQLite, objects, the in-process "
+        "bus's log in bus.sqlite3). Default .reelplane",
     )
     database_url: str = Field(
         "sqlite+aiosqlite:///.reelplane/reelplane.db",
@@ -50,7 +51,8 @@ class Settings(BaseSettings):
     )
     bus_url: str = Field(
         "memory://",
-        description="Event bus: memory:// (in-process) or kafka://host:port[,host:port]",
+        description="Event bus: memory:// (in-process; its log and committed offsets kept in "
+        "<REELPLANE_DATA_DIR>/bus.sqlite3 across restarts) or kafka://host:port[,host:port]",
     )
     cache_url: str = Field("memory://", description="Cache: memory:// or redis://host:port/db")
     widerow_url: str = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -84,17 +84,44 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 
 @pytest.fixture(params=BACKENDS)
-async def bus(request: pytest.FixtureRequest, harness: Harness) -> AsyncIterator[Bus]:
+async def bus(
+    request: pytest.FixtureRequest, harness: Harness, tmp_path: Path
+) -> AsyncIterator[Bus]:
     if request.param == "embedded":
         from reelplane.adapters.bus_memory import MemoryBus
 
-        b: Bus = MemoryBus(default_partitions=4)
+        # Durable, as `reelplane dev` runs it (its log in a file).
+        b: Bus = MemoryBus(default_partitions=4, path=tmp_path / "bus.sqlite3")
     else:
         from reelplane.adapters.bus_kafka import KafkaBus
 
         b = KafkaBus(real_url(harness, "kafka"), default_partitions=4)
     yield b
     await b.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def bus_opener(
+    request: pytest.FixtureRequest, harness: Harness, tmp_path: Path
+) -> AsyncIterator[Callable[[], Bus]]:
+    """Opens a new bus client on the same log each call (a restarted process)."""
+    opened: list[Bus] = []
+
+    def open_bus() -> Bus:
+        if request.param == "embedded":
+            from reelplane.adapters.bus_memory import MemoryBus
+
+            b: Bus = MemoryBus(default_partitions=4, path=tmp_path / "bus.sqlite3")
+        else:
+            from reelplane.adapters.bus_kafka import KafkaBus
+
+            b = KafkaBus(real_url(harness, "kafka"), default_partitions=4)
+        opened.append(b)
+        return b
+
+    yield open_bus
+    for b in opened:
+        await b.close()
 
 
 @pytest.fixture(params=BACKENDS)

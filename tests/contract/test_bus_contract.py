@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 
 from reelplane.ports.bus import Bus, Consumer, Delivery, Record
 from tests.helpers import eventually
@@ -258,3 +259,43 @@ async def test_a_new_group_with_offset_reset_latest_skips_the_backlog(
     finally:
         await consumer.stop()
     assert backlog and ident(got) == ident(newer)
+
+
+async def test_a_restarted_bus_keeps_its_log_and_the_committed_offsets(
+    bus_opener: Callable[[], Bus], ns: str
+) -> None:
+    """What a group did not commit before a restart is delivered after it, and
+    what it committed is not; offsets go on where they were (never reused)."""
+    topic = f"{ns}-restart"
+    group = f"{ns}-g"
+    before = bus_opener()
+    await before.ensure_topics([topic], PARTITIONS)
+    sent = await publish_many(before, topic, 24, tag="old-")
+    a = before.consumer([topic], group)
+    await a.start()
+    try:
+        got = await poll_until(a, len(sent))
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        for r in got:
+            by_partition[r.partition].append(r)
+        marks = {p: rs[(len(rs) - 1) // 2] for p, rs in by_partition.items()}
+        await a.commit(list(marks.values()))
+    finally:
+        await a.stop()
+    await before.close()  # the process goes away
+
+    after = bus_opener()
+    assert await after.partition_count(topic) == PARTITIONS
+    newer = await publish_many(after, topic, 8, tag="new-")
+    for record in newer:  # the log goes on after the old records
+        older = [r.offset for r in sent if r.partition == record.partition]
+        assert record.offset > max(older, default=-1)
+    b = after.consumer([topic], group)
+    await b.start()
+    try:
+        uncommitted = [r for r in sent if r.offset > marks[r.partition].offset]
+        resumed = await poll_until(b, len(uncommitted) + len(newer))
+        resumed += await drain(b, quiet_s=1.0)
+    finally:
+        await b.stop()
+    assert uncommitted and ident(resumed) == ident(uncommitted + newer)
