@@ -176,3 +176,38 @@ async def test_overwrite_replaces_the_object(objects: ObjectStore, ns: str) -> N
     await objects.put(f"{ns}/k", b"old")
     await objects.put(f"{ns}/k", b"newer")
     assert await objects.get(f"{ns}/k") == b"newer"
+
+
+async def test_deleting_leaves_no_empty_folders(objects: ObjectStore, ns: str) -> None:
+    keep = f"{ns}/assets/abc/poster.jpg"
+    for key in (f"{ns}/uploads/vid/source", f"{ns}/uploads/vid/pending/1", keep):
+        await objects.put(key, b"x")
+    upload_id = await objects.create_multipart(f"{ns}/uploads/other/source")
+    await objects.upload_part(f"{ns}/uploads/other/source", upload_id, 1, b"part")
+    await objects.abort_multipart(f"{ns}/uploads/other/source", upload_id)
+    for key in (f"{ns}/uploads/vid/pending/1", f"{ns}/uploads/vid/source"):
+        await objects.delete(key)
+    assert [o.key async for o in objects.list_objects(f"{ns}/")] == [keep]
+    # A folder emptied by the deletes can be written to again.
+    await objects.put(f"{ns}/uploads/vid/source", b"again")
+    assert await objects.get(f"{ns}/uploads/vid/source") == b"again"
+    await objects.delete(f"{ns}/uploads/vid/source")
+
+    from reelplane.adapters.objects_file import FileObjectStore
+
+    if isinstance(objects, FileObjectStore):  # the folder layout is this adapter's own
+        root = objects.root
+        left = sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_dir())
+        # Only the kept object's folders (and its metadata's) remain, nothing
+        # of the upload, the pending tail or the aborted multipart upload.
+        assert left == [
+            ".meta",
+            f".meta/{ns}",
+            f".meta/{ns}/assets",
+            f".meta/{ns}/assets/abc",
+            ns,
+            f"{ns}/assets",
+            f"{ns}/assets/abc",
+        ]
+        await objects.delete(keep)
+        assert list(root.iterdir()) == []

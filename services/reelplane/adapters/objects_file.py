@@ -7,15 +7,16 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from reelplane.errors import InvalidInput, NotFound, RangeNotSatisfiable
 from reelplane.ports.objects import MIN_PART_SIZE, ByteRange, ObjectInfo, Part
 
 _META = ".meta"
 _UPLOADS = ".multipart"
+T = TypeVar("T")
 
 
 def _check_key(key: str) -> None:
@@ -31,6 +32,31 @@ def _resolve_range(size: int, byte_range: ByteRange | None) -> tuple[int, int]:
         raise RangeNotSatisfiable(f"range starts at {byte_range.start}, object has {size} bytes")
     end = size if byte_range.end is None else min(byte_range.end + 1, size)
     return byte_range.start, end
+
+
+def _prune_empty_dirs(folder: Path, root: Path) -> None:
+    """Remove `folder` and then each parent while it is empty, up to `root`
+    (kept): a deleted object leaves no empty folders behind."""
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): its parents are not empty either
+            return
+        folder = folder.parent
+
+
+def _in_folder(path: Path, make: Callable[[Path], T]) -> T:
+    """make(path) once path's folder exists; the folder is made again if a
+    delete pruned it between the mkdir and make (at most 3 tries)."""
+    tries = 3
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return make(path)
+        except FileNotFoundError:
+            tries -= 1
+            if not tries:
+                raise
 
 
 def _write_all(out: IO[bytes], md5: Any, chunks: list[bytes]) -> None:
@@ -63,11 +89,10 @@ class FileObjectStore:
 
     def _write_sync(self, key: str, chunks: list[Path] | bytes, content_type: str) -> ObjectInfo:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         md5 = hashlib.md5(usedforsecurity=False)
         size = 0
-        with tmp.open("wb") as out:
+        with _in_folder(tmp, lambda p: p.open("wb")) as out:
             if isinstance(chunks, bytes):
                 out.write(chunks)
                 md5.update(chunks)
@@ -83,9 +108,8 @@ class FileObjectStore:
             os.fsync(out.fileno())
         etag = md5.hexdigest() if isinstance(chunks, bytes) else f"{md5.hexdigest()}-{len(chunks)}"
         info = ObjectInfo(key=key, size=size, etag=etag, content_type=content_type)
-        meta = self._meta_path(key)
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"etag": etag, "content_type": content_type}))
+        meta = json.dumps({"etag": etag, "content_type": content_type})
+        _in_folder(self._meta_path(key), lambda p: p.write_text(meta))
         os.replace(tmp, path)
         return info
 
@@ -144,8 +168,11 @@ class FileObjectStore:
 
     async def delete(self, key: str) -> None:
         def _delete() -> None:
-            self._path(key).unlink(missing_ok=True)
-            self._meta_path(key).unlink(missing_ok=True)
+            path, meta = self._path(key), self._meta_path(key)
+            path.unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+            _prune_empty_dirs(path.parent, self.root)
+            _prune_empty_dirs(meta.parent, self.root)
 
         await asyncio.to_thread(_delete)
 
@@ -291,7 +318,7 @@ class FileObjectStore:
             if folder.is_dir():
                 for path in folder.iterdir():
                     path.unlink()
-                folder.rmdir()
+                _prune_empty_dirs(folder, self.root)
 
         await asyncio.to_thread(_remove)
 
