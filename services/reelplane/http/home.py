@@ -38,8 +38,8 @@ the web client is not built yet, so this page stands in for it.</p>
 <li><a href="/docs">API docs</a> (Swagger UI: try the operations) or
     <a href="/redoc">the same as a reference</a> (ReDoc);
     the schema is <a href="/openapi.json"><code>/openapi.json</code></a></li>
-<li><a href="/readme">README</a>: its walkthroughs {walkthroughs} sign up,
-    upload a clip and follow, like and read the feeds with curl</li>
+<li>The <a href="/readme">README</a>: its walkthroughs {walkthroughs}
+    sign up, upload a clip, follow, like and read the feeds, with curl</li>
 <li><a href="/healthz">Health</a> of this process and its backends</li>
 </ul>
 </body>
