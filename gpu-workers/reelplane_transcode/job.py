@@ -252,7 +252,7 @@ class TranscodeJob:
                 )
                 continue
             if await self._claim(sha256):
-                await self._run_claimed(sha256, asset.source_key)
+                await self._run_claimed(sha256, asset.source_key, event.payload.video_id)
                 continue
             await asyncio.sleep(self.poll_s)  # a live worker holds it: wait for its outcome
 
@@ -325,8 +325,8 @@ class TranscodeJob:
                 owner.cancel(LeaseLost.__name__)
                 return
 
-    async def _run_claimed(self, sha256: str, source_key: str) -> None:
-        run = asyncio.ensure_future(self._transcode(sha256, source_key))
+    async def _run_claimed(self, sha256: str, source_key: str, video_id: str) -> None:
+        run = asyncio.ensure_future(self._transcode(sha256, source_key, video_id))
         keeper = asyncio.ensure_future(self._keep_lease(sha256, run))
         try:
             outputs = await run
@@ -350,7 +350,10 @@ class TranscodeJob:
             await self._delete_prefix(outputs.master_key.rsplit("/", 1)[0] + "/")
 
     # -- the work ------------------------------------------------------------------------
-    async def _transcode(self, sha256: str, source_key: str) -> Outputs:
+    async def _transcode(self, sha256: str, source_key: str, video_id: str) -> Outputs:
+        """Encode the asset's ladder (for `video_id`, the upload that asked: the
+        asset may be shared by duplicates) and store it."""
+        job_started = time.monotonic()
         scratch = self.settings.transcode_work_dir
         if scratch is not None:
             scratch.mkdir(parents=True, exist_ok=True)
@@ -388,19 +391,26 @@ class TranscodeJob:
                 timeout_s=self.settings.transcode_timeout_s,
                 on_progress=self._progress_writer(sha256),
             )
+            encode_s = time.monotonic() - started
+            master, renditions = await asyncio.to_thread(describe_outputs, ladder, out)
+            (out / MASTER_PLAYLIST).write_text(master)
+            outputs = await self._store(sha256, out, renditions)
+            # wall_s: the whole job (fetch, probe, encode, store); encode_s: ffmpeg.
             log.info(
                 "ladder encoded",
                 extra={
+                    "video_id": video_id,
                     "sha256": sha256,
-                    "renditions": len(ladder.renditions),
-                    "realtime_factor": round(
-                        ladder.duration_s / max(1e-6, time.monotonic() - started), 2
-                    ),
+                    "rungs": ",".join(r.name for r in ladder.renditions),
+                    "source": f"{ladder.source_width}x{ladder.source_height}",
+                    "duration_s": round(ladder.duration_s, 2),
+                    "wall_s": round(time.monotonic() - job_started, 2),
+                    "encode_s": round(encode_s, 2),
+                    "realtime_factor": round(ladder.duration_s / max(1e-6, encode_s), 2),
+                    "accel": opts.accel,
                 },
             )
-            master, renditions = await asyncio.to_thread(describe_outputs, ladder, out)
-            (out / MASTER_PLAYLIST).write_text(master)
-            return await self._store(sha256, out, renditions)
+            return outputs
 
     def _progress_writer(self, sha256: str) -> ProgressHook:
         last = {"at": 0.0, "pct": -1}
@@ -522,7 +532,7 @@ class TranscodeJob:
                     .where(videos.c.id.in_(ids))
                     .values(state="failed", failure_reason=reason[:500], updated_at=now)
                 )
-        log.warning("transcode failed", extra={"sha256": sha256, "reason": reason})
+        log.warning("transcode failed", extra={"sha256": sha256, "videos": ids, "reason": reason})
         await announce_outcomes(self.db, self.publisher, ids)
 
     async def _settle_videos(self, sha256: str, asset: Any) -> list[str]:

@@ -1,8 +1,10 @@
-"""What a served API echoes of a hostile request, as `reelplane serve` runs it:
-problems cut long input short, and log lines escape control characters."""
+"""What a served API echoes of a hostile request, as `reelplane serve` runs it
+(problems cut long input short, log lines escape control characters), and what
+a log line carries."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -65,3 +67,31 @@ def test_a_long_id_is_echoed_cut_short_and_a_nul_is_logged_escaped(tmp_path: Pat
     # One line, with the NUL, the ESC and the newline written as escapes.
     assert b"path=/v1/users/ab\\x00\\x1b[31mred\\nfake " in text
     assert b"\x00" not in text and b"\x1b" not in text
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_standard_library_records_extra_fields_are_in_its_log_line(fmt: str) -> None:
+    # The worker and the upload engine log with `extra=`: those fields are the line.
+    script = (
+        "import logging\n"
+        "from reelplane.logs import configure_logging\n"
+        f"configure_logging({fmt!r})\n"
+        "logging.getLogger('reelplane_transcode.job').info(\n"
+        "    'ladder encoded', extra={'video_id': 'v1', 'rungs': 'h264_360p', 'note': 'a\\x00b'}\n"
+        ")\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1
+    if fmt == "console":
+        assert "video_id=v1" in line and "rungs=h264_360p" in line
+        assert "note=a\\x00b" in line
+    else:
+        record = json.loads(line)
+        assert (record["event"], record["video_id"], record["rungs"]) == (
+            "ladder encoded",
+            "v1",
+            "h264_360p",
+        )

@@ -237,3 +237,31 @@ async def test_a_cuda_worker_falls_back_to_what_the_probe_finds_and_still_transc
     assert len(decided) == 1  # probed once per worker
     assert expected.reason in decided[0].getMessage()
     assert decided[0].levelno == (logging.WARNING if expected.fallback else logging.INFO)
+
+
+async def test_the_encoded_ladder_is_logged_with_its_video_rungs_and_times(
+    platform_settings: Settings, media: Media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="reelplane_transcode.job")
+    async with (
+        running_platform(platform_settings) as platform,
+        running_worker(platform.backends, fast_transcode_settings(tmp_path)),
+    ):
+        video_id, response = await upload_file(platform, media.sd_480p)
+        assert response.status_code == 204, response.text
+
+        async def row() -> Any:
+            return await video_row(platform.backends, video_id)
+
+        ready = await eventually(row, until=lambda r: r.state in ("ready", "failed"), timeout_s=240)
+        assert ready.state == "ready", ready.failure_reason
+    [line] = [r for r in caplog.records if r.getMessage() == "ladder encoded"]
+    fields = line.__dict__
+    assert fields["video_id"] == video_id
+    assert fields["sha256"] == sha256_of(media.sd_480p)
+    assert set(fields["rungs"].split(",")) == {
+        f"{codec}_{min(w, h)}p" for codec in ("h264", "hevc") for w, h in LADDERS["sd_480p"]
+    }
+    assert abs(fields["duration_s"] - _duration(probe_json(str(media.sd_480p)))) <= 0.1
+    assert fields["wall_s"] >= fields["encode_s"] > 0
+    assert fields["source"] == "854x480"

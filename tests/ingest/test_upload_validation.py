@@ -5,6 +5,7 @@ playback API with byte-range serving. Embedded and real backends."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
@@ -41,8 +42,9 @@ async def _no_multipart_left(objects: ObjectStore, key: str, upload_id: str | No
 
 
 async def test_bad_files_are_rejected_with_a_reason_and_leave_no_objects(
-    platform_settings: Settings, media: Media
+    platform_settings: Settings, media: Media, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="reelplane.upload.engine")
     limits = UploadSettings(
         upload_max_duration_s=1.5,  # media.small is 2 s long: over the limit
         upload_max_size_bytes=8 * MIB,
@@ -69,6 +71,15 @@ async def test_bad_files_are_rejected_with_a_reason_and_leave_no_objects(
                 assert expected[name] in row.failure_reason
                 assert await object_keys(platform.backends, f"uploads/{video_id}/") == []
             assert await asset_row(platform.backends, sha256_of(path)) is None
+            # The log says which upload was rejected and why.
+            [logged] = [
+                r
+                for r in caplog.records
+                if r.getMessage() == "upload rejected"
+                and (r.__dict__["video_id"] == video_id or name == "zero-byte")
+                and expected[name] in r.__dict__["reason"]
+            ]
+            assert logged.__dict__["owner_id"] == platform.user_id
         # Over Tus-Max-Size: refused before a byte is sent.
         async with httpx.AsyncClient() as client:
             too_big = await raw_create(client, platform, 9 * MIB)

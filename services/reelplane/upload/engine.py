@@ -232,6 +232,19 @@ async def _refuse_bytes_past_end(body: AsyncIterable[bytes], upload: Upload) -> 
             )
 
 
+def _log_rejected(video_id: str, owner_id: str, size_bytes: int, reason: str) -> None:
+    """One line per rejected upload, saying why (the video's failure_reason)."""
+    log.info(
+        "upload rejected",
+        extra={
+            "video_id": video_id,
+            "owner_id": owner_id,
+            "size_bytes": size_bytes,
+            "reason": reason,
+        },
+    )
+
+
 async def _cancel(task: asyncio.Future[Any]) -> None:
     """Cancel a helper task (if still running) and wait for it, its outcome dropped."""
     if not task.done():
@@ -538,6 +551,7 @@ class UploadEngine:
         object_key = f"uploads/{video_id}/source"
         if length == 0:
             reason = "the file is empty (0 bytes)"
+            _log_rejected(video_id, owner_id, length, reason)
             async with self.db.transaction() as conn:
                 await conn.execute(
                     videos.insert().values(
@@ -1255,6 +1269,7 @@ class UploadEngine:
 
     async def _reject(self, upload: Upload, reason: str) -> None:
         """Mark the video failed with `reason` and remove every object of the upload."""
+        _log_rejected(upload.id, upload.owner_id, upload.length, reason)
         await self._remove_objects(upload)
         now = utc_now()
         async with self.db.transaction() as conn:
