@@ -33,8 +33,9 @@ CONTENT_DIM = TEXT_DIM + IMAGE_DIM
 VIDEO_IN = CONTENT_DIM + TAG_DIM + CREATOR_DIM + VIDEO_ID_DIM + DENSE_DIM
 CONTEXT_DIM = 3
 USER_IN = 4 * EMBED_DIM + CREATOR_DIM + CONTEXT_DIM
-#: Hashed hashtag vocabulary.
+#: Hashed hashtag vocabulary; a video's first MAX_TAGS hashtags count.
 TAG_BUCKETS = 1 << 14
+MAX_TAGS = 6
 #: The user tower reads at most this many recent watches (and 5 for "recent").
 HISTORY_LEN = 50
 RECENT_LEN = 5
@@ -186,7 +187,8 @@ def video_inputs(w: TowerWeights, videos: Sequence[VideoFeatures]) -> F32:
     o_dense = o_id + VIDEO_ID_DIM
     for i, v in enumerate(videos):
         if v.hashtags:
-            x[i, o_tag:o_creator] = w.tag_emb[[tag_bucket(t) for t in v.hashtags]].mean(axis=0)
+            buckets = [tag_bucket(t) for t in v.hashtags[:MAX_TAGS]]
+            x[i, o_tag:o_creator] = w.tag_emb[buckets].mean(axis=0)
         c = w.creator_row.get(v.creator_id)
         if c is not None:
             x[i, o_creator:o_id] = w.creator_emb[c]

@@ -317,6 +317,12 @@ def _register_subcommands() -> None:
     main.add_command(operator_group)
     main.add_command(worker)
     main.add_command(counters)
+    try:  # the recommender's commands; its package may be left out of an image
+        from reelplane_ml.train.cli import ml_group
+    except ImportError:
+        pass
+    else:
+        main.add_command(ml_group)
 
 
 _register_subcommands()
