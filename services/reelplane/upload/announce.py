@@ -5,6 +5,11 @@ derived from the video id and the event type, and then the row is marked
 announced. A crash between the two leaves the row unmarked and the janitor (or
 a redelivered job) publishes again with the same id, which every consumer's
 dedup treats as the same event.
+
+An event can still be lost after it was marked sent (an in-process bus that
+restarted, a dead letter, a worker killed with its work): the janitor announces
+a video again once it has waited for its transcode longer than a bound with no
+worker holding a live lease on it (`reannounce_stalled`).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from reelplane.events.envelope import (
     VideoFailed,
@@ -73,6 +78,74 @@ async def announce_uploaded(database: Database, publisher: EventPublisher, video
             .values(announced_at=utc_now())
         )
     return True
+
+
+async def reannounce_stalled(
+    database: Database,
+    publisher: EventPublisher,
+    *,
+    stalled_before: datetime,
+    limit: int = 100,
+) -> list[str]:
+    """Publish `video.uploaded` again for every video still waiting for its
+    transcode (uploaded or transcoding) that nothing has moved since
+    `stalled_before`, announced before then, whose asset no worker holds a live
+    lease on: its event was lost (an in-process bus that restarted), dead-lettered,
+    or its worker died. Returns their ids.
+
+    Each round's event has an id of its own (a consumer that applied an earlier
+    one must not skip it as a duplicate), derived from the previous announcement
+    so a crash before the row is marked re-sends the same id. The transcode job
+    is idempotent: a second event for a video in progress or done changes nothing.
+    """
+    now = utc_now()
+    query = (
+        select(
+            videos.c.id,
+            videos.c.owner_id,
+            videos.c.sha256,
+            uploads.c.length,
+            uploads.c.announced_at,
+            video_assets.c.source_key,
+        )
+        .join(uploads, uploads.c.id == videos.c.id)
+        .join(video_assets, video_assets.c.sha256 == videos.c.asset_sha256)
+        .where(
+            videos.c.state.in_(("uploaded", "transcoding")),
+            videos.c.updated_at < stalled_before,
+            uploads.c.state == "done",
+            uploads.c.announced_at < stalled_before,
+            or_(video_assets.c.lease_expires_at.is_(None), video_assets.c.lease_expires_at < now),
+        )
+        .order_by(videos.c.updated_at)
+        .limit(limit)
+    )
+    async with database.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    sent: list[str] = []
+    for row in rows:
+        round_key = f"{row.id}:after:{row.announced_at.isoformat()}"
+        await publisher.publish(
+            VideoUploaded(
+                id=stable_event_id("video.uploaded", round_key),
+                key=row.owner_id,
+                payload=VideoUploadedPayload(
+                    video_id=row.id,
+                    owner_id=row.owner_id,
+                    sha256=row.sha256,
+                    object_key=row.source_key,
+                    size_bytes=row.length,
+                ),
+            )
+        )
+        async with database.transaction() as conn:
+            await conn.execute(
+                update(uploads)
+                .where(uploads.c.id == row.id, uploads.c.announced_at < stalled_before)
+                .values(announced_at=utc_now())
+            )
+        sent.append(row.id)
+    return sent
 
 
 async def announce_outcomes(

@@ -60,7 +60,7 @@ from reelplane.events.envelope import utc_now
 from reelplane.events.publisher import EventPublisher
 from reelplane.ports.objects import ObjectStore, Part
 from reelplane.schema import uploads, video_assets, videos
-from reelplane.upload.announce import announce_outcomes, announce_uploaded
+from reelplane.upload.announce import announce_outcomes, announce_uploaded, reannounce_stalled
 from reelplane.upload.errors import (
     BadTusRequest,
     ChecksumMismatch,
@@ -1431,10 +1431,11 @@ class UploadEngine:
     # -- janitor -------------------------------------------------------------------
     async def sweep(self) -> dict[str, int]:
         """One janitor pass: expire abandoned uploads, finish uploads whose process
-        died while validating, and publish events whose publication was lost."""
+        died while validating, publish events whose publication was lost, and
+        announce again videos left waiting for a transcode nobody is doing."""
         now = utc_now()
         settle = now - timedelta(seconds=self.settings.upload_announce_after_s)
-        counts = {"expired": 0, "finished": 0, "announced": 0}
+        counts = {"expired": 0, "finished": 0, "announced": 0, "reannounced": 0}
         free = or_(uploads.c.lock_owner.is_(None), uploads.c.lock_expires_at < now)
         async with self.db.connect() as conn:
             expired = (
@@ -1506,5 +1507,9 @@ class UploadEngine:
                 counts["announced"] += 1
         counts["announced"] += len(
             await announce_outcomes(self.db, self.publisher, older_than=settle)
+        )
+        stalled = now - timedelta(seconds=self.settings.upload_reannounce_after_s)
+        counts["reannounced"] = len(
+            await reannounce_stalled(self.db, self.publisher, stalled_before=stalled)
         )
         return counts

@@ -81,6 +81,15 @@ class UploadSettings(BaseSettings):
         description="The janitor re-publishes events not confirmed as sent after this "
         "long. Default 30 s",
     )
+    upload_reannounce_after_s: float = Field(
+        300.0,
+        gt=0,
+        description="A video still waiting for its transcode (uploaded, or transcoding with "
+        "no live worker lease) that has not moved for this long is announced to the "
+        "workers again, whatever became of its event (an in-process bus restarted, a "
+        "dead letter, a killed worker). Raise it when a transcode backlog often waits "
+        "longer: each round adds one event per waiting video. Default 300 s",
+    )
     upload_janitor_interval_s: float = Field(
         30.0,
         gt=0,
