@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reelplane.errors import InvalidInput
-from reelplane.ports.cache import USER_PLACEHOLDER, Bucket, Cache
+from reelplane.ports.cache import ITEM_PLACEHOLDER, USER_PLACEHOLDER, Bucket, Cache, Expansion
 
 
 async def test_set_then_get_returns_the_bytes(cache: Cache, ns: str) -> None:
@@ -204,6 +204,34 @@ async def test_gate_resolves_the_principal_then_draws_its_bucket_and_reads(
     assert again.principal == _principal("u1")
     assert again.values == ()
     assert not (await cache.take_tokens(f"{ns}:user:u1", capacity=1, refill_per_s=0.01)).allowed
+
+
+async def test_gate_expands_the_items_a_read_lists_into_more_reads(cache: Cache, ns: str) -> None:
+    await cache.set(f"{ns}:session", _principal("u4"))
+    await cache.set(f"{ns}:u4:page", b"v1 v2  v3\nbody v9\n")
+    await cache.set(f"{ns}:ctr:v1", b"7")
+    await cache.set(f"{ns}:ctr:v3", b"9")
+    await cache.set(f"{ns}:liked:u4:v2", b"1")
+    await cache.zincrby(f"{ns}:ctr:v2", "m")  # another type reads as missing
+    expand = Expansion(1, (f"{ns}:ctr:{ITEM_PLACEHOLDER}", f"{ns}:liked:{{user}}:{{item}}"))
+    reads = [f"{ns}:none", f"{ns}:{{user}}:page"]
+    got = await cache.gate([], principal_key=f"{ns}:session", reads=reads, expand=expand)
+    assert got.values == (None, b"v1 v2  v3\nbody v9\n", b"7", None, None, b"1", b"9", None)
+    # A missing read, one without a first line, or one that lists nothing: no more reads.
+    for value in (None, b"v1 v2", b"\nv1 v2\n"):
+        if value is None:
+            await cache.delete(f"{ns}:u4:page")
+        else:
+            await cache.set(f"{ns}:u4:page", value)
+        got = await cache.gate([], principal_key=f"{ns}:session", reads=reads, expand=expand)
+        assert got.values == (None, value)
+    # A refused user bucket reads nothing, expansion included.
+    user = Bucket(f"{ns}:user:{USER_PLACEHOLDER}", capacity=1, refill_per_s=0.01)
+    await cache.take_tokens(f"{ns}:user:u4", capacity=1, refill_per_s=0.01)
+    refused = await cache.gate(
+        [], principal_key=f"{ns}:session", user_bucket=user, reads=reads, expand=expand
+    )
+    assert (refused.refused, refused.values) == (f"{ns}:user:u4", ())
 
 
 async def test_gate_stops_at_the_first_refusing_bucket(cache: Cache, ns: str) -> None:

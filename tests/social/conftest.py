@@ -30,7 +30,14 @@ from reelplane.events.publisher import EventPublisher
 from reelplane.http.app import create_app
 from reelplane.infra.harness import Harness
 from reelplane.ports.bus import Bus, Consumer, Delivery, Record
-from reelplane.ports.cache import Bucket, Cache, GateOutcome, Subscription, TokenDecision
+from reelplane.ports.cache import (
+    Bucket,
+    Cache,
+    Expansion,
+    GateOutcome,
+    Subscription,
+    TokenDecision,
+)
 from reelplane.schema import follows, metadata, users, video_assets, videos
 from reelplane.settings import Settings
 from tests.conftest import BACKENDS, embedded_settings, real_url
@@ -186,6 +193,7 @@ class NamespacedCache:
         principal_key: str | None = None,
         user_bucket: Bucket | None = None,
         reads: list[str] | None = None,
+        expand: Expansion | None = None,
     ) -> GateOutcome:
         def prefixed(b: Bucket) -> Bucket:
             return replace(b, key=self._k(b.key))
@@ -195,6 +203,11 @@ class NamespacedCache:
             principal_key=self._k(principal_key) if principal_key is not None else None,
             user_bucket=prefixed(user_bucket) if user_bucket is not None else None,
             reads=[self._k(k) for k in reads or []],
+            expand=(
+                replace(expand, templates=tuple(self._k(t) for t in expand.templates))
+                if expand is not None
+                else None
+            ),
         )
         refused = got.refused.removeprefix(self.prefix) if got.refused is not None else None
         return replace(got, refused=refused)

@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 
 from reelplane.errors import InvalidInput
 from reelplane.ports.cache import (
+    ITEM_PLACEHOLDER,
     USER_PLACEHOLDER,
     Bucket,
+    Expansion,
     GateOutcome,
     TokenBucketState,
     TokenDecision,
     bucket_ttl_s,
+    expansion_items,
     principal_user_id,
     take_from_bucket,
 )
@@ -214,6 +217,7 @@ class MemoryCache:
         principal_key: str | None = None,
         user_bucket: Bucket | None = None,
         reads: list[str] | None = None,
+        expand: Expansion | None = None,
     ) -> GateOutcome:
         # No await from here to the end: atomic, as the Redis script is.
         for b in buckets:
@@ -234,6 +238,14 @@ class MemoryCache:
                     refused=key, retry_after_s=decision.retry_after_s, principal=principal
                 )
         values = tuple(self._plain(k.replace(USER_PLACEHOLDER, user_id)) for k in reads or [])
+        listing = values[expand.read] if expand is not None and expand.read < len(values) else None
+        if expand is not None and listing is not None:
+            templates = [t.replace(USER_PLACEHOLDER, user_id) for t in expand.templates]
+            values += tuple(
+                self._plain(t.replace(ITEM_PLACEHOLDER, item))
+                for item in expansion_items(listing)
+                for t in templates
+            )
         return GateOutcome(principal=principal, values=values)
 
     def _take(

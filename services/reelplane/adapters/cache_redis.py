@@ -14,9 +14,19 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import NoScriptError, ResponseError
 
 from reelplane.errors import InvalidInput
-from reelplane.ports.cache import USER_PLACEHOLDER, Bucket, GateOutcome, TokenDecision, bucket_ttl_s
+from reelplane.ports.cache import (
+    ITEM_PLACEHOLDER,
+    USER_PLACEHOLDER,
+    Bucket,
+    Expansion,
+    GateOutcome,
+    TokenDecision,
+    bucket_ttl_s,
+)
 
-assert USER_PLACEHOLDER == "{user}"  # written literally in _GATE_LUA
+# Both written literally in _GATE_LUA.
+assert USER_PLACEHOLDER == "{user}"
+assert ITEM_PLACEHOLDER == "{item}"
 
 # `take_from_bucket` (reelplane.ports.cache) in Lua, on the server's clock so every
 # gateway replica sees the same time. A bucket is a hash {tokens, updated_ms}; a
@@ -57,11 +67,13 @@ return {allowed, tostring(tokens), tostring(wait_s)}
 )
 
 # `Cache.gate`. ARGV[1] is one JSON array (one argument packs faster than many):
-# [buckets, principal key or null, user bucket or null, read templates], a bucket
-# being [key, capacity, refill_per_s, ttl_ms]. The user bucket and the reads are
-# named only once the principal is known, so no key is declared in KEYS (fine on
-# one Redis; Redis Cluster would need them in one slot).
-# Returns {refused key or false, wait_s, principal or false, read values...}.
+# [buckets, principal key or null, user bucket or null, read templates,
+# expansion or null], a bucket being [key, capacity, refill_per_s, ttl_ms] and
+# an expansion [index of a read (0-based), templates]. The user bucket and the
+# reads are named only once the principal is known, so no key is declared in
+# KEYS (fine on one Redis; Redis Cluster would need them in one slot).
+# Returns {refused key or false, wait_s, principal or false, read values...,
+# expansion values...}.
 _GATE_LUA = (
     _BUCKET_LUA
     + """
@@ -90,6 +102,24 @@ if #keys > 0 then
   local values = redis.call('MGET', unpack(keys))
   for i = 1, #keys do reply[3 + i] = values[i] end
 end
+local ex = req[5]
+local listing = type(ex) == 'table' and reply[4 + ex[1]]
+if listing then
+  local newline = string.find(listing, '\\n', 1, true)
+  local templates, more = {}, {}
+  for i, t in ipairs(ex[2]) do templates[i] = string.gsub(t, '{user}', user) end
+  if newline then
+    for item in string.gmatch(string.sub(listing, 1, newline - 1), '%S+') do
+      local it = string.gsub(item, '%%', '%%%%')
+      for _, t in ipairs(templates) do more[#more + 1] = string.gsub(t, '{item}', it) end
+    end
+  end
+  if #more > 0 then
+    local values = redis.call('MGET', unpack(more))
+    local n = 3 + #keys
+    for i = 1, #more do reply[n + i] = values[i] end
+  end
+end
 return reply
 """
 )
@@ -110,14 +140,23 @@ def _gate_request(
     principal_key: str | None,
     user_bucket: Bucket | None,
     reads: list[str] | None,
+    expand: Expansion | None = None,
 ) -> str:
     """ARGV[1] of `_GATE_LUA`, assembled from pre-encoded pieces."""
     return (
         f"[[{','.join(_bucket_json(b) for b in buckets)}],"
         f"{json.dumps(principal_key)},"
         f"{_bucket_json(user_bucket) if user_bucket is not None else 'null'},"
-        f"{_keys_json(tuple(reads)) if reads else '[]'}]"
+        f"{_keys_json(tuple(reads)) if reads else '[]'},"
+        f"{_expansion_json(expand) if expand is not None else 'null'}]"
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _expansion_json(expand: Expansion) -> str:
+    if expand.read < 0:
+        raise ValueError("an expansion names a read by its index, from 0")
+    return json.dumps([expand.read, expand.templates])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -303,8 +342,9 @@ class RedisCache:
         principal_key: str | None = None,
         user_bucket: Bucket | None = None,
         reads: list[str] | None = None,
+        expand: Expansion | None = None,
     ) -> GateOutcome:
-        request = _gate_request(buckets, principal_key, user_bucket, reads)
+        request = _gate_request(buckets, principal_key, user_bucket, reads, expand)
         try:
             # EVALSHA straight away (redis-py's Script wrapper costs ~15 us a
             # call); the script is loaded once, again after a Redis restart.

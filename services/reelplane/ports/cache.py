@@ -70,14 +70,36 @@ class Bucket:
 
 #: In `Cache.gate`, this placeholder in a key stands for the resolved user id.
 USER_PLACEHOLDER = "{user}"
+#: In an `Expansion` template, this placeholder stands for one listed item.
+ITEM_PLACEHOLDER = "{item}"
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Keys that one of `Cache.gate`'s reads names, read in the same step.
+    When the value of `reads[read]` is there, its first line (up to the first
+    b"\n"; without one, no items) lists items separated by ASCII whitespace;
+    for each item, in order, each of `templates` is read, with
+    `ITEM_PLACEHOLDER` standing for the item and `USER_PLACEHOLDER` for the
+    user id."""
+
+    read: int
+    templates: tuple[str, ...]
+
+
+def expansion_items(value: bytes) -> list[str]:
+    """The items an `Expansion` finds in a value (its first line, split on whitespace)."""
+    line, newline, _ = value.partition(b"\n")
+    return [item.decode("utf-8", "surrogateescape") for item in line.split()] if newline else []
 
 
 @dataclass(frozen=True)
 class GateOutcome:
     """What `Cache.gate` found. `refused` is the key of the bucket that said no
     (with the user id filled in), with `retry_after_s`; `principal` the raw value
-    at the principal key (None when absent); `values` the reads, in order (empty
-    unless the principal was found and its bucket allowed the request)."""
+    at the principal key (None when absent); `values` the reads, in order, then
+    the expansion's values, item by item, template by template (empty unless the
+    principal was found and its bucket allowed the request)."""
 
     refused: str | None = None
     retry_after_s: float = 0.0
@@ -180,13 +202,14 @@ class Cache(Protocol):
         principal_key: str | None = None,
         user_bucket: Bucket | None = None,
         reads: list[str] | None = None,
+        expand: Expansion | None = None,
     ) -> GateOutcome:
         """One atomic step (one round trip on Redis) for a request at the edge:
         take a token from each of `buckets` in order, stopping at the first
         refusal; then read `principal_key` (a JSON object with a `user_id`); when
         it is there, take a token from `user_bucket` and, if allowed, read
-        `reads`. In the keys of `user_bucket` and `reads`, `USER_PLACEHOLDER`
-        stands for the principal's user id."""
+        `reads`, then the keys `expand` names. In the keys of `user_bucket` and
+        `reads`, `USER_PLACEHOLDER` stands for the principal's user id."""
 
     async def publish(self, channel: str, message: bytes) -> int:
         """Publish to a channel; return the number of receivers."""
