@@ -77,3 +77,15 @@ class EmbeddedSettings(BaseSettings):
         le=60,
         description="How often a replica reads new and deleted videos' features, s. Default 1",
     )
+
+
+class ServeSettings(BaseSettings):
+    """The Ray Serve application (`reelplane_ml.serve:app`)."""
+
+    model_config = SECTION_CONFIG
+
+    rec_serve_consumers: bool = Field(
+        True,
+        description="The ingress replicas run the `engagement` signals and `videos` features "
+        "consumers (one consumer group: partitions are shared out). Default true",
+    )

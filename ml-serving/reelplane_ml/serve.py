@@ -1,0 +1,170 @@
+"""The recommender as a Ray Serve application: `reelplane_ml.serve:app`.
+
+Three deployments, named as the operator's `Recommender` renderer configures
+them (`reelplane_operator.render.recommender`). The ingress answers
+`POST /v1/candidates` as the feed's `HttpRecommender` sends it and runs the
+`engagement` signals and `videos` features consumers:
+
+| deployment | role | batching |
+|---|---|---|
+| `Recommender` | ingress (FastAPI): user state, cached candidates | - |
+| `Retriever` | user tower + ANN + the other candidate sources | `@serve.batch` 32 / 3 ms |
+| `Ranker` | ranker, re-scorers, exploration, assembly | `@serve.batch` 16 / 3 ms |
+
+Every replica is a thin wrapper around the same `RecommenderCore` and
+`reelplane_ml.serving.Replica` the embedded mode runs. Retriever and Ranker
+replicas each follow the catalogue (`video_features`) and the model version;
+`reconfigure` applies the Recommender resource's user_config in place. Run
+Ray with `RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1` (the
+operator sets both; research 3.2). Settings come from `REELPLANE_*` variables.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the routes' real
+# types through Serve's method wrapping (a string annotation made the body a query).
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from reelplane.backends import Backends, open_backends
+from reelplane.gateway.settings import load_section
+from reelplane.settings import load_settings
+from reelplane_ml.core import RecommenderCore
+from reelplane_ml.serving import (
+    CandidatesIn,
+    CandidatesOut,
+    PreparedRequest,
+    Replica,
+    ServeUserConfig,
+    to_wire,
+)
+from reelplane_ml.settings import EmbeddedSettings, ServeSettings
+from reelplane_ml.types import Candidate, Recommendation
+
+log = logging.getLogger(__name__)
+
+api = FastAPI(
+    title="Reelplane recommender",
+    description="For You candidates: two-tower retrieval, a real-time ranker, exploration.",
+)
+
+
+async def _replica(*, migrate: bool) -> Replica:
+    backends: Backends = await open_backends(load_settings(), migrate=migrate)
+    settings = load_section(EmbeddedSettings)
+    return Replica(
+        RecommenderCore(),
+        backends,
+        cache_ttl_s=settings.rec_candidates_ttl_s,
+        catalogue_poll_s=settings.rec_catalogue_poll_s,
+    )
+
+
+async def _loaded(replica: Replica) -> Replica:
+    """Load the catalogue and the model before serving, then keep following."""
+    await replica.follower.poll()
+    await replica.follower.maybe_rebuild()
+    replica.follower.loaded.set()
+    with contextlib.suppress(Exception):
+        await replica.sync_model()
+    replica.start()
+    return replica
+
+
+@serve.deployment(name="Retriever", max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
+class Retriever:
+    """Candidates for a batch of requests: one user-tower pass, one ANN search."""
+
+    async def __init__(self) -> None:  # type: ignore[misc]  # Serve awaits it
+        self.replica = await _loaded(await _replica(migrate=False))
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        await self.replica.reconfigure(ServeUserConfig.model_validate(config))
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.003)
+    async def retrieve(self, items: list[PreparedRequest]) -> list[list[Candidate]]:
+        replica = self.replica
+        return await asyncio.to_thread(
+            replica.core.retrieve_batch, [(p.request, p.user) for p in items], replica.stats
+        )
+
+
+@serve.deployment(name="Ranker", max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
+class Ranker:
+    """Ranks each request's candidates over fresh signals and statistics."""
+
+    async def __init__(self) -> None:  # type: ignore[misc]  # Serve awaits it
+        self.replica = await _loaded(await _replica(migrate=False))
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        await self.replica.reconfigure(ServeUserConfig.model_validate(config))
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.003)
+    async def rank(self, items: list[PreparedRequest]) -> list[tuple[list[Recommendation], str]]:
+        replica = self.replica
+
+        def run() -> list[tuple[list[Recommendation], str]]:
+            core = replica.core
+            return [
+                (core.rank(p.request, p.user, replica.stats, p.cached or []), core.version)
+                for p in items
+            ]
+
+        return await asyncio.to_thread(run)
+
+
+@serve.deployment(
+    name="Recommender", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.25}
+)
+@serve.ingress(api)
+class Recommender:
+    """The ingress: user state and cached candidates, then Retriever and Ranker."""
+
+    async def __init__(  # type: ignore[misc]  # Serve awaits it
+        self, retriever: DeploymentHandle[Any], ranker: DeploymentHandle[Any]
+    ) -> None:
+        self.retriever = retriever
+        self.ranker = ranker
+        # Reads the cache and the graph only: its core stays empty.
+        self.replica = await _replica(migrate=True)
+        self._stop = asyncio.Event()
+        self._consumers: list[asyncio.Task[None]] = []
+        if load_section(ServeSettings).rec_serve_consumers:
+            from reelplane_ml.embedded import consume_features, consume_signals
+
+            backends = self.replica.backends
+            self._consumers = [
+                asyncio.create_task(consume_signals(backends, self._stop)),
+                asyncio.create_task(consume_features(backends, self._stop)),
+            ]
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        self.replica.cache_ttl_s = ServeUserConfig.model_validate(config).cache_ttl_s
+
+    @api.post("/v1/candidates", response_model=CandidatesOut)
+    async def candidates(self, body: CandidatesIn) -> CandidatesOut:
+        """Up to `limit` videos for the user, best first, with source and reasons."""
+        prepared = await self.replica.prepare(body)
+        if prepared.cached is None:
+            retrieved: list[Candidate] = await self.retriever.retrieve.remote(prepared)
+            await self.replica.remember(body.user_id, retrieved)
+            prepared.cached = retrieved
+        page, version = await self.ranker.rank.remote(prepared)
+        return CandidatesOut(items=to_wire(page), model_version=version)
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    def __del__(self) -> None:
+        self._stop.set()
+        for task in self._consumers:
+            task.cancel()
+
+
+app = Recommender.bind(Retriever.bind(), Ranker.bind())  # type: ignore[attr-defined]
