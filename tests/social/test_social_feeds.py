@@ -19,7 +19,13 @@ from reelplane.events.envelope import VideoLiked, VideoLikePayload
 from reelplane.events.publisher import EventPublisher
 from reelplane.feed import api as feed_api
 from reelplane.feed.consumers import FanoutStats, FeedContext, checkpoint_key, fan_out
-from reelplane.feed.core import Candidate, DiversityRules, violations
+from reelplane.feed.core import (
+    Candidate,
+    DiversityRules,
+    min_creator_gap,
+    violations,
+    widest_creator_gap,
+)
 from reelplane.feed.foryou import drop_session, session_key
 from reelplane.feed.timelines import TIMELINES
 from reelplane.ports.widerow import WideRow, WideTable
@@ -232,10 +238,9 @@ async def make_catalog(stack: Stack, creators: int, per_creator: int) -> dict[st
 
 
 async def read_foryou(
-    stack: Stack, who: Account, *, limit: int, max_pages: int = 40
+    stack: Stack, who: Account, *, limit: int, max_pages: int = 40, cursor: str | None = None
 ) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    cursor: str | None = None
     for _ in range(max_pages):
         params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         r = await stack.client.get(FORYOU, params=params, headers=who.auth)
@@ -457,3 +462,64 @@ async def test_cached_for_you_reads_draw_the_users_bucket(
         r = await client.get(FORYOU, params={"limit": 2}, headers=fan.auth)
         body = assert_problem(r, 429)
         assert "user limit" in str(body["detail"]) and int(r.headers["retry-after"]) >= 1
+
+
+async def small_instance(stack: Stack, per_creator: tuple[int, ...]) -> dict[str, str]:
+    """Creators with `per_creator` ready videos each; the first two of the first
+    creator are a month old (older than the fresh window). Video id -> creator."""
+    made: dict[str, str] = {}
+    month_ago = datetime.now(UTC) - timedelta(days=30)
+    for c, (account, count) in enumerate(
+        zip(await stack.bulk_users("maker", len(per_creator)), per_creator, strict=True)
+    ):
+        for i in range(count):
+            tag = ["dance", "food", "pets"][i % 3]
+            old = c == 0 and i < 2
+            vid = await stack.ready_video(
+                account.user_id, hashtags=[tag], ready_at=month_ago if old else None
+            )
+            made[vid] = account.user_id
+    return made
+
+
+@pytest.mark.parametrize(
+    "per_creator", [(16,), (6, 6, 6), (8, 6, 4)], ids=["1-creator", "3-even", "3-uneven"]
+)
+async def test_a_small_instance_pages_through_every_video_spread_as_far_as_possible(
+    stack: Stack, per_creator: tuple[int, ...]
+) -> None:
+    made = await small_instance(stack, per_creator)
+    fan = await stack.sign_up("fan")
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(10):
+        params: dict[str, Any] = {"limit": 5, **({"cursor": cursor} if cursor else {})}
+        body = (await stack.client.get(FORYOU, params=params, headers=fan.auth)).json()
+        items += body["items"]
+        if body["next_cursor"] is None:
+            break
+        cursor = body["next_cursor"]
+    assert body["items"] == [] and len(items) == len(made)
+    ids = [i["video_id"] for i in items]
+    assert sorted(ids) == sorted(made)  # every ready video once, the month-old ones too
+    assert [i["creator"]["user_id"] for i in items] == [made[v] for v in ids]
+    seq = [Candidate(i["video_id"], i["creator"]["user_id"], (), 0) for i in items]
+    # 1 creator: side by side; 6+6+6: a b c a b c...; 8+6+4: no closer than 2.
+    assert min_creator_gap(seq) == widest_creator_gap(per_creator, len(made))
+    assert min_creator_gap(seq) == {(16,): 1, (6, 6, 6): 3, (8, 6, 4): 2}[per_creator]
+    # The end is not cached: a video ready since comes with the reader's last cursor.
+    late = await stack.ready_video(next(iter(made.values())))
+    assert [i["video_id"] for i in await read_foryou(stack, fan, limit=5, cursor=cursor)] == [late]
+
+
+async def test_for_you_carries_on_after_its_session_expires_without_repeats_or_gaps(
+    stack: Stack,
+) -> None:
+    made = await small_instance(stack, (8, 6, 4))
+    fan = await stack.sign_up("fan")
+    first = (await stack.client.get(FORYOU, params={"limit": 5}, headers=fan.auth)).json()
+    await drop_session(stack.backends.cache, fan.user_id)  # its 300 s are up
+    rest = await read_foryou(stack, fan, limit=5, cursor=first["next_cursor"])
+    ids = [i["video_id"] for i in [*first["items"], *rest]]
+    assert len(ids) == len(set(ids)) == len(made)
+    assert set(ids) == set(made)

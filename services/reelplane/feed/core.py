@@ -88,7 +88,7 @@ def should_trim(follower_id: str, video_id: str, every: int) -> bool:
 
 # -- For You ------------------------------------------------------------------------
 
-Source = Literal["recommender", "trending", "fresh", "following"]
+Source = Literal["recommender", "trending", "fresh", "following", "catalog"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,7 @@ class SourceWeights:
     trending: float = 1.0
     fresh: float = 0.4
     following: float = 0.6
+    catalog: float = 0.1  # older videos, when the other sources run short
     fresh_half_life_s: float = 6 * 3600
 
 
@@ -122,11 +123,13 @@ def mix_scores(
     trending: dict[str, float] | None = None,
     fresh: Iterable[str] = (),
     followed: Iterable[str] = (),
+    catalog: Iterable[str] = (),
     weights: SourceWeights | None = None,
 ) -> dict[str, tuple[float, frozenset[Source]]]:
     """Score every candidate id from the sources it came from: recommender and
     trending scores normalized to [0, 1] by their maximum, freshness as an
-    exponential decay of age (half-life), and a bonus for followed creators."""
+    exponential decay of age (half-life), a bonus for followed creators, and a
+    little (by freshness too) for the catalog's older videos."""
     w = weights or SourceWeights()
     out: dict[str, tuple[float, set[Source]]] = {}
 
@@ -150,6 +153,8 @@ def mix_scores(
         add(vid, w.fresh * freshness(vid), "fresh")
     for vid in followed:
         add(vid, w.following * (0.5 + 0.5 * freshness(vid)), "following")
+    for vid in catalog:
+        add(vid, w.catalog * freshness(vid), "catalog")
     return {vid: (score, frozenset(sources)) for vid, (score, sources) in out.items()}
 
 

@@ -7,7 +7,8 @@ session (ids only) and each rendered page (the exact response bytes) are
 cached for `feed_page_cache_ttl_s`; a cursor names (session, offset), so pages
 of one session never repeat a video. When a session expires, is used up, or is
 dropped because the reader completed one of its videos, the next page comes
-from a new session that leaves out what was already served or completed.
+from a new session that leaves out what was already served or completed; the
+feed ends only when no ready video is left that the reader has not been served.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ COMPLETED_CAP = 500
 COMPLETIONS_READ = 1000
 #: Followed creators whose videos are candidates, at most.
 FOLLOWED_CREATORS_MAX = 500
+#: Pages of the catalog read at most when the other sources run short.
+CATALOG_ROUNDS = 8
 #: Videos per page: the default, and the most a request may ask for.
 FORYOU_LIMIT_DEFAULT = 10
 FORYOU_LIMIT_MAX = 50
@@ -182,6 +185,34 @@ async def _recent_ready(
     return {r.id: int(r.ready_at.timestamp() * 1000) for r in rows if r.ready_at}
 
 
+async def _unseen_ready(
+    backends: Backends, user_id: str, *, skip: set[str], need: int
+) -> dict[str, int]:
+    """Up to `need` ready videos of others that are not in `skip`, newest
+    first (id -> ready ms): For You's last source, so that a small or quiet
+    instance does not run dry while there are videos the reader has not seen."""
+    found: dict[str, int] = {}
+    page = max(2 * need, 250)
+    for round_ in range(CATALOG_ROUNDS):
+        query = (
+            select(videos.c.id, videos.c.ready_at)
+            .where(videos.c.state == "ready", videos.c.owner_id != user_id)
+            .order_by(videos.c.ready_at.desc(), videos.c.id.desc())
+            .limit(page)
+            .offset(round_ * page)
+        )
+        async with backends.database.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        for r in rows:
+            if r.id not in skip and r.ready_at is not None:
+                found[r.id] = int(r.ready_at.timestamp() * 1000)
+                if len(found) >= need:
+                    return found
+        if len(rows) < page:
+            break
+    return found
+
+
 async def assemble(
     backends: Backends,
     ctx: FeedContext,
@@ -225,6 +256,13 @@ async def assemble(
             backends, owners=followees[:FOLLOWED_CREATORS_MAX], since=since, limit=size
         )
     ids = {*(recommended or {}), *trending, *fresh, *followed}
+    unseen = len(ids - completed - exclude)
+    catalog: dict[str, int] = {}
+    if unseen < size:
+        catalog = await _unseen_ready(
+            backends, user_id, skip=ids | completed | exclude, need=size - unseen
+        )
+        ids |= set(catalog)
     cards = await load_videos(backends, list(ids))
     scores = mix_scores(
         now_ms=now_ms,
@@ -233,6 +271,7 @@ async def assemble(
         trending=trending,
         fresh=fresh,
         followed=followed,
+        catalog=catalog,
     )
     candidates = [
         Candidate(
@@ -277,6 +316,10 @@ async def _new_session(
             backends, ctx, user_id, recommender=recommender, context=context, exclude=set()
         )
     session = ForYouSession(id=uuid.uuid4().hex[:16], items=[_as_item(c) for c in chosen])
+    if not session.items:
+        # Nothing left to show: not cached, so videos that become ready (or,
+        # on a first page, those served before) come on the next request.
+        return session
     ttl_s = ctx.feed.feed_page_cache_ttl_s
     await backends.cache.set(session_key(user_id), session.model_dump_json().encode(), ttl_s=ttl_s)
     await backends.cache.set(current_key(user_id), session.id.encode(), ttl_s=ttl_s)
@@ -341,13 +384,14 @@ async def foryou_page(
         else None
     )
     body = FeedPage(items=items, next_cursor=next_cursor).model_dump_json().encode()
+    if not picked:  # the end, for now: not cached (see `_new_session`)
+        return body
     ttl_s = ctx.feed.feed_page_cache_ttl_s
     await backends.cache.set(page_key(user_id, session.id, offset, limit), body, ttl_s=ttl_s)
     if offset == 0:
         header = f"{session.id} {limit}\n".encode()
         await backends.cache.set(first_page_key(user_id), header + body, ttl_s=ttl_s)
-    if picked:
-        await _append_ids(
-            backends.cache, served_key(user_id), [i.v for i in picked], SERVED_CAP, SERVED_TTL_S
-        )
+    await _append_ids(
+        backends.cache, served_key(user_id), [i.v for i in picked], SERVED_CAP, SERVED_TTL_S
+    )
     return body
