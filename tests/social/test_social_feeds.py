@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from reelplane.auth import session_cache_key, token_hash
-from reelplane.engagement.core import counter_key
+from reelplane.engagement.core import counter_key, like_state_key
 from reelplane.engagement.counters import repair_counters
 from reelplane.events.envelope import VideoLiked, VideoLikePayload
 from reelplane.events.publisher import EventPublisher
@@ -523,3 +523,66 @@ async def test_for_you_carries_on_after_its_session_expires_without_repeats_or_g
     ids = [i["video_id"] for i in [*first["items"], *rest]]
     assert len(ids) == len(set(ids)) == len(made)
     assert set(ids) == set(made)
+
+
+async def test_the_feed_shows_likes_and_counters_as_they_are_at_each_read(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_catalog(stack, creators=3, per_creator=2)
+    fan = await stack.sign_up("fan")
+    likers = await stack.bulk_users("liker", 2)
+    built: list[str | None] = []
+    real_page = feed_api.foryou_page
+
+    async def counting_page(*args: Any, **kwargs: Any) -> bytes:
+        built.append(args[3])
+        return await real_page(*args, **kwargs)
+
+    monkeypatch.setattr(feed_api, "foryou_page", counting_page)
+
+    async def page() -> dict[str, dict[str, Any]]:
+        r = await stack.client.get(FORYOU, params={"limit": 6}, headers=fan.auth)
+        assert r.status_code == 200, r.text
+        return {i["video_id"]: i for i in r.json()["items"]}
+
+    async def counters_of(video: str) -> dict[str, int]:
+        body = (await stack.client.get(f"/v1/videos/{video}/counters")).json()
+        return {k: body[k] for k in ("likes", "comments", "views")}
+
+    async def likes_are(video: str, n: int) -> None:
+        async def probe() -> bool:
+            return (await counters_of(video))["likes"] == n
+
+        await eventually_ok(probe)
+
+    async def check(video: str, *, liked: bool, likes: int) -> None:
+        items = await page()
+        assert items[video]["viewer_liked"] is liked
+        assert items[video]["counters"]["likes"] == likes
+        for vid, item in items.items():
+            assert item["counters"] == await counters_of(vid), vid
+
+    video = next(iter(await page()))
+    assert len(built) == 1
+    for who in [*likers, fan]:
+        r = await stack.client.put(f"/v1/videos/{video}/like", headers=who.auth)
+        assert r.status_code == 200
+    await likes_are(video, 3)
+    await check(video, liked=True, likes=3)
+    # Unlike: the very next read says so; the count follows its event, and the
+    # read after the counters endpoint shows 2 shows 2 too.
+    r = await stack.client.delete(f"/v1/videos/{video}/like", headers=fan.auth)
+    assert r.json() == {"liked": False, "changed": True}
+    assert (await page())[video]["viewer_liked"] is False
+    await likes_are(video, 2)
+    await check(video, liked=False, likes=2)
+    r = await stack.client.put(f"/v1/videos/{video}/like", headers=fan.auth)
+    assert (await page())[video]["viewer_liked"] is True
+    # All of that came from the cached page: the route never built it again.
+    assert len(built) == 1
+    # A like state the cache lost: the route asks the store, and caches it again.
+    await stack.backends.cache.delete(like_state_key(fan.user_id, video))
+    assert (await page())[video]["viewer_liked"] is True
+    assert len(built) == 2
+    assert (await page())[video]["viewer_liked"] is True
+    assert len(built) == 2

@@ -63,6 +63,11 @@ def counter_key(video_id: str, kind: CounterKind) -> str:
     return f"ctr:{kind}:{video_id}"
 
 
+def like_state_key(user_id: str, video_id: str) -> str:
+    """Whether user_id likes video_id, as cached (`reelplane.engagement.like_states`)."""
+    return f"liked:{user_id}:{video_id}"
+
+
 def trending_points(event: Event, completion_ratio: float) -> tuple[str, float] | None:
     """(video_id, points) an event adds to trending: a like or a completed watch
     is one point each; anything else none."""

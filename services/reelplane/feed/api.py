@@ -25,6 +25,7 @@ from reelplane.feed.foryou import (
     cached_page,
     cached_page_keys,
     foryou_page,
+    page_state_expansion,
 )
 from reelplane.feed.items import FeedPage
 from reelplane.feed.recommender import HttpRecommender, Recommender
@@ -111,7 +112,8 @@ async def foryou(
     limit: Annotated[int, Query(ge=1, le=FORYOU_LIMIT_MAX)] = FORYOU_LIMIT_DEFAULT,
 ) -> Response:
     """Recommended videos under the diversity rules; pages are cached for 300 s
-    and a cursor never repeats a video of the pages before it."""
+    (counters and `viewer_liked` are read fresh every time) and a cursor never
+    repeats a video of the pages before it."""
     ctx = feed_context(request)
     ensure_served_here(ctx, user.user_id)
     await ensure_tables_once(request, ENGAGEMENT_TABLES)
@@ -127,8 +129,9 @@ async def foryou(
 
 
 def foryou_cached_plan(query: Mapping[str, str]) -> CachedPlan | None:
-    """The edge's plan for a For You request (`CachedRead`): the page-cache keys,
-    or None for a query the route must answer (bad limit or cursor: its 422/400)."""
+    """The edge's plan for a For You request (`CachedRead`): the page-cache keys
+    and, read with them, the page's counters and the viewer's like states; None
+    for a query the route must answer (bad limit or cursor: its 422/400)."""
     try:
         limit = int(query.get("limit", FORYOU_LIMIT_DEFAULT))
         cursor = query.get("cursor")
@@ -140,6 +143,7 @@ def foryou_cached_plan(query: Mapping[str, str]) -> CachedPlan | None:
     return CachedPlan(
         keys=cached_page_keys(USER_PLACEHOLDER, position, limit),
         answer=lambda values: cached_page(position, limit, values),
+        expand=page_state_expansion(position),
     )
 
 

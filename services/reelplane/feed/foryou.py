@@ -3,12 +3,15 @@
 A first request assembles a session: candidates (the recommender's, or
 trending + fresh + followed creators'), scored and ranked, then picked under
 the diversity rules with exploration slots (`reelplane.feed.core`). The
-session (ids only) and each rendered page (the exact response bytes) are
-cached for `feed_page_cache_ttl_s`; a cursor names (session, offset), so pages
-of one session never repeat a video. When a session expires, is used up, or is
-dropped because the reader completed one of its videos, the next page comes
-from a new session that leaves out what was already served or completed; the
-feed ends only when no ready video is left that the reader has not been served.
+session (ids only) and each page's cards (a template: what is the same for the
+reader all session) are cached for `feed_page_cache_ttl_s`; the counters and
+whether the reader likes each video are filled in on every read
+(`reelplane.feed.items.fill_page`), so they are never older than the counters
+endpoint. A cursor names (session, offset), so pages of one session never
+repeat a video. When a session expires, is used up, or is dropped because the
+reader completed one of its videos, the next page comes from a new session that
+leaves out what was already served or completed; the feed ends only when no
+ready video is left that the reader has not been served.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -34,11 +38,17 @@ from reelplane.feed.core import (
     mix_scores,
     rank,
 )
-from reelplane.feed.items import FeedPage, hydrate, load_videos
+from reelplane.feed.items import (
+    ITEM_STATE_TEMPLATES,
+    fill_page,
+    item_state,
+    load_videos,
+    page_template,
+)
 from reelplane.feed.recommender import Recommender
 from reelplane.gateway.cursors import decode_cursor, encode_cursor
 from reelplane.graph import store as graph_store
-from reelplane.ports.cache import Cache
+from reelplane.ports.cache import Cache, Expansion
 from reelplane.schema import videos
 
 if TYPE_CHECKING:  # avoids an import cycle (consumers imports this module)
@@ -79,25 +89,60 @@ class ForYouCursor(BaseModel):
 
 
 def cached_page_keys(user_id: str, position: ForYouCursor | None, limit: int) -> list[str]:
-    """The cache keys that hold the page a request asks for (see `cached_page`)."""
+    """The cache keys that hold the page a request asks for (see `cached_page`);
+    the last one holds the page itself, its first line the ids of its videos."""
     if position is None:
         return [first_page_key(user_id)]
     return [current_key(user_id), page_key(user_id, position.s, position.o, limit)]
 
 
-def cached_page(
-    position: ForYouCursor | None, limit: int, values: tuple[bytes | None, ...]
-) -> bytes | None:
-    """The cached page's bytes from the values of `cached_page_keys`, or None
-    when it is not cached (or belongs to a session that is no longer current)."""
+def page_state_expansion(position: ForYouCursor | None) -> Expansion:
+    """What the edge reads with a cached page (`cached_page_keys`), in the same
+    round trip: each of its videos' counters and the viewer's like state."""
+    return Expansion(0 if position is None else 1, ITEM_STATE_TEMPLATES)
+
+
+def _stored(ids: list[str], template: bytes) -> bytes:
+    """A page as cached: the ids of its videos on the first line, then the template."""
+    return " ".join(ids).encode() + b"\n" + template
+
+
+def cached_template(
+    position: ForYouCursor | None, limit: int, values: Sequence[bytes | None]
+) -> tuple[list[str], bytes] | None:
+    """The cached page's (video ids, template) from the values of
+    `cached_page_keys`, or None when it is not cached (or belongs to a session
+    that is no longer current)."""
     if position is None:
         raw = values[0] if values else None
         if raw is None:
             return None
-        header, _, body = raw.partition(b"\n")
-        return body if header.split(b" ")[-1] == str(limit).encode() else None
-    current, cached = values if len(values) == 2 else (None, None)
-    return cached if cached is not None and current == position.s.encode() else None
+        ids, _, rest = raw.partition(b"\n")
+        header, _, template = rest.partition(b"\n")
+        if header.split(b" ")[-1] != str(limit).encode():
+            return None
+    else:
+        current, cached = values[:2] if len(values) >= 2 else (None, None)
+        if cached is None or current != position.s.encode():
+            return None
+        ids, _, template = cached.partition(b"\n")
+    return ids.decode().split(), template
+
+
+def cached_page(
+    position: ForYouCursor | None, limit: int, values: tuple[bytes | None, ...]
+) -> bytes | None:
+    """The page's bytes from what the edge read: the values of
+    `cached_page_keys`, then those of `page_state_expansion`. None when the page
+    is not cached, or the viewer's like state of one of its videos is not."""
+    reads = 1 if position is None else 2
+    found = cached_template(position, limit, values[:reads])
+    if found is None:
+        return None
+    try:
+        return fill_page(found[1], values[reads:])
+    except ValueError:  # a counter that is not a number: the route's error to give
+        return None
 
 
 def session_key(user_id: str) -> str:
@@ -343,16 +388,18 @@ async def foryou_page(
     """The JSON bytes of one For You page (a FeedPage), from the page cache when
     it has them."""
     position = decode_cursor(ForYouCursor, cursor) if cursor else None
-    # The cached path: one cache round trip (the edge usually answers it first).
+    # The cached path: the page's cards in one cache round trip, then its videos'
+    # counters and the viewer's likes (the edge reads both in one, before this).
     values = await backends.cache.get_many(cached_page_keys(user_id, position, limit))
-    if (body := cached_page(position, limit, tuple(values))) is not None:
-        return body
-    session = await _load_session(backends.cache, user_id)
+    found = cached_template(position, limit, values)
+    session = await _load_session(backends.cache, user_id) if found is None else None
     if session is not None and position is None:
-        offset = 0
-        cached = await backends.cache.get(page_key(user_id, session.id, offset, limit))
-        if cached is not None:
-            return cached
+        raw = await backends.cache.get(page_key(user_id, session.id, 0, limit))
+        if raw is not None:
+            listed, _, cached = raw.partition(b"\n")
+            found = listed.decode().split(), cached
+    if found is not None:
+        return await _filled(backends, user_id, *found)
     window = max(0, ctx.feed.feed_diversity_window - 1)
     context = [_as_candidate(i) for i in (position.r if position else [])]
     if session is None or (position is not None and position.s != session.id):
@@ -370,7 +417,7 @@ async def foryou_page(
             offset = 0
     picked = session.items[offset : offset + limit]
     cards = await load_videos(backends, [i.v for i in picked])
-    items = await hydrate(backends, [cards[i.v] for i in picked if i.v in cards], viewer_id=user_id)
+    shown = [cards[i.v] for i in picked if i.v in cards]
     seen = [*context, *(_as_candidate(i) for i in session.items[: offset + len(picked)])]
     next_cursor = (
         encode_cursor(
@@ -383,15 +430,26 @@ async def foryou_page(
         if picked
         else None
     )
-    body = FeedPage(items=items, next_cursor=next_cursor).model_dump_json().encode()
+    ids = [c.video_id for c in shown]
+    template = page_template(shown, next_cursor)
     if not picked:  # the end, for now: not cached (see `_new_session`)
-        return body
+        return await _filled(backends, user_id, ids, template)
     ttl_s = ctx.feed.feed_page_cache_ttl_s
-    await backends.cache.set(page_key(user_id, session.id, offset, limit), body, ttl_s=ttl_s)
+    stored = _stored(ids, template)
+    await backends.cache.set(page_key(user_id, session.id, offset, limit), stored, ttl_s=ttl_s)
     if offset == 0:
-        header = f"{session.id} {limit}\n".encode()
-        await backends.cache.set(first_page_key(user_id), header + body, ttl_s=ttl_s)
+        ids_line, _, rest = stored.partition(b"\n")
+        first = ids_line + f"\n{session.id} {limit}\n".encode() + rest
+        await backends.cache.set(first_page_key(user_id), first, ttl_s=ttl_s)
     await _append_ids(
         backends.cache, served_key(user_id), [i.v for i in picked], SERVED_CAP, SERVED_TTL_S
     )
+    return await _filled(backends, user_id, ids, template)
+
+
+async def _filled(backends: Backends, user_id: str, ids: list[str], template: bytes) -> bytes:
+    """A page's bytes: its template filled with the viewer's state and counters now."""
+    body = fill_page(template, await item_state(backends, user_id, ids))
+    if body is None:  # item_state knows every like state
+        raise RuntimeError("a For You page template does not match its video ids")
     return body

@@ -4,10 +4,17 @@
 `media_urls` is the one place that turns an asset into playback and thumbnail
 URLs (the upload service's `playback_urls`); `hydrate` adds counters and the
 viewer's likes.
+
+A cached page keeps only what stays the same for its viewer (the cards):
+`page_template` renders the page with a gap where each item's counters and
+`viewer_liked` go, and `fill_page` fills them in at read time from the values
+of `ITEM_STATE_TEMPLATES` (the edge reads them in the same cache round trip as
+the page; `item_state` reads them on the route's way).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,9 +22,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from reelplane.backends import Backends
+from reelplane.engagement.core import COUNTER_KINDS, counter_key, like_state_key
 from reelplane.engagement.counters import read_counters
+from reelplane.engagement.like_states import LIKED, NOT_LIKED, fill_like_states
 from reelplane.engagement.store import liked_among
 from reelplane.gateway.settings import load_section
+from reelplane.ports.cache import ITEM_PLACEHOLDER, USER_PLACEHOLDER
 from reelplane.schema import users, video_assets, videos
 from reelplane.upload.playback import playback_urls
 from reelplane.upload.settings import UploadSettings
@@ -55,7 +65,9 @@ class ItemCounters(BaseModel):
     views: int
 
 
-class FeedItem(BaseModel):
+class FeedCard(BaseModel):
+    """What a feed item says that is the same for every viewer, at any moment."""
+
     video_id: str
     playback_url: str | None
     thumbnail_url: str | None
@@ -64,6 +76,10 @@ class FeedItem(BaseModel):
     duration_ms: int | None
     ready_at: datetime
     creator: Creator
+
+
+class FeedItem(FeedCard):
+    # Last in the JSON: `page_template` relies on it.
     counters: ItemCounters
     viewer_liked: bool
 
@@ -130,6 +146,24 @@ async def load_videos(backends: Backends, video_ids: list[str]) -> dict[str, Vid
     }
 
 
+def feed_card(card: VideoCard) -> FeedCard:
+    playback, thumbnail = media_urls(card)
+    return FeedCard(
+        video_id=card.video_id,
+        playback_url=playback,
+        thumbnail_url=thumbnail,
+        caption=card.caption,
+        hashtags=list(card.hashtags),
+        duration_ms=card.duration_ms,
+        ready_at=card.ready_at,
+        creator=Creator(
+            user_id=card.creator_id,
+            handle=card.creator_handle,
+            display_name=card.creator_display_name,
+        ),
+    )
+
+
 async def hydrate(
     backends: Backends, cards: list[VideoCard], viewer_id: str | None
 ) -> list[FeedItem]:
@@ -140,24 +174,93 @@ async def hydrate(
     liked = await liked_among(backends.database, viewer_id, ids) if viewer_id else set()
     items = []
     for card in cards:
-        playback, thumbnail = media_urls(card)
         c = counters[card.video_id]
         items.append(
             FeedItem(
-                video_id=card.video_id,
-                playback_url=playback,
-                thumbnail_url=thumbnail,
-                caption=card.caption,
-                hashtags=list(card.hashtags),
-                duration_ms=card.duration_ms,
-                ready_at=card.ready_at,
-                creator=Creator(
-                    user_id=card.creator_id,
-                    handle=card.creator_handle,
-                    display_name=card.creator_display_name,
-                ),
+                **dict(feed_card(card)),
                 counters=ItemCounters(likes=c.likes, comments=c.comments, views=c.views),
                 viewer_liked=card.video_id in liked,
             )
         )
     return items
+
+
+# -- cached pages: the cards cached, the viewer's state and counters filled in ------
+
+#: The keys whose values fill one item of a page template, in `fill_page`'s
+#: order: the video's likes, comments and views, and the viewer's like state.
+ITEM_STATE_TEMPLATES: tuple[str, ...] = (
+    *(counter_key(ITEM_PLACEHOLDER, kind) for kind in COUNTER_KINDS),
+    like_state_key(USER_PLACEHOLDER, ITEM_PLACEHOLDER),
+)
+_PER_ITEM = len(ITEM_STATE_TEMPLATES)
+#: Where a value goes in a template: JSON never holds a raw NUL (encoders
+#: escape control characters in strings, and there is none outside them).
+_GAP = b"\x00"
+_ITEM_STATE = b',"counters":{"likes":\x00,"comments":\x00,"views":\x00},"viewer_liked":\x00}'
+_FLAGS = {LIKED: b"true", NOT_LIKED: b"false"}
+
+
+def page_template(cards: Sequence[VideoCard], next_cursor: str | None) -> bytes:
+    """A `FeedPage`'s JSON with a gap for each item's counters and viewer_liked;
+    `fill_page` makes it the bytes pydantic would write for the whole page."""
+    items = [feed_card(card).model_dump_json().encode()[:-1] + _ITEM_STATE for card in cards]
+    empty = FeedPage(items=[], next_cursor=next_cursor).model_dump_json().encode()
+    head = b'{"items":['
+    return head + b",".join(items) + empty[len(head) :]
+
+
+def _count(raw: bytes | None) -> bytes:
+    """A cached counter as the counters endpoint shows it (`read_counters`)."""
+    if raw is None:
+        return b"0"
+    if raw.isdigit() and (raw[:1] != b"0" or len(raw) == 1):
+        return raw
+    return str(max(0, int(raw))).encode()
+
+
+def fill_page(template: bytes, state: Sequence[bytes | None]) -> bytes | None:
+    """The page's JSON: `template` with each item's values of
+    `ITEM_STATE_TEMPLATES` filled in (`state`, item by item), or None when a
+    like state is not known (or `state` does not match the template). A counter
+    that is not an integer raises ValueError, as `read_counters` does."""
+    parts = template.split(_GAP)
+    if len(parts) != len(state) + 1 or len(state) % _PER_ITEM:
+        return None
+    out = [parts[0]]
+    for i in range(0, len(state), _PER_ITEM):
+        likes, comments, views, liked = state[i : i + _PER_ITEM]
+        flag = _FLAGS.get(liked) if liked is not None else None
+        if flag is None:
+            return None
+        out += (_count(likes), parts[i + 1], _count(comments), parts[i + 2])
+        out += (_count(views), parts[i + 3], flag, parts[i + 4])
+    return b"".join(out)
+
+
+def item_state_keys(viewer_id: str, video_ids: Sequence[str]) -> list[str]:
+    """The keys of `ITEM_STATE_TEMPLATES` for these videos and this viewer."""
+    templates = [t.replace(USER_PLACEHOLDER, viewer_id) for t in ITEM_STATE_TEMPLATES]
+    return [t.replace(ITEM_PLACEHOLDER, vid) for vid in video_ids for t in templates]
+
+
+async def item_state(
+    backends: Backends, viewer_id: str, video_ids: Sequence[str]
+) -> list[bytes | None]:
+    """What fills a page template for this viewer (`fill_page`): one cache round
+    trip, and for like states the cache does not know, one query (cached then)."""
+    state = await backends.cache.get_many(item_state_keys(viewer_id, video_ids))
+    last = _PER_ITEM - 1
+    unknown = [
+        vid
+        for k, vid in enumerate(video_ids)
+        if state[k * _PER_ITEM + last] not in (LIKED, NOT_LIKED)
+    ]
+    if unknown:
+        liked = await liked_among(backends.database, viewer_id, unknown)
+        learnt = {vid: vid in liked for vid in unknown}
+        await fill_like_states(backends.cache, viewer_id, learnt)
+        for k, vid in enumerate(video_ids):
+            if vid in learnt:
+                state[k * _PER_ITEM + last] = LIKED if learnt[vid] else NOT_LIKED
+    return state

@@ -3,10 +3,11 @@ cached reads answered before routing.
 
 One cache round trip (`Cache.gate`) per signed-in request does the IP buckets,
 the session lookup, the user's bucket and, for a `CachedRead` route, the page
-read. When the session is not in the cache the database resolves it (and
-caches it); when the page is not cached the route builds it. Either way the
-resolved session is left in the request state, so the `CurrentUser`
-dependency does not look the token up again.
+read (with what the page names: its counters and the user's like states).
+When the session is not in the cache the database resolves it (and caches
+it); when the page is not cached the route builds it. Either way the resolved
+session is left in the request state, so the `CurrentUser` dependency does not
+look the token up again.
 
 Two ways in. `EdgeMiddleware` runs inside the app's middleware (request id,
 CORS), so its refusals carry those headers. Before all of it, the app asks
@@ -129,6 +130,7 @@ class Edge:
             principal_key=session_cache_key(digest := token_hash(token)),
             user_bucket=self.user_bucket,
             reads=plan.keys if plan is not None else None,
+            expand=plan.expand if plan is not None else None,
         )
         return _Drawn(token, digest, cached, plan, outcome)
 
