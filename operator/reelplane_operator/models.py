@@ -487,10 +487,11 @@ class IndexSpec(_Model):
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [dict(NPROBE_RULE)]})
 
-    type: Literal["ivf", "hnsw", "exact"] = Field(
-        "ivf",
-        description="ivf (faiss IVF-Flat: cheap add and remove), hnsw (for unclustered "
-        "vectors; removal by rebuild) or exact (small catalogues, the test oracle). Default ivf",
+    type: Literal["auto", "ivf", "hnsw", "exact"] = Field(
+        "auto",
+        description="auto (exact below 50,000 videos, IVF above), ivf (faiss IVF-Flat: cheap "
+        "add and remove), hnsw (for unclustered vectors; removal by rebuild) or exact (small "
+        "catalogues, the test oracle). Default auto",
     )
     nlist: int = Field(
         0, ge=0, le=1_000_000, description="IVF lists; 0: about 4*sqrt(videos). Default 0"
