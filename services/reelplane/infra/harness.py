@@ -167,6 +167,53 @@ def fetch_maven_jars(
     return lib_dir
 
 
+def go_install(
+    name: str,
+    package: str,
+    version: str,
+    bin_dir: Path,
+    *,
+    ldflags: str = "",
+    toolchain: str | None = None,
+) -> Path:
+    """`go install package@version` from the Go module proxy into `bin_dir`, once
+    per pinned version (`<binary>.version` beside it records what was built).
+    Returns the binary's path (named after the package's last element)."""
+    binary = bin_dir / package.rstrip("/").rsplit("/", 1)[-1]
+    stamp = bin_dir / f"{binary.name}.version"
+    if binary.is_file() and _read_text(stamp) == version:
+        return binary
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if not Path(go).exists():
+        raise HarnessError(f"{name}: the Go toolchain is needed to build {binary.name}")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    env = {"GOBIN": str(bin_dir)}
+    if toolchain:
+        env["GOTOOLCHAIN"] = toolchain
+    cmd = [go, "install"]
+    if ldflags:
+        cmd.append(f"-ldflags={ldflags}")
+    run_step(
+        name,
+        f"go install {binary.name}@{version} (first time: a few minutes)",
+        [*cmd, f"{package}@{version}"],
+        env=env,
+        show_every_s=15.0,
+    )
+    if not binary.is_file():
+        raise HarnessError(f"{name}: go install left no binary at {binary}")
+    stamp.write_text(version + "\n")
+    return binary
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 @dataclass(frozen=True)
 class ServerStatus:
     """What `reelplane infra status` prints for one server."""

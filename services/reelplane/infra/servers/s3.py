@@ -10,13 +10,12 @@ filesystem has no user xattrs.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from reelplane.infra.harness import HarnessError, Server, port_open, progress, run_step
+from reelplane.infra.harness import Server, go_install, port_open, progress
 
 VERSITYGW_MODULE = "github.com/versity/versitygw"
 VERSITYGW_VERSION = "v1.8.0"
@@ -41,10 +40,6 @@ class S3Store(Server):
     @property
     def binary(self) -> Path:
         return self.cache_dir / "bin" / "versitygw"
-
-    @property
-    def _stamp(self) -> Path:
-        return self.cache_dir / "bin" / "versitygw.version"
 
     @property
     def backend_root(self) -> Path:
@@ -76,32 +71,14 @@ class S3Store(Server):
 
     # -- lifecycle -----------------------------------------------------------
     def install(self) -> None:
-        if self.binary.is_file() and _read(self._stamp) == VERSITYGW_VERSION:
-            return
-        go = shutil.which("go") or "/usr/local/go/bin/go"
-        if not Path(go).exists():
-            raise HarnessError(f"{self.name}: the Go toolchain is needed to build versitygw")
-        bin_dir = self.cache_dir / "bin"
-        bin_dir.mkdir(parents=True, exist_ok=True)
-        self._stamp.unlink(missing_ok=True)
-        env = {"GOBIN": str(bin_dir)}
-        if GO_TOOLCHAIN:
-            env["GOTOOLCHAIN"] = GO_TOOLCHAIN
-        run_step(
+        go_install(
             self.name,
-            f"go install versitygw@{VERSITYGW_VERSION} (first time: a few minutes)",
-            [
-                go,
-                "install",
-                f"-ldflags=-X main.Version={VERSITYGW_VERSION}",
-                f"{VERSITYGW_MODULE}/cmd/versitygw@{VERSITYGW_VERSION}",
-            ],
-            env=env,
-            show_every_s=15.0,
+            f"{VERSITYGW_MODULE}/cmd/versitygw",
+            VERSITYGW_VERSION,
+            self.binary.parent,
+            ldflags=f"-X main.Version={VERSITYGW_VERSION}",
+            toolchain=GO_TOOLCHAIN,
         )
-        if not self.binary.is_file():
-            raise HarnessError(f"{self.name}: go install left no binary at {self.binary}")
-        self._stamp.write_text(VERSITYGW_VERSION + "\n")
 
     def prepare(self) -> None:
         self.backend_root.mkdir(parents=True, exist_ok=True)
