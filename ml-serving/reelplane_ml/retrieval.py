@@ -123,7 +123,22 @@ class AnnIndex:
         if self.kind == "hnsw":
             self._masked.update(int(i) for i in ids)
             return
+        if self.kind == "ivf":
+            # IVF's hashtable direct map removes only by an IDSelectorArray, and
+            # raises for ids it does not hold: drop those first
+            present = [int(i) for i in ids if self._ivf_holds(int(i))]
+            if present:
+                arr = np.asarray(present, dtype=np.int64)
+                self._index.remove_ids(faiss.IDSelectorArray(len(arr), faiss.swig_ptr(arr)))
+            return
         self._index.remove_ids(faiss.IDSelectorBatch(ids))
+
+    def _ivf_holds(self, vid: int) -> bool:
+        try:
+            self._index.direct_map.get(vid)
+        except RuntimeError:
+            return False
+        return True
 
     def search(
         self, queries: NDArray[np.float32], k: int

@@ -6,11 +6,12 @@ sees: captions written from the video's topic words (plus filler), hashtags,
 a poster-like image vector, duration, audio, creator, upload time, and the
 engagement each impression produced (watch time, like, share, follow).
 
-The watch model: a user is "hooked" with p = sigmoid(6 a + 4 (q - 0.3) - 2.5),
-a = cos(interests, topics), q = quality; a hooked user completes with
-probability 0.55 + 0.4 q (else watches 40-95 %), may like, share, follow the
-creator; an un-hooked one fast-skips (< 2 s) 70 % of the time. A user's true
-top 100 are the unseen videos with the highest p.
+The watch model is the research prototype's: expected completion
+e = sigmoid(6 a + 2 q - 2.5), a = cos(interests, topics), q = quality ~ Beta(2, 5)
+(mixed with the creator's skill); the watched share is e + N(0, 0.15), clipped;
+under 10 % is a fast skip (< 2 s); at least 60 % may bring a like or share, a
+completion a follow, more likely for better videos. A user's true top 100 are
+the unseen videos with the highest e.
 """
 
 from __future__ import annotations
@@ -234,14 +235,14 @@ class World:
 
     # -- the watch model ---------------------------------------------------------------
     def hook_probability(self, users: I64, videos: I64) -> F32:
-        """P(hooked) per (user, video) pair: the hidden expected engagement."""
+        """Expected completion per (user, video) pair: the hidden truth."""
         a = _rowwise_dot(self.interest, users, self.topics, videos)
-        return _sigmoid(6.0 * a + 4.0 * (self.quality[videos] - 0.3) - 2.5)
+        return _sigmoid(6.0 * a + 2.0 * self.quality[videos] - 2.5)
 
     def hook_matrix(self, users: I64) -> F32:
-        """(len(users), V) P(hooked) of every video (the oracle)."""
+        """(len(users), V) expected completion of every video (the oracle)."""
         a = self.interest[users] @ self.topics.T
-        return _sigmoid(6.0 * a + 4.0 * (self.quality[None, :] - 0.3) - 2.5)
+        return _sigmoid(6.0 * a + 2.0 * self.quality[None, :] - 2.5)
 
     def respond(self, users: I64, videos: I64, rng: np.random.Generator | None = None) -> Outcome:
         """Draw what each user does with each video."""
@@ -249,21 +250,16 @@ class World:
         n = len(users)
         q = self.quality[videos]
         dur = self.duration_ms[videos]
-        hooked = rng.random(n) < self.hook_probability(users, videos)
-        full = rng.random(n) < 0.55 + 0.4 * q
-        completion = np.where(
-            hooked,
-            np.where(full, 1.0, rng.uniform(0.4, 0.95, n)),
-            np.where(rng.random(n) < 0.7, 0.0, rng.uniform(0.1, 0.4, n)),
-        ).astype(np.float32)
+        expected = self.hook_probability(users, videos)
+        completion = np.clip(expected + rng.normal(0.0, 0.15, n), 0.0, 1.0).astype(np.float32)
         watched = (completion * dur).astype(np.int64)
-        skip = completion == 0.0
+        skip = completion < 0.1  # swiped away in the first second or two
         watched[skip] = rng.integers(300, 1900, int(skip.sum()))
         completion[skip] = watched[skip] / dur[skip]
-        a = _rowwise_dot(self.interest, users, self.topics, videos)
-        liked = hooked & (rng.random(n) < 0.05 + 0.3 * q + 0.1 * a)
-        shared = hooked & (rng.random(n) < 0.01 + 0.08 * q)
-        followed = hooked & full & (rng.random(n) < 0.005 + 0.04 * q)
+        engaged = completion >= 0.6
+        liked = engaged & (rng.random(n) < 0.05 + 0.3 * q)
+        shared = engaged & (rng.random(n) < 0.01 + 0.05 * q)
+        followed = (completion >= 0.9) & (rng.random(n) < 0.005 + 0.03 * q)
         return Outcome(watched, completion, liked, shared, followed)
 
     # -- what a model may see ----------------------------------------------------------

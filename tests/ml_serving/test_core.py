@@ -1,0 +1,258 @@
+"""RecommenderCore: the contract the serving half builds on."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from reelplane_ml.artifact import ModelArtifact, default_artifact
+from reelplane_ml.config import ExplorationConfig, RecommenderConfig
+from reelplane_ml.core import RecommenderCore
+from reelplane_ml.retrieval import IndexParams
+from reelplane_ml.stats import LiveStats
+from reelplane_ml.towers import content_towers
+from reelplane_ml.types import (
+    IMAGE_DIM,
+    TEXT_DIM,
+    Candidate,
+    FriendActivity,
+    RecommendRequest,
+    UserState,
+    VideoFeatures,
+    Watch,
+)
+
+NOW = 10 * 86_400_000
+TOPICS = 8
+
+
+def topic_vec(topic: int, rng: np.random.Generator, noise: float = 0.3) -> np.ndarray:
+    """A caption vector near one of TOPICS fixed directions."""
+    base = np.random.default_rng(1000 + topic).standard_normal(TEXT_DIM)
+    v = base / np.linalg.norm(base) + rng.standard_normal(TEXT_DIM) * noise / np.sqrt(TEXT_DIM)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def video(i: int, topic: int, rng: np.random.Generator, *, creator: str | None = None,
+          created_at_ms: int = NOW - 5 * 86_400_000) -> VideoFeatures:  # fmt: skip
+    return VideoFeatures(
+        video_id=f"v{i}",
+        creator_id=creator or f"c{i % 97}",
+        caption_vec=topic_vec(topic, rng),
+        image_vec=np.zeros(IMAGE_DIM, np.float32),
+        hashtags=(f"t{topic}",),
+        duration_ms=30_000,
+        created_at_ms=created_at_ms,
+    )
+
+
+@pytest.fixture
+def core() -> RecommenderCore:
+    rng = np.random.default_rng(0)
+    c = RecommenderCore()
+    c.upsert_videos([video(i, i % TOPICS, rng) for i in range(2000)])
+    return c
+
+
+def watched(*ids: str, completion: float = 1.0) -> tuple[Watch, ...]:
+    return tuple(Watch(v, int(30_000 * completion), 30_000, NOW - k) for k, v in enumerate(ids))
+
+
+def request(limit: int = 10, seed: int = 1, **kw: object) -> RecommendRequest:
+    return RecommendRequest("u1", now_ms=NOW, limit=limit, seed=seed, **kw)  # type: ignore[arg-type]
+
+
+def topic_of(video_id: str) -> int:
+    return int(video_id[1:]) % TOPICS
+
+
+@pytest.mark.unit
+def test_recommendations_follow_what_the_user_completed(core: RecommenderCore) -> None:
+    user = UserState("u1", watches=watched("v3", "v11", "v19", "v27"))  # topic 3
+    recs = core.recommend(request(limit=20), user, LiveStats())
+    ranked = [r for r in recs if r.source not in ("fresh", "random")]
+    assert len(recs) == 20
+    assert sum(topic_of(r.video_id) == 3 for r in ranked) >= 0.8 * len(ranked)
+    assert all(r.reasons and r.reasons[0].startswith("sources=") for r in recs)
+
+
+@pytest.mark.unit
+def test_never_recommends_watched_seen_excluded_or_removed(core: RecommenderCore) -> None:
+    seen = frozenset(f"v{i}" for i in range(3, 2000, 8)[:100])
+    user = UserState("u1", watches=watched("v3", "v11"), seen=seen)
+    first = core.recommend(request(limit=30), user, LiveStats())
+    gone = first[0].video_id
+    assert core.remove_video(gone)
+    assert not core.remove_video(gone)
+    excluded = frozenset(r.video_id for r in first[1:5])
+    again = core.recommend(request(limit=200, exclude=excluded), user, LiveStats())
+    ids = {r.video_id for r in again}
+    assert not ids & (seen | excluded | {"v3", "v11", gone})
+    assert len(ids) == len(again)  # no duplicates
+
+
+@pytest.mark.unit
+def test_a_new_video_is_retrievable_as_soon_as_it_is_upserted(core: RecommenderCore) -> None:
+    rng = np.random.default_rng(5)
+    user = UserState("u1", watches=watched("v3", "v11", "v19"))
+    new = video(99_999, 3, rng, creator="newbie", created_at_ms=NOW - 1000)
+    core.upsert_video(new)
+    cands = core.retrieve(request(limit=10), user, LiveStats())
+    assert any(c.video_id == "v99999" and "ann" in c.sources for c in cands)
+    assert "v99999" in core and core.video_vector("v99999") is not None
+
+
+@pytest.mark.unit
+def test_not_interested_hides_the_creator_then_discounts(core: RecommenderCore) -> None:
+    user = UserState("u1", watches=watched("v3", "v11", "v19"))
+    creators = {core._cat.creators[core._row_of[r.video_id]]
+                for r in core.recommend(request(limit=20), user, LiveStats())}  # fmt: skip
+    muted = next(iter(creators))
+    hidden = UserState("u1", watches=user.watches, not_interested={muted: NOW - 1000})
+    recs = core.recommend(request(limit=100), hidden, LiveStats())
+    assert all(core._cat.creators[core._row_of[r.video_id]] != muted for r in recs)
+    later = UserState("u1", watches=user.watches, not_interested={muted: NOW - 20 * 86_400_000})
+    recs = core.recommend(request(limit=2000), later, LiveStats())
+    fatigued = [r for r in recs if any("fatigue x0.20" in why for why in r.reasons)]
+    assert fatigued  # back, at a fifth of its score
+
+
+@pytest.mark.unit
+def test_one_video_per_creator_within_the_window(core: RecommenderCore) -> None:
+    rng = np.random.default_rng(7)
+    core.upsert_videos([video(50_000 + i, 3, rng, creator="prolific") for i in range(40)])
+    user = UserState("u1", watches=watched("v3", "v11", "v19", "v27"))
+    recs = core.recommend(request(limit=30), user, LiveStats())
+    creators = [core._cat.creators[core._row_of[r.video_id]] for r in recs]
+    for i in range(len(creators)):
+        window = creators[i : i + 5]
+        assert len(window) == len(set(window)), creators
+
+
+@pytest.mark.unit
+def test_fresh_slots_go_to_new_videos_and_random_slots_are_labelled() -> None:
+    rng = np.random.default_rng(3)
+    cfg = RecommenderConfig(exploration=ExplorationConfig(fresh_slot_ratio=0.2,
+                                                          random_slot_ratio=0.1))  # fmt: skip
+    core = RecommenderCore(config=cfg)
+    old = NOW - 30 * 86_400_000
+    core.upsert_videos([video(i, i % TOPICS, rng, created_at_ms=old) for i in range(1000)])
+    core.upsert_videos([video(5000 + i, i % TOPICS, rng, creator=f"new{i}",
+                              created_at_ms=NOW - 60_000) for i in range(30)])  # fmt: skip
+    user = UserState("u1", watches=watched("v3", "v11"))
+    sources: list[str] = []
+    for seed in range(20):
+        recs = core.recommend(request(limit=10, seed=seed), user, LiveStats())
+        sources += [r.source for r in recs]
+        for r in recs:
+            if r.source == "fresh":
+                assert int(r.video_id[1:]) >= 5000
+                assert any(w.startswith("explore tier=0") for w in r.reasons)
+            if r.source == "random":
+                assert "uniform random slot" in r.reasons
+    assert 0.1 <= sources.count("fresh") / len(sources) <= 0.3
+    assert sources.count("random") >= 3
+
+
+@pytest.mark.unit
+def test_other_sources_followed_friends_trending(core: RecommenderCore) -> None:
+    rng = np.random.default_rng(4)
+    core.upsert_video(video(70_000, 5, rng, creator="fav", created_at_ms=NOW - 3_600_000))
+    stats = LiveStats()
+    for k in range(50):
+        stats.record("v1234", NOW - k * 1000, completed=True, liked=True)
+    user = UserState(
+        "u1",
+        watches=watched("v3", "v11"),
+        followed_creators=frozenset({"fav"}),
+        friend_activity=(FriendActivity("v777", "u2", "liked", NOW - 5000),),
+    )
+    cands = {c.video_id: c for c in core.retrieve(request(), user, stats)}
+    assert "following" in cands["v70000"].sources
+    assert "friends" in cands["v777"].sources
+    assert "trending" in cands["v1234"].sources
+    ranked = core.rank(request(limit=2000), user, stats, list(cands.values()))
+    why = {r.video_id: " ".join(r.reasons) for r in ranked}
+    assert "friend u2 liked" in why["v777"]
+    assert "trending x" in why["v1234"]
+
+
+@pytest.mark.unit
+def test_candidates_survive_their_cache_form_and_rank_rechecks_them(core: RecommenderCore) -> None:
+    user = UserState("u1", watches=watched("v3", "v11"))
+    cands = core.retrieve(request(), user, LiveStats())
+    back = [Candidate.from_dict(c.to_dict()) for c in cands]
+    assert back == cands
+    core.remove_video(back[0].video_id)
+    later = UserState("u1", watches=watched("v3", "v11"), seen=frozenset({back[1].video_id}))
+    ids = {r.video_id for r in core.rank(request(limit=500), later, LiveStats(), back)}
+    assert back[0].video_id not in ids and back[1].video_id not in ids
+
+
+@pytest.mark.unit
+def test_batch_equals_one_at_a_time(core: RecommenderCore) -> None:
+    users = [UserState(f"u{i}", watches=watched(f"v{i}", f"v{i + 8}")) for i in range(6)]
+    reqs = [RecommendRequest(u.user_id, now_ms=NOW, limit=10, seed=i) for i, u in enumerate(users)]
+    batch = core.recommend_batch(list(zip(reqs, users, strict=True)), LiveStats())
+    single = [core.recommend(r, u, LiveStats()) for r, u in zip(reqs, users, strict=True)]
+    assert [[r.video_id for r in page] for page in batch] == [
+        [r.video_id for r in page] for page in single
+    ]
+
+
+@pytest.mark.unit
+def test_swap_serves_the_new_version_without_failing_requests(core: RecommenderCore) -> None:
+    user = UserState("u1", watches=watched("v3", "v11"))
+    errors: list[BaseException] = []
+    pages = [0]
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                if core.recommend(request(), user, LiveStats()):
+                    pages[0] += 1
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    rng = np.random.default_rng(9)
+    new = ModelArtifact("v2", content_towers(seed=1), default_artifact().ranker,
+                        IndexParams(kind="ivf"))  # fmt: skip
+    core.swap_artifact(new)
+    core.upsert_video(video(88_888, 3, rng))  # a writer after the swap
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert pages[0] > 0
+    assert core.version == "v2" and core.index_kind == "ivf"
+    assert len(core) == 2001
+    assert core.recommend(request(), user, LiveStats())
+
+
+@pytest.mark.unit
+def test_upserts_and_removals_during_a_rebuild_are_kept(core: RecommenderCore) -> None:
+    rng = np.random.default_rng(11)
+    done = threading.Event()
+
+    def writer() -> None:
+        for i in range(200):
+            core.upsert_video(video(90_000 + i, 3, rng))
+            core.remove_video(f"v{i}")
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    for _ in range(3):
+        core.rebuild_index()
+    t.join()
+    core.rebuild_index()  # a quiet rebuild must agree with the incremental state
+    ids, vecs = core.vectors()
+    assert len(ids) == 2000 and "v0" not in ids and "v90199" in ids
+    _, found = core._search(core._model, vecs[:50], 1)
+    assert [core._cat.ids[int(r)] for r in found[:, 0]] == ids[:50]

@@ -1,0 +1,148 @@
+"""Pure rules: exploration tiers, Thompson sampling, re-scorers, towers, artifacts."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+from reelplane_ml import explore
+from reelplane_ml.artifact import ModelArtifact, default_artifact
+from reelplane_ml.config import ExplorationConfig, RankerConfig
+from reelplane_ml.ranker import diversity_factor, fatigue_factor, stats_features, trending_factor
+from reelplane_ml.retrieval import IndexParams
+from reelplane_ml.stats import LiveStats
+from reelplane_ml.towers import UserHistory, content_towers, user_vectors, video_vectors
+from reelplane_ml.types import IMAGE_DIM, TEXT_DIM, VideoFeatures, VideoStats
+
+CFG = ExplorationConfig()
+
+
+def stats(n: int, rate: float) -> VideoStats:
+    return VideoStats(impressions=n, completions=round(n * rate))
+
+
+@pytest.mark.unit
+def test_a_new_video_gets_the_first_tier_audience() -> None:
+    d = explore.tier_decision(None, 0.3, CFG)
+    assert (d.tier, d.audience, d.eligible) == (0, 200, True)
+
+
+@pytest.mark.unit
+def test_a_video_that_completes_well_is_promoted_tenfold_per_tier() -> None:
+    d = explore.tier_decision(stats(100, 0.6), 0.3, CFG)
+    assert (d.tier, d.audience, d.eligible) == (1, 2000, True)
+    d = explore.tier_decision(stats(1000, 0.6), 0.3, CFG)
+    assert (d.tier, d.audience) == (2, 20_000)
+    d = explore.tier_decision(stats(20_000, 0.6), 0.3, CFG)
+    assert (d.tier, d.eligible) == (2, False)  # the last tier's audience is spent
+
+
+@pytest.mark.unit
+def test_a_poor_video_leaves_the_pool_and_an_average_one_stops_at_its_tier() -> None:
+    assert not explore.tier_decision(stats(100, 0.1), 0.3, CFG).eligible
+    avg = explore.tier_decision(stats(150, 0.3), 0.3, CFG)
+    assert (avg.tier, avg.eligible) == (0, True)
+    assert not explore.tier_decision(stats(200, 0.3), 0.3, CFG).eligible
+
+
+@pytest.mark.unit
+def test_p_better_grows_with_the_completion_rate() -> None:
+    ps = [explore.p_better(*explore.posterior(stats(200, r), 0.3, CFG), 0.3) for r in
+          (0.1, 0.2, 0.3, 0.4, 0.5)]  # fmt: skip
+    assert ps == sorted(ps) and ps[0] < 0.01 and ps[-1] > 0.99
+
+
+@pytest.mark.unit
+def test_follower_count_is_never_an_input_to_exploration() -> None:
+    for fn in (explore.tier_decision, explore.thompson_sample, explore.posterior):
+        assert "follow" not in " ".join(inspect.signature(fn).parameters)
+    assert not any("follow" in f for f in VideoStats.__dataclass_fields__)
+
+
+@pytest.mark.unit
+def test_thompson_samples_spread_for_new_videos_and_narrow_with_evidence() -> None:
+    rng = np.random.default_rng(0)
+    new = [explore.thompson_sample(None, 0.3, CFG, rng) for _ in range(500)]
+    known = [explore.thompson_sample(stats(2000, 0.3), 0.3, CFG, rng) for _ in range(500)]
+    assert np.std(new) > 5 * np.std(known)
+    assert abs(np.mean(known) - 0.3) < 0.01
+
+
+@pytest.mark.unit
+def test_fresh_slots_are_the_configured_share() -> None:
+    rng = np.random.default_rng(1)
+    kinds = [k for _ in range(2000) for k in explore.slot_kinds(10, 0.1, 0.01, rng)]
+    assert abs(kinds.count("fresh") / len(kinds) - 0.1) < 0.01
+    assert abs(kinds.count("random") / len(kinds) - 0.01) < 0.004
+    assert explore.slot_kinds(0, 0.1, 0.01, rng) == []
+
+
+@pytest.mark.unit
+def test_rescorers_follow_home_mixer_constants() -> None:
+    cfg = RankerConfig()
+    assert [round(diversity_factor(k, cfg), 4) for k in range(4)] == [1.0, 0.625, 0.4375, 0.3438]
+    assert fatigue_factor(0, cfg) == 0.0
+    assert fatigue_factor(13 * 86400, cfg) == 0.0
+    assert fatigue_factor(15 * 86400, cfg) == pytest.approx(0.2)
+    assert fatigue_factor((14 + 36) * 86400, cfg) == pytest.approx(0.4)
+    assert fatigue_factor(200 * 86400, cfg) == 1.0
+    assert trending_factor(-1, cfg) == 1.0 and trending_factor(10, cfg) == pytest.approx(1.6)
+
+
+@pytest.mark.unit
+def test_real_time_rates_are_smoothed_towards_the_prior() -> None:
+    r = default_artifact().ranker
+    none = stats_features(None, r)
+    one = stats_features(VideoStats(impressions=1, completions=1), r)
+    many = stats_features(VideoStats(impressions=1000, completions=1000), r)
+    assert none[0] < one[0] < many[0]
+    assert one[0] - none[0] < 0.2  # one completion barely moves the estimate
+
+
+@pytest.mark.unit
+def test_live_stats_count_totals_and_velocity() -> None:
+    s = LiveStats(window_min=5)
+    for k in range(10):
+        s.record("a", 60_000 * 10 + k, completed=k % 2 == 0, liked=k == 0)
+    s.record("b", 60_000 * 10, completed=False)
+    a = s.get("a")
+    assert a is not None and (a.impressions, a.completions, a.likes) == (10, 5, 1)
+    assert a.completions_per_min == pytest.approx(1.0)
+    assert [v for v, _ in s.trending(5)] == ["a"]
+    s.record("b", 60_000 * 20)  # ten minutes later: a's window is over
+    a = s.get("a")
+    assert a is not None and a.impressions_per_min == 0.0 and a.impressions == 10
+    assert s.get("missing") is None
+
+
+def features(i: int, seed: int = 0) -> VideoFeatures:
+    rng = np.random.default_rng(seed + i)
+    cap = rng.standard_normal(TEXT_DIM).astype(np.float32)
+    return VideoFeatures(f"v{i}", "c1", cap / np.linalg.norm(cap),
+                         rng.random(IMAGE_DIM).astype(np.float32), ("a", "b"), 20_000)  # fmt: skip
+
+
+@pytest.mark.unit
+def test_content_towers_put_a_user_next_to_what_they_watched() -> None:
+    w = content_towers()
+    vids = [features(i) for i in range(50)]
+    vec, hist = video_vectors(w, vids)
+    assert np.allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    u = user_vectors(w, hist, [UserHistory([7], [1.0], [7], [], [], (), 12.0)])[0]
+    assert int(np.argmax(vec @ u)) == 7
+
+
+@pytest.mark.unit
+def test_artifact_round_trips_and_rejects_garbage() -> None:
+    a = ModelArtifact("v9", content_towers(seed=3), default_artifact().ranker,
+                      IndexParams(kind="ivf", nprobe=64), {"recall@100": 0.3})  # fmt: skip
+    b = ModelArtifact.from_bytes(a.to_bytes())
+    assert (b.version, b.index, dict(b.metrics)) == ("v9", a.index, {"recall@100": 0.3})
+    vids = [features(i) for i in range(5)]
+    assert np.allclose(video_vectors(a.towers, vids)[0], video_vectors(b.towers, vids)[0])
+    assert np.allclose(a.ranker.weights, b.ranker.weights)
+    with pytest.raises(ValueError, match="not a model artifact"):
+        ModelArtifact.from_bytes(b"hello")
+    assert a.towers.without_ids().video_ids == ()
