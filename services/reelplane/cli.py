@@ -110,7 +110,7 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
             click.echo(
                 f"reelplane: serving {', '.join(served_services(services)) or 'health only'} on "
                 f"http://{settings.http_host}:{settings.http_port} "
-                f"(start here: /, API docs: /docs, health: /healthz)",
+                f"(start here: /, API docs: /docs, health: /healthz, /readyz)",
                 err=True,
             )
             await uvicorn.Server(config).serve()

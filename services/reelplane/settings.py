@@ -116,11 +116,12 @@ class Settings(BaseSettings):
         "lasted this long starts the backoff over. Default 60 s",
     )
     readiness_timeout_s: float = Field(
-        2.0,
+        1.0,
         gt=0,
         le=60,
-        description="How long /readyz waits for each backend's answer before it counts the "
-        "backend as unreachable. Default 2 s",
+        description="How long /readyz waits for each backend's answer (all at once) before "
+        "it counts the backend as unreachable; below the probes' timeout, so a hung backend "
+        "is reported by name. Default 1 s",
     )
 
     @field_validator("database_url", "bus_url", "cache_url", "widerow_url", "objects_url")
