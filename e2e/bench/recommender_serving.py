@@ -1,0 +1,511 @@
+"""Recommender serving benchmarks (issue 12): `/v1/candidates` latency and
+throughput, embedded and on Ray Serve; event -> changed page; features
+stored -> retrievable.
+
+    .venv/bin/python e2e/bench/recommender_serving.py [--videos 100000]
+        [--rate 200] [--seconds 15] [--ray] [--real] [--out .cache/bench/recommender_serving.json]
+
+1. Cache-miss latency: an open-loop load at `--rate` req/s for `--seconds`,
+   every request for a new user (no cached candidates: retrieval + ranking),
+   over a catalogue of `--videos` synthetic videos (IVF index past 50k). Goal
+   p99 <= 30 ms embedded, <= 40 ms on Ray Serve.
+2. Throughput: closed loops of 8, 16, 32 and 64 concurrent clients, cache
+   misses; the best rate whose p99 <= 100 ms (goal >= 600 embedded, >= 400 Ray).
+   The load generator (aiohttp) runs on the same 2 cores as the server.
+3. Event -> changed page: a user completes 3 videos of one topic; from the
+   last event's publish to the first page that differs (the signals consumer
+   writes the history and drops the cached candidates). Embedded (in-process
+   bus and cache) and, with --real, on Kafka + Redis.
+4. Features stored -> retrievable on a replica that polls `video_features`
+   (what every Ray replica does; the embedded consumer also upserts at once).
+
+Each server runs in its own process. Prints a table and writes JSON. Not run by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Module level: FastAPI resolves the route's (string) annotations from here.
+from reelplane_ml.serving import CandidatesIn, CandidatesOut
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPICS = 64
+
+
+def synthetic_videos(n: int, *, seed: int = 0, now_ms: int) -> list[Any]:
+    """Videos whose captions cluster by topic (video i has topic i % TOPICS)."""
+    from reelplane_ml.types import IMAGE_DIM, TEXT_DIM, VideoFeatures
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(TOPICS, TEXT_DIM)).astype(np.float32)
+    out = []
+    for i in range(n):
+        v = centres[i % TOPICS] + 0.5 * rng.normal(size=TEXT_DIM).astype(np.float32)
+        out.append(
+            VideoFeatures(
+                video_id=f"v{i:07d}",
+                creator_id=f"c{i % 5000}",
+                caption_vec=(v / np.linalg.norm(v)).astype(np.float32),
+                image_vec=np.zeros(IMAGE_DIM, np.float32),
+                hashtags=(f"topic{i % TOPICS}",),
+                duration_ms=15_000,
+                created_at_ms=now_ms - i * 1000,
+            )
+        )
+    return out
+
+
+def env_for(data: Path, *, real: bool = False) -> dict[str, str]:
+    env = {
+        "REELPLANE_DATA_DIR": str(data),
+        "REELPLANE_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'db.sqlite'}",
+        "REELPLANE_CACHE_URL": "memory://",
+        "REELPLANE_BUS_URL": "memory://",
+        "REELPLANE_WIDEROW_URL": f"sqlite:///{data / 'widerow.sqlite'}",
+        "REELPLANE_OBJECTS_URL": f"file://{data / 'objects'}",
+        "REELPLANE_LOG_LEVEL": "warning",
+        "OMP_NUM_THREADS": "1",
+    }
+    if real:
+        for line in subprocess.run(
+            [str(ROOT / "reelplane"), "infra", "env"], capture_output=True, text=True, check=True
+        ).stdout.splitlines():
+            if line.startswith("export REELPLANE_CACHE_URL=") or line.startswith(
+                "export REELPLANE_BUS_URL="
+            ):
+                key, _, value = line.removeprefix("export ").partition("=")
+                env[key] = value.strip("'\"")
+    return env
+
+
+async def seed(data: Path, n: int) -> float:
+    from reelplane.backends import open_backends
+    from reelplane.settings import load_settings
+    from reelplane_ml.catalogue import store_many
+
+    os.environ.update(env_for(data))
+    backends = await open_backends(load_settings())
+    started = time.perf_counter()
+    now_ms = int(time.time() * 1000)
+    videos = synthetic_videos(n, now_ms=now_ms)
+    for i in range(0, n, 5000):
+        await store_many(backends.database, videos[i : i + 5000], now_ms=now_ms)
+    await backends.close()
+    return time.perf_counter() - started
+
+
+# -- servers (each in its own process) ---------------------------------------------------
+def serve_embedded(port: int) -> None:
+    """`POST /v1/candidates` over the embedded recommender (uvicorn on uvloop)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from reelplane.backends import open_backends
+    from reelplane.gateway.settings import load_section
+    from reelplane.settings import load_settings
+    from reelplane_ml.embedded import EmbeddedRecommender
+    from reelplane_ml.serving import Replica
+    from reelplane_ml.settings import EmbeddedSettings
+
+    app = FastAPI()
+    state: dict[str, Any] = {}
+
+    @app.post("/v1/candidates", response_model=CandidatesOut)
+    async def candidates(body: CandidatesIn) -> CandidatesOut:
+        recommender: EmbeddedRecommender = state["rec"]
+        return await recommender.recommend(body)
+
+    async def main() -> None:
+        backends = await open_backends(load_settings())
+        settings = load_section(EmbeddedSettings)
+        replica = Replica.embedded(backends, settings)
+        replica.start()
+        await replica.follower.loaded.wait()
+        while replica.core.index_kind == "exact" and len(replica.core) >= 50_000:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        state["rec"] = EmbeddedRecommender(replica, settings)
+        print(f"READY {len(replica.core)} {replica.core.index_kind}", flush=True)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        await uvicorn.Server(config).serve()
+
+    import uvloop
+
+    uvloop.run(main())
+
+
+def serve_ray(port: int) -> None:
+    import ray
+    from ray import serve
+
+    os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+    os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+    ray.init(num_cpus=4, object_store_memory=200 * 1024 * 1024, include_dashboard=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    from reelplane_ml.serve import app
+
+    serve.run(app, name="recommender", route_prefix="/")
+    print("READY ray", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+
+
+def start_server(kind: str, data: Path, port: int, timeout_s: float) -> subprocess.Popen[str]:
+    env = {**os.environ, **env_for(data)}
+    proc = subprocess.Popen(
+        [sys.executable, __file__, f"--serve-{kind}", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("READY"):
+            print(f"  {kind} server: {line.strip()}", flush=True)
+            return proc
+        if proc.poll() is not None:
+            raise RuntimeError(f"{kind} server exited ({proc.returncode})")
+    proc.kill()
+    raise RuntimeError(f"{kind} server not ready in {timeout_s} s")
+
+
+# -- load ----------------------------------------------------------------------------------
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Load:
+    def __init__(self, url: str) -> None:
+        import aiohttp
+
+        self.url = url + "/v1/candidates"
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        self.n = 0
+        self.errors = 0
+
+    async def one(self, latencies: list[float]) -> None:
+        self.n += 1
+        body = {"user_id": f"bench-{os.getpid()}-{self.n}", "limit": 20}
+        started = time.perf_counter()
+        try:
+            async with self.session.post(self.url, json=body) as r:
+                await r.read()
+                ok = r.status == 200
+        except Exception:
+            ok = False
+        if ok:
+            latencies.append((time.perf_counter() - started) * 1000)
+        else:
+            self.errors += 1
+
+    async def warm(self, n: int = 200) -> None:
+        lat: list[float] = []
+        await asyncio.gather(*(self.one(lat) for _ in range(n)))
+
+    async def open_loop(self, rate: float, seconds: float) -> dict[str, float]:
+        latencies: list[float] = []
+        tasks = []
+        started = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(self.one(latencies)))
+        await asyncio.gather(*tasks)
+        return {
+            "rate": rate,
+            "requests": len(tasks),
+            "p50_ms": pct(latencies, 0.5),
+            "p99_ms": pct(latencies, 0.99),
+            "errors": self.errors,
+        }
+
+    async def closed_loop(self, concurrency: int, seconds: float) -> dict[str, float]:
+        latencies: list[float] = []
+        stop = time.perf_counter() + seconds
+
+        async def client() -> None:
+            while time.perf_counter() < stop:
+                await self.one(latencies)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+        return {
+            "concurrency": concurrency,
+            "rps": len(latencies) / wall,
+            "p50_ms": pct(latencies, 0.5),
+            "p99_ms": pct(latencies, 0.99),
+        }
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def measure_http(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    load = Load(url)
+    await load.warm()
+    load.errors = 0
+    miss = await load.open_loop(rate, seconds)
+    ladder = [await load.closed_loop(c, min(seconds, 8)) for c in (8, 16, 32, 64)]
+    await load.close()
+    within = [r for r in ladder if r["p99_ms"] <= 100]
+    best = max(within, key=lambda r: r["rps"]) if within else None
+    return {"cache_miss": miss, "ladder": ladder, "best_within_100ms": best}
+
+
+# -- freshness -----------------------------------------------------------------------------
+async def measure_freshness(data: Path, *, real: bool, trials: int) -> dict[str, Any]:
+    """Event publish -> a page that differs, through the signals consumer."""
+    import uuid
+
+    from reelplane.backends import open_backends
+    from reelplane.engagement.consumers import run_consumer
+    from reelplane.events.envelope import VideoWatched, VideoWatchedPayload, encode_event
+    from reelplane.gateway.settings import load_section
+    from reelplane.settings import load_settings
+    from reelplane_ml.embedded import EmbeddedRecommender
+    from reelplane_ml.serving import Replica
+    from reelplane_ml.settings import EmbeddedSettings, SignalSettings
+    from reelplane_ml.signals import apply_signal, effects_of
+
+    os.environ.update(env_for(data, real=real))
+    backends = await open_backends(load_settings())
+    settings = load_section(EmbeddedSettings)
+    signals = load_section(SignalSettings)
+    replica = Replica.embedded(backends, settings)
+    replica.start()
+    await replica.follower.loaded.wait()
+    recommender = EmbeddedRecommender(replica, settings)
+    stop = asyncio.Event()
+
+    async def handle(event: Any) -> None:
+        effects = effects_of(event)
+        if effects is not None:
+            await apply_signal(backends.cache, effects, signals)
+
+    topic = f"engagement-bench-{uuid.uuid4().hex[:6]}" if real else "engagement"
+    consumer = asyncio.create_task(
+        run_consumer(
+            backends, stop, topics=[topic], group=f"bench-{uuid.uuid4().hex[:6]}", handler=handle
+        )
+    )
+    await asyncio.sleep(3 if real else 0.5)  # the group joins
+    n = len(replica.core)
+    latencies: list[float] = []
+    shifted: list[float] = []
+    for t in range(trials):
+        user = f"fresh-{uuid.uuid4().hex[:8]}"
+        before = await recommender.recommend(CandidatesIn(user_id=user, limit=10))
+        ids_before = [i.video_id for i in before.items]
+        target = (t * 7 + 3) % TOPICS
+        picks = [f"v{i:07d}" for i in range(target, n, TOPICS)][t * 3 : t * 3 + 3]
+        for video in picks:
+            payload = VideoWatchedPayload(
+                user_id=user, video_id=video, watched_ms=15_000, duration_ms=15_000
+            )
+            event = VideoWatched(key=user, occurred_at=datetime.now(UTC), payload=payload)
+            published = time.perf_counter()
+            await backends.bus.publish(topic, user, encode_event(event))
+        deadline = published + 5
+        page = before
+        while time.perf_counter() < deadline:
+            page = await recommender.recommend(CandidatesIn(user_id=user, limit=10))
+            if [i.video_id for i in page.items] != ids_before and not any(
+                i.video_id in picks for i in page.items
+            ):
+                history = await backends.cache.list_range(f"rec:u:{user}:hist", 10)
+                if len(history) >= 3:
+                    break
+            await asyncio.sleep(0.005)
+        latencies.append((time.perf_counter() - published) * 1000)
+        shifted.append(
+            sum(int(i.video_id[1:]) % TOPICS == target for i in page.items)
+            / max(1, len(page.items))
+        )
+    stop.set()
+    consumer.cancel()
+    with contextlib.suppress(BaseException):
+        await consumer
+    await recommender.close()
+    await replica.stop()
+    await backends.close()
+    return {
+        "mode": "kafka+redis" if real else "embedded",
+        "trials": trials,
+        "p50_ms": pct(latencies, 0.5),
+        "p99_ms": pct(latencies, 0.99),
+        "max_ms": max(latencies),
+        "next_page_topic_share_mean": statistics.mean(shifted),
+    }
+
+
+async def measure_retrievable(data: Path, trials: int) -> dict[str, Any]:
+    """A features row written -> the video in a polling replica's index."""
+    from reelplane.backends import open_backends
+    from reelplane.gateway.settings import load_section
+    from reelplane.settings import load_settings
+    from reelplane_ml.catalogue import store_features
+    from reelplane_ml.serving import Replica
+    from reelplane_ml.settings import EmbeddedSettings
+
+    os.environ.update(env_for(data))
+    backends = await open_backends(load_settings())
+    replica = Replica.embedded(backends, load_section(EmbeddedSettings))
+    replica.start()
+    await replica.follower.loaded.wait()
+    now_ms = int(time.time() * 1000)
+    new = synthetic_videos(trials, seed=99, now_ms=now_ms)
+    latencies = []
+    for i, f in enumerate(new):
+        from dataclasses import replace
+
+        f = replace(f, video_id=f"new{i:05d}")
+        await asyncio.sleep(0.137)  # not in step with the poll
+        started = time.perf_counter()
+        await store_features(backends.database, f, now_ms=int(time.time() * 1000))
+        while f.video_id not in replica.core:  # noqa: ASYNC110  (polled on purpose: the timing)
+            await asyncio.sleep(0.005)
+        latencies.append((time.perf_counter() - started) * 1000)
+    await replica.stop()
+    await backends.close()
+    return {"trials": trials, "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99)}
+
+
+# -- main ----------------------------------------------------------------------------------
+async def run_http(kind: str, data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from tests.helpers import free_port
+
+    port = free_port()
+    proc = start_server(kind, data, port, timeout_s=600)
+    try:
+        return await measure_http(f"http://127.0.0.1:{port}", args.rate, args.seconds)
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(60)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--ray", action="store_true", help="also Ray Serve")
+    parser.add_argument("--real", action="store_true", help="also Kafka + Redis freshness")
+    parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench/recommender_serving.json")
+    parser.add_argument("--serve-embedded", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-ray", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path[:0] = [str(ROOT)]
+    if args.serve_embedded:
+        serve_embedded(args.serve_embedded)
+        return
+    if args.serve_ray:
+        serve_ray(args.serve_ray)
+        return
+
+    results: dict[str, Any] = {"videos": args.videos, "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="rec-bench-") as tmp:
+        data = Path(tmp)
+        print(f"seeding {args.videos} videos ...", flush=True)
+        results["seed_s"] = asyncio.run(seed(data, args.videos))
+        print("embedded /v1/candidates ...", flush=True)
+        results["embedded"] = asyncio.run(run_http("embedded", data, args))
+        if args.ray:
+            print("Ray Serve /v1/candidates ...", flush=True)
+            results["ray"] = asyncio.run(run_http("ray", data, args))
+        print("event -> changed page (embedded) ...", flush=True)
+        results["freshness"] = [
+            asyncio.run(measure_freshness(data, real=False, trials=args.trials))
+        ]
+        if args.real:
+            print("event -> changed page (Kafka + Redis) ...", flush=True)
+            results["freshness"].append(
+                asyncio.run(measure_freshness(data, real=True, trials=args.trials))
+            )
+        print("features stored -> retrievable ...", flush=True)
+        results["retrievable"] = asyncio.run(measure_retrievable(data, args.trials))
+
+    rows: list[tuple[str, str, str]] = []
+    for kind, goal_p99, goal_rps in (("embedded", 30, 600), ("ray", 40, 400)):
+        if kind not in results:
+            continue
+        r = results[kind]
+        miss = r["cache_miss"]
+        rows.append(
+            (
+                f"{kind}: cache-miss p50/p99 at {miss['rate']:.0f} req/s",
+                f"{miss['p50_ms']:.1f} / {miss['p99_ms']:.1f} ms ({miss['errors']} errors)",
+                f"p99 <= {goal_p99} ms",
+            )
+        )
+        for step in r["ladder"]:
+            rows.append(
+                (
+                    f"{kind}: {step['concurrency']} clients",
+                    f"{step['rps']:.0f} req/s, p99 {step['p99_ms']:.1f} ms",
+                    "",
+                )
+            )
+        best = r["best_within_100ms"]
+        rows.append(
+            (
+                f"{kind}: throughput with p99 <= 100 ms",
+                f"{best['rps']:.0f} req/s" if best else "none",
+                f">= {goal_rps} req/s",
+            )
+        )
+    for f in results["freshness"]:
+        rows.append(
+            (
+                f"event -> changed page ({f['mode']})",
+                f"p50 {f['p50_ms']:.0f} ms, p99 {f['p99_ms']:.0f} ms; "
+                f"topic share {f['next_page_topic_share_mean']:.0%}",
+                "p50 <= 300 ms, p99 <= 2 s; >= 30%",
+            )
+        )
+    rv = results["retrievable"]
+    rows.append(
+        (
+            "features stored -> retrievable (polling replica)",
+            f"p50 {rv['p50_ms']:.0f} ms, p99 {rv['p99_ms']:.0f} ms",
+            "upload -> retrievable p99 <= 5 s",
+        )
+    )
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure'.ljust(width)}  {'result':<48}  goal")
+    for name, value, goal in rows:
+        print(f"{name.ljust(width)}  {value:<48}  {goal}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
