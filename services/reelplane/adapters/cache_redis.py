@@ -106,12 +106,23 @@ local ex = req[5]
 local listing = type(ex) == 'table' and reply[4 + ex[1]]
 if listing then
   local newline = string.find(listing, '\\n', 1, true)
+  -- Each template cut at '{item}' once, so a key is one table.concat per item.
   local templates, more = {}, {}
-  for i, t in ipairs(ex[2]) do templates[i] = string.gsub(t, '{user}', user) end
+  for i, t in ipairs(ex[2]) do
+    local pieces, from = {}, 1
+    t = string.gsub(t, '{user}', user)
+    while true do
+      local at = string.find(t, '{item}', from, true)
+      if not at then break end
+      pieces[#pieces + 1] = string.sub(t, from, at - 1)
+      from = at + 6
+    end
+    pieces[#pieces + 1] = string.sub(t, from)
+    templates[i] = pieces
+  end
   if newline then
     for item in string.gmatch(string.sub(listing, 1, newline - 1), '%S+') do
-      local it = string.gsub(item, '%%', '%%%%')
-      for _, t in ipairs(templates) do more[#more + 1] = string.gsub(t, '{item}', it) end
+      for _, pieces in ipairs(templates) do more[#more + 1] = table.concat(pieces, item) end
     end
   end
   if #more > 0 then

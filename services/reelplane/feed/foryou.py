@@ -118,14 +118,16 @@ def cached_template(
         if raw is None:
             return None
         ids, _, rest = raw.partition(b"\n")
-        header, _, template = rest.partition(b"\n")
+        header, newline, template = rest.partition(b"\n")
         if header.split(b" ")[-1] != str(limit).encode():
             return None
     else:
         current, cached = values[:2] if len(values) >= 2 else (None, None)
         if cached is None or current != position.s.encode():
             return None
-        ids, _, template = cached.partition(b"\n")
+        ids, newline, template = cached.partition(b"\n")
+    if not newline:  # not a page as `_stored` writes it
+        return None
     return ids.decode().split(), template
 
 

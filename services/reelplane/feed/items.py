@@ -14,9 +14,11 @@ the page; `item_state` reads them on the route's way).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -194,28 +196,28 @@ ITEM_STATE_TEMPLATES: tuple[str, ...] = (
     like_state_key(USER_PLACEHOLDER, ITEM_PLACEHOLDER),
 )
 _PER_ITEM = len(ITEM_STATE_TEMPLATES)
-#: Where a value goes in a template: JSON never holds a raw NUL (encoders
-#: escape control characters in strings, and there is none outside them).
-_GAP = b"\x00"
-_ITEM_STATE = b',"counters":{"likes":\x00,"comments":\x00,"views":\x00},"viewer_liked":\x00}'
-_FLAGS = {LIKED: b"true", NOT_LIKED: b"false"}
+#: A template is %-format bytes (one C call fills it): the page's own "%" are
+#: doubled, and each value goes where a "%s" is.
+_ITEM_STATE = b',"counters":{"likes":%s,"comments":%s,"views":%s},"viewer_liked":%s}'
+_FLAGS: dict[bytes | None, bytes] = {LIKED: b"true", NOT_LIKED: b"false"}
+#: Counters as INCR writes them, after a space each: the fast path of `fill_page`.
+_CANONICAL_COUNTS = re.compile(rb"(?: (?:0|[1-9][0-9]*))+")
 
 
 def page_template(cards: Sequence[VideoCard], next_cursor: str | None) -> bytes:
     """A `FeedPage`'s JSON with a gap for each item's counters and viewer_liked;
     `fill_page` makes it the bytes pydantic would write for the whole page."""
-    items = [feed_card(card).model_dump_json().encode()[:-1] + _ITEM_STATE for card in cards]
+    items = [
+        feed_card(card).model_dump_json().encode()[:-1].replace(b"%", b"%%") + _ITEM_STATE
+        for card in cards
+    ]
     empty = FeedPage(items=[], next_cursor=next_cursor).model_dump_json().encode()
     head = b'{"items":['
-    return head + b",".join(items) + empty[len(head) :]
+    return head + b",".join(items) + empty[len(head) :].replace(b"%", b"%%")
 
 
-def _count(raw: bytes | None) -> bytes:
+def _count(raw: bytes) -> bytes:
     """A cached counter as the counters endpoint shows it (`read_counters`)."""
-    if raw is None:
-        return b"0"
-    if raw.isdigit() and (raw[:1] != b"0" or len(raw) == 1):
-        return raw
     return str(max(0, int(raw))).encode()
 
 
@@ -224,18 +226,20 @@ def fill_page(template: bytes, state: Sequence[bytes | None]) -> bytes | None:
     `ITEM_STATE_TEMPLATES` filled in (`state`, item by item), or None when a
     like state is not known (or `state` does not match the template). A counter
     that is not an integer raises ValueError, as `read_counters` does."""
-    parts = template.split(_GAP)
-    if len(parts) != len(state) + 1 or len(state) % _PER_ITEM:
+    if len(state) % _PER_ITEM:
         return None
-    out = [parts[0]]
-    for i in range(0, len(state), _PER_ITEM):
-        likes, comments, views, liked = state[i : i + _PER_ITEM]
-        flag = _FLAGS.get(liked) if liked is not None else None
-        if flag is None:
-            return None
-        out += (_count(likes), parts[i + 1], _count(comments), parts[i + 2])
-        out += (_count(views), parts[i + 3], flag, parts[i + 4])
-    return b"".join(out)
+    flags = [_FLAGS.get(v) for v in state[_PER_ITEM - 1 :: _PER_ITEM]]
+    if None in flags:
+        return None
+    values = [b"0" if v is None else v for v in state]
+    counts = [v for k in range(_PER_ITEM - 1) for v in values[k::_PER_ITEM]]
+    if counts and not _CANONICAL_COUNTS.fullmatch(b" " + b" ".join(counts)):
+        values = [_count(v) for v in values]  # negative, or not written by INCR
+    values[_PER_ITEM - 1 :: _PER_ITEM] = cast("list[bytes]", flags)  # no None (above)
+    try:
+        return template % tuple(values)
+    except TypeError:  # as many values as gaps, or it is not this page's state
+        return None
 
 
 def item_state_keys(viewer_id: str, video_ids: Sequence[str]) -> list[str]:
