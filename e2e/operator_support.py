@@ -44,6 +44,12 @@ OPERATOR_RESOURCES = frozenset(
 #: root-CA publisher's POSTs, status PUTs) use other verbs; the metric has no client label.
 WRITE_VERBS = frozenset({"APPLY", "PATCH"})
 
+#: The credentials the tests install with (no server behind them: KWOK runs no container).
+SECRETS = {
+    "REELPLANE_DATABASE_URL": "mysql+asyncmy://reelplane:pw@mariadb:3306/reelplane",
+    "REELPLANE_OBJECTS_URL": "s3://media?endpoint=http://s3:7070&region=us-east-1",
+}
+
 T = TypeVar("T")
 
 
@@ -135,16 +141,17 @@ def install_charts(
     # kept from an earlier run gets today's schemas (and CEL rules) this way,
     # as an upgrading cluster would.
     k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    k.run(
-        "create",
-        "secret",
-        "generic",
-        "reelplane-secrets",
-        "-n",
-        namespace,
-        "--from-literal=REELPLANE_DATABASE_URL=mysql+asyncmy://u:p@mariadb:3306/reelplane",
-        "--from-literal=REELPLANE_OBJECTS_URL=s3://media?endpoint=http://s3:7070",
-    )
+    if not with_services:
+        # What the reelplane chart would create, for the operator's Pods that name it.
+        k.run(
+            "create",
+            "secret",
+            "generic",
+            "reelplane-secrets",
+            "-n",
+            namespace,
+            *(f"--from-literal={key}={value}" for key, value in SECRETS.items()),
+        )
     k.helm(
         "install",
         "reelplane-operator",
@@ -165,9 +172,18 @@ def install_charts(
         str(CHARTS / "reelplane"),
         "-n",
         namespace,
+        *chart_secret_values(),
         "--wait",
         "--timeout=180s",
     )
+
+
+def chart_secret_values() -> list[str]:
+    """`--set` arguments for the Secret the reelplane chart creates (both required)."""
+    return [
+        f"--set=secrets.databaseUrl={SECRETS['REELPLANE_DATABASE_URL']}",
+        f"--set=secrets.objectsUrl={SECRETS['REELPLANE_OBJECTS_URL']}",
+    ]
 
 
 def uninstall(k: Kubectl, namespace: str) -> None:

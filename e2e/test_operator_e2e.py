@@ -26,6 +26,7 @@ from e2e.operator_support import (
     Kubectl,
     OperatorProcess,
     api_write_counts,
+    chart_secret_values,
     condition,
     diff_counts,
     install_charts,
@@ -79,12 +80,18 @@ def _ready(k: Kubectl, kind: str, name: str, ns: str) -> dict[str, Any] | None:
 
 # -- charts ------------------------------------------------------------------------------
 def test_helm_lint_and_template_pass(k8s: Kubectl) -> None:
-    for chart in ("reelplane", "reelplane-operator"):
-        k8s.helm("lint", "--strict", str(CHARTS / chart))
-        rendered = list(yaml.safe_load_all(k8s.helm("template", "t", str(CHARTS / chart))))
+    for chart, values in (("reelplane", chart_secret_values()), ("reelplane-operator", [])):
+        k8s.helm("lint", "--strict", str(CHARTS / chart), *values)
+        rendered = list(yaml.safe_load_all(k8s.helm("template", "t", str(CHARTS / chart), *values)))
         assert rendered and all(doc["metadata"]["name"] for doc in rendered if doc)
     with pytest.raises(CommandFailed, match="replicas"):
-        k8s.helm("template", "t", str(CHARTS / "reelplane"), "--set=services.feed.replicas=-1")
+        k8s.helm(
+            "template",
+            "t",
+            str(CHARTS / "reelplane"),
+            *chart_secret_values(),
+            "--set=services.feed.replicas=-1",
+        )
 
 
 def test_charts_install_and_their_pods_run_on_kwok(k8s: Kubectl, namespace: str) -> None:

@@ -48,3 +48,8 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 {{- toJson $urls -}}
 {{- end -}}
+
+{{/* The Secret every service Pod reads: one made elsewhere, or the one this chart creates. */}}
+{{- define "reelplane.secretName" -}}
+{{- .Values.secrets.existingSecret | default .Values.secrets.name -}}
+{{- end -}}
