@@ -101,8 +101,8 @@ def test_charts_install_and_their_pods_run_on_kwok(k8s: Kubectl, namespace: str)
         return phases if pods and all(ph == "Running" for ph in phases) else None
 
     phases = wait_for(pods_running, READY_S, "every Pod Running")
-    # 7 services x 2 replicas + 2 operator replicas
-    assert len(phases) >= 16
+    # 5 services (notify and search are off until built) x 2 replicas + 2 operator replicas
+    assert len(phases) >= 12
     crds = k8s.json("get", "crd")["items"]
     names = {c["metadata"]["name"] for c in crds}
     assert {"transcodepools.reelplane.io", "edgepops.reelplane.io"} <= names
