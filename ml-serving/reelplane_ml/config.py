@@ -36,6 +36,7 @@ class ExplorationConfig(BaseModel):
     drop_below: float = Field(0.2, gt=0.0, lt=0.5, description="P(rate > median)")
     prior_strength: float = Field(10.0, gt=0.0, description="pseudo-impressions of the prior")
     pool_sample: int = Field(500, ge=10, description="fresh videos scored per request")
+    pool_scan: int = Field(5000, ge=100, description="newest fresh videos judged each second")
 
 
 class RankerConfig(BaseModel):

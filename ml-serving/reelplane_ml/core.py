@@ -40,7 +40,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,12 +52,13 @@ from reelplane_ml.config import RecommenderConfig
 from reelplane_ml.ranker import (
     FEATURES,
     HEADS,
+    STATS_FEATURES,
     F,
     diversity_factor,
     fatigue_factor,
     head_probabilities,
     head_weights,
-    stats_features,
+    stats_matrix,
     trending_factor,
 )
 from reelplane_ml.retrieval import AnnIndex, IndexParams
@@ -175,6 +176,21 @@ class _Catalogue:
 
 
 @dataclass(frozen=True, eq=False)
+class _FreshPool:
+    """Eligible fresh videos and their completion-rate posteriors at one second."""
+
+    second: int
+    stats: VideoStatsView
+    median: float
+    vids: list[str]
+    index: dict[str, int]
+    rows: NDArray[np.int64]
+    alpha: NDArray[np.float64]
+    beta: NDArray[np.float64]
+    decisions: list[explore.TierDecision]
+
+
+@dataclass(frozen=True, eq=False)
 class _Model:
     """Model-dependent state, replaced as a whole on a swap or growth."""
 
@@ -207,7 +223,7 @@ class RecommenderCore:
         self._creator_first_ms: dict[str, int] = {}
         self._fresh: deque[tuple[int, str]] = deque()  # (created_at_ms, video_id), by time
         self._newest_ms = 0
-        self._median_cache: tuple[int, float] = (-1, 0.3)
+        self._fresh_cache: _FreshPool | None = None
         self._model = _Model(
             artifact,
             np.zeros((capacity, EMBED_DIM), np.float32),
@@ -530,37 +546,63 @@ class RecommenderCore:
             while self._fresh and self._fresh[0][0] < lo:
                 self._fresh.popleft()
 
-    def _fresh_pool_sample(self, request: RecommendRequest) -> list[str]:
-        pool = self._fresh
-        n = len(pool)
-        k = self.config.exploration.pool_sample
-        if n <= k:
-            return [vid for _, vid in list(pool)]
-        rng = np.random.default_rng(request.seed)
-        idx = rng.choice(n, k, replace=False)
-        snapshot = list(pool)
-        return [snapshot[int(i)][1] for i in idx]
-
     def cohort_median(self, stats: VideoStatsView, now_ms: int) -> float:
-        """Median smoothed completion rate of fresh videos that have impressions
-        (recomputed at most once per second of the request clock)."""
-        at, value = self._median_cache
+        """Median smoothed completion rate of fresh videos that have impressions."""
+        return self._fresh_snapshot(stats, now_ms).median
+
+    def _fresh_snapshot(self, stats: VideoStatsView, now_ms: int) -> _FreshPool:
+        """The eligible fresh pool with each video's posterior, recomputed at most
+        once per second of the request clock (one stats read per fresh video)."""
+        snap = self._fresh_cache
         second = now_ms // 1000
-        if at == second:
-            return value
+        if snap is not None and snap.second == second and snap.stats is stats:
+            return snap
         cfg = self.config.exploration
         prior = self._model.artifact.ranker.prior_completion
+        with self._lock:
+            pool = list(self._fresh)[-cfg.pool_scan :]
+        got: dict[str, tuple[int, VideoStats | None]] = {}
         rates: list[float] = []
-        for _, vid in list(self._fresh)[-2000:]:
-            s = stats.get(vid)
-            if s is not None and s.impressions >= 20:
+        for _, vid in pool:
+            row = self._row_of.get(vid)
+            if row is None or vid in got:
+                continue
+            st = stats.get(vid)
+            got[vid] = (row, st)
+            if st is not None and st.impressions >= 20:
                 rates.append(
-                    (s.completions + cfg.prior_strength * prior)
-                    / (s.impressions + cfg.prior_strength)
+                    (st.completions + cfg.prior_strength * prior)
+                    / (st.impressions + cfg.prior_strength)
                 )
-        value = explore.cohort_median(rates, prior)
-        self._median_cache = (second, value)
-        return value
+        median = explore.cohort_median(rates, prior)
+        vids: list[str] = []
+        rows: list[int] = []
+        alpha: list[float] = []
+        beta: list[float] = []
+        decisions: list[explore.TierDecision] = []
+        for vid, (row, st) in got.items():
+            d = explore.tier_decision(st, median, cfg)
+            if not d.eligible:
+                continue
+            a_, b_ = explore.posterior(st, median, cfg)
+            vids.append(vid)
+            rows.append(row)
+            alpha.append(a_)
+            beta.append(b_)
+            decisions.append(d)
+        snap = _FreshPool(
+            second=second,
+            stats=stats,
+            median=median,
+            vids=vids,
+            index={v: i for i, v in enumerate(vids)},
+            rows=np.asarray(rows, np.int64),
+            alpha=np.asarray(alpha, np.float64),
+            beta=np.asarray(beta, np.float64),
+            decisions=decisions,
+        )
+        self._fresh_cache = snap
+        return snap
 
     def _fresh_candidates(
         self, model: _Model, user_vec: F32, request: RecommendRequest, stats: VideoStatsView
@@ -569,21 +611,20 @@ class RecommenderCore:
         cfg = self.config.exploration
         if self.config.caps.fresh == 0:
             return []
-        median = self.cohort_median(stats, request.now_ms)
+        snap = self._fresh_snapshot(stats, request.now_ms)
+        n = len(snap.vids)
+        if n == 0:
+            return []
         rng = np.random.default_rng(None if request.seed is None else request.seed + 1)
-        scored: list[tuple[str, float]] = []
-        for vid in self._fresh_pool_sample(request):
-            row = self._row_of.get(vid)
-            if row is None:
-                continue
-            s = stats.get(vid)
-            if not explore.tier_decision(s, median, cfg).eligible:
-                continue
-            theta = explore.thompson_sample(s, median, cfg, rng)
-            sim = float(model.vec[row] @ user_vec)
-            scored.append((vid, theta * (1.0 + max(sim, 0.0))))
-        scored.sort(key=lambda t: -t[1])
-        return scored[: cfg.pool_sample]
+        idx = np.arange(n) if n <= cfg.pool_sample else rng.choice(n, cfg.pool_sample, False)
+        theta = rng.beta(snap.alpha[idx], snap.beta[idx])
+        rows = snap.rows[idx]
+        ok = rows < model.vec.shape[0]
+        idx, theta, rows = idx[ok], theta[ok], rows[ok]
+        sim = model.vec[rows] @ user_vec
+        score = theta * (1.0 + np.maximum(sim, 0.0))
+        best = np.argsort(-score)[: self.config.caps.fresh * 2]
+        return [(snap.vids[int(idx[j])], float(score[j])) for j in best]
 
     def _random_videos(self, request: RecommendRequest, n: int) -> list[str]:
         if not self._row_of or n <= 0:
@@ -604,7 +645,7 @@ class RecommenderCore:
     ) -> list[list[Recommendation]]:
         candidates = self.retrieve_batch(items, stats)
         return [
-            self.rank(req, user, stats, cands)
+            self.rank(req, user, stats, cands, checked=True)
             for (req, user), cands in zip(items, candidates, strict=True)
         ]
 
@@ -614,15 +655,26 @@ class RecommenderCore:
         user: UserState,
         stats: VideoStatsView,
         candidates: Sequence[Candidate],
+        *,
+        checked: bool = False,
     ) -> list[Recommendation]:
-        """Score candidates, re-score in real time and assemble the page."""
+        """Score candidates, re-score in real time and assemble the page.
+        `checked`: the candidates were just filtered by `retrieve` (skip re-checks)."""
         model = self._model
         cfg = self.config.ranker
-        watched = _watched(user)
-        live = [c for c in candidates if self._allowed(c.video_id, request, user, watched)]
+        if checked:
+            live = [c for c in candidates if c.video_id in self._row_of]
+        else:
+            watched = _watched(user)
+            live = [c for c in candidates if self._allowed(c.video_id, request, user, watched)]
         if not live or request.limit <= 0:
             return []
-        rows = np.asarray([self._row_of[c.video_id] for c in live], dtype=np.int64)
+        rows_l = [self._row_of.get(c.video_id, -1) for c in live]
+        keep = [i for i, r in enumerate(rows_l) if 0 <= r < model.vec.shape[0]]
+        live = [live[i] for i in keep]
+        rows = np.asarray([rows_l[i] for i in keep], dtype=np.int64)
+        if not live:
+            return []
         u = self._user_vectors(model, [(request, user)])[0]
         vec = model.vec[rows]
         sim_user = vec @ u
@@ -632,77 +684,70 @@ class RecommenderCore:
         sim_skip = vec @ l2_normalise(model.vec[skipped].mean(axis=0)) if skipped else 0.0
         friends = {a.video_id: a for a in user.friend_activity}
         r_w = model.artifact.ranker
-        x = np.zeros((len(live), len(FEATURES)), dtype=np.float32)
+        cat = self._cat
+        n = len(live)
+        x = np.zeros((n, len(FEATURES)), dtype=np.float32)
         x[:, F["bias"]] = 1.0
         x[:, F["sim_user"]] = sim_user
         x[:, F["sim_recent"]] = sim_recent
         x[:, F["sim_skip"]] = sim_skip
-        cat = self._cat
-        all_stats: list[VideoStats | None] = []
-        for i, (c, row) in enumerate(zip(live, rows, strict=True)):
-            s = stats.get(c.video_id)
-            all_stats.append(s)
-            (
-                x[i, F["completion_logit"]],
-                x[i, F["like_logit"]],
-                x[i, F["share_logit"]],
-                x[i, F["skip_logit"]],
-                x[i, F["log_impressions"]],
-                x[i, F["trend_velocity"]],
-            ) = stats_features(s, r_w)
-            age_h = max(0.0, (request.now_ms - int(cat.created_at[row])) / 3_600_000.0)
-            x[i, F["log_age_h"]] = math.log1p(age_h)
-            x[i, F["followed"]] = 1.0 if cat.creators[row] in user.followed_creators else 0.0
-            x[i, F["friend"]] = 1.0 if c.video_id in friends else 0.0
-            x[i, F["log_duration"]] = math.log1p(int(cat.duration[row]) / 1000.0) - 3.4
+        sf = stats_matrix([stats.get(c.video_id) for c in live], r_w)
+        for j, name in enumerate(STATS_FEATURES):
+            x[:, F[name]] = sf[:, j]
+        age_h = np.maximum(0.0, (request.now_ms - cat.created_at[rows]) / 3_600_000.0)
+        x[:, F["log_age_h"]] = np.log1p(age_h)
+        creators = [cat.creators[int(r)] for r in rows]
+        followed = user.followed_creators
+        x[:, F["followed"]] = [c in followed for c in creators]
+        x[:, F["friend"]] = [c.video_id in friends for c in live]
+        x[:, F["log_duration"]] = np.log1p(cat.duration[rows] / 1000.0) - 3.4
         probs = head_probabilities(x, r_w)
         base = probs @ head_weights(cfg) - min(cfg.w_fast_skip, 0.0)
-        trend = {vid: v for vid, v in stats.trending(self.config.caps.trending)}
+        factors = np.ones((n, 4), dtype=np.float64)  # trending, friend, fresh creator, fatigue
+        trend = dict(stats.trending(self.config.caps.trending))
         top_velocity = max(trend.values(), default=0.0)
-        scores: list[float] = []
-        reasons: list[list[str]] = []
-        for i, (c, row) in enumerate(zip(live, rows, strict=True)):
-            score = float(base[i])
+        if top_velocity > 0:
+            for i, c in enumerate(live):
+                velocity = trend.get(c.video_id)
+                if velocity:
+                    factors[i, 0] = trending_factor(3.0 * velocity / top_velocity, cfg)
+        factors[:, 1] = np.where(x[:, F["friend"]] > 0, cfg.friend_boost, 1.0)
+        young = request.now_ms - cfg.fresh_creator_age_s * 1000
+        for i, creator in enumerate(creators):
+            if self._creator_first_ms.get(creator, 0) > young:
+                factors[i, 2] = cfg.fresh_creator_boost
+            at = user.not_interested.get(creator)
+            if at is not None:
+                factors[i, 3] = fatigue_factor((request.now_ms - at) / 1000.0, cfg)
+        scores = (base * factors.prod(axis=1)).tolist()
+
+        def reasons(i: int) -> list[str]:
             why = [
-                "sources=" + "+".join(c.sources),
+                "sources=" + "+".join(live[i].sources),
                 "p=" + ",".join(f"{h}:{probs[i, j]:.2f}" for j, h in enumerate(HEADS)),
                 f"sim={sim_user[i]:.2f}",
             ]
-            velocity = trend.get(c.video_id)
-            if velocity and top_velocity > 0:
-                factor = trending_factor(3.0 * velocity / top_velocity, cfg)
-                score *= factor
-                why.append(f"trending x{factor:.2f}")
-            act = friends.get(c.video_id)
+            if factors[i, 0] != 1.0:
+                why.append(f"trending x{factors[i, 0]:.2f}")
+            act = friends.get(live[i].video_id)
             if act is not None:
-                score *= cfg.friend_boost
                 why.append(f"friend {act.friend_id} {act.kind} x{cfg.friend_boost:.2f}")
-            creator = cat.creators[row]
-            first = self._creator_first_ms.get(creator, 0)
-            if request.now_ms - first < cfg.fresh_creator_age_s * 1000:
-                score *= cfg.fresh_creator_boost
+            if factors[i, 2] != 1.0:
                 why.append(f"fresh creator x{cfg.fresh_creator_boost:.2f}")
-            at = user.not_interested.get(creator)
-            if at is not None:
-                factor = fatigue_factor((request.now_ms - at) / 1000.0, cfg)
-                score *= factor
-                why.append(f"not-interested fatigue x{factor:.2f}")
-            scores.append(score)
-            reasons.append(why)
-        return self._assemble(
-            request, user, stats, live, rows, scores, reasons, all_stats, sim_user
-        )
+            if creators[i] in user.not_interested:
+                why.append(f"not-interested fatigue x{factors[i, 3]:.2f}")
+            return why
+
+        return self._assemble(request, stats, live, creators, scores, reasons, sim_user)
 
     def _assemble(
         self,
         request: RecommendRequest,
-        user: UserState,
         stats: VideoStatsView,
         live: list[Candidate],
-        rows: NDArray[np.int64],
+        creators: list[str],
         scores: list[float],
-        reasons: list[list[str]],
-        all_stats: list[VideoStats | None],
+        reasons: Callable[[int], list[str]],
         sim_user: F32,
     ) -> list[Recommendation]:
         """Fill the page: ranked slots greedily with author diversity (lazy heap)
@@ -713,21 +758,25 @@ class RecommenderCore:
         rng = np.random.default_rng(None if seed is None else seed + 3)
         limit = min(request.limit, len(live))
         kinds = explore.slot_kinds(limit, ecfg.fresh_slot_ratio, ecfg.random_slot_ratio, rng)
-        creators = [self._cat.creators[int(r)] for r in rows]
         used: set[int] = set()
         per_creator: dict[str, int] = {}
         last_pos: dict[str, int] = {}
         page: list[Recommendation] = []
 
-        median = self.cohort_median(stats, request.now_ms)
         fresh_pool: list[tuple[float, int, explore.TierDecision]] = []
-        for i, c in enumerate(live):
-            if "fresh" in c.sources:
-                d = explore.tier_decision(all_stats[i], median, ecfg)
-                if d.eligible:
-                    theta = explore.thompson_sample(all_stats[i], median, ecfg, rng)
-                    fresh_pool.append((theta * (1.0 + max(float(sim_user[i]), 0.0)), i, d))
-        fresh_pool.sort(key=lambda t: -t[0])
+        if "fresh" in kinds:
+            snap = self._fresh_snapshot(stats, request.now_ms)
+            fresh_i = [i for i, c in enumerate(live)
+                       if "fresh" in c.sources and c.video_id in snap.index]  # fmt: skip
+            if fresh_i:
+                at = np.asarray([snap.index[live[i].video_id] for i in fresh_i])
+                theta = rng.beta(snap.alpha[at], snap.beta[at])
+                value = theta * (1.0 + np.maximum(sim_user[np.asarray(fresh_i)], 0.0))
+                fresh_pool = sorted(
+                    ((float(value[k]), i, snap.decisions[int(at[k])])
+                     for k, i in enumerate(fresh_i)),
+                    key=lambda t: -t[0],
+                )  # fmt: skip
         random_pool = [i for i, c in enumerate(live) if c.sources[0] == "random"]
         rng.shuffle(random_pool)
 
@@ -780,7 +829,7 @@ class RecommenderCore:
                 if fresh_pool:
                     value, i, d = fresh_pool.pop(0)
                     why = [
-                        *reasons[i],
+                        *reasons(i),
                         f"explore tier={d.tier} audience={d.audience} "
                         f"p_better={d.p_better:.2f} thompson={value:.3f}",
                     ]
@@ -791,13 +840,13 @@ class RecommenderCore:
                     random_pool.pop(0)
                 if random_pool:
                     i = random_pool.pop(0)
-                    take(i, "random", scores[i], [*reasons[i], "uniform random slot"])
+                    take(i, "random", scores[i], [*reasons(i), "uniform random slot"])
                     continue
             picked = next_ranked()
             if picked is None:
                 break
             i, score, factor = picked
-            why = list(reasons[i])
+            why = reasons(i)
             if factor < 1.0:
                 why.append(f"author diversity x{factor:.2f}")
             source = live[i].sources[0]

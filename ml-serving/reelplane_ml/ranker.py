@@ -9,7 +9,7 @@ interaction log, or calibrated defaults (`default_ranker`). Pure numpy.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +103,46 @@ def stats_features(stats: VideoStats | None, r: RankerWeights) -> tuple[float, .
         math.log1p(s.impressions),
         math.log1p(s.completions_per_min),
     )
+
+
+#: The features `stats_matrix` fills, in its column order.
+STATS_FEATURES = (
+    "completion_logit",
+    "like_logit",
+    "share_logit",
+    "skip_logit",
+    "log_impressions",
+    "trend_velocity",
+)
+
+
+def stats_matrix(stats: Sequence[VideoStats | None], r: RankerWeights) -> NDArray[np.float32]:
+    """`stats_features` for many videos at once: (n, len(STATS_FEATURES))."""
+    counts = np.zeros((len(stats), 6), dtype=np.float64)
+    for i, s in enumerate(stats):
+        if s is not None:
+            counts[i] = (s.impressions, s.completions, s.likes, s.shares, s.fast_skips,
+                         s.completions_per_min)  # fmt: skip
+    k = r.prior_strength
+    n = counts[:, 0] + k
+
+    def logit(num: NDArray[np.float64], prior: float) -> NDArray[np.float64]:
+        p = np.clip((num + k * prior) / n, 1e-4, 1 - 1e-4)
+        out: NDArray[np.float64] = np.log(p / (1 - p))
+        return out
+
+    out = np.stack(
+        [
+            logit(counts[:, 1], r.prior_completion),
+            logit(counts[:, 2], r.prior_like),
+            logit(counts[:, 3], r.prior_share),
+            logit(counts[:, 4], r.prior_skip),
+            np.log1p(counts[:, 0]),
+            np.log1p(counts[:, 5]),
+        ],
+        axis=1,
+    )
+    return out.astype(np.float32)
 
 
 def head_probabilities(x: NDArray[np.float32], r: RankerWeights) -> NDArray[np.float32]:

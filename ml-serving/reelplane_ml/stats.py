@@ -35,6 +35,9 @@ class LiveStats:
         self._now_min = 0
         self._trending: list[tuple[str, float]] = []
         self._trending_at = -1
+        # VideoStats per video, valid for one minute of the stats clock
+        self._cache: dict[str, VideoStats] = {}
+        self._cache_min = -1
 
     def record(
         self,
@@ -49,6 +52,7 @@ class LiveStats:
     ) -> None:
         """Count one impression of the video and its outcome."""
         c = self._counts[video_id]
+        self._cache.pop(video_id, None)
         minute = at_ms // 60_000
         self._now_min = max(self._now_min, minute)
         bucket = c.minutes.setdefault(minute, [0, 0, 0])
@@ -69,8 +73,15 @@ class LiveStats:
 
     def forget(self, video_id: str) -> None:
         self._counts.pop(video_id, None)
+        self._cache.pop(video_id, None)
 
     def get(self, video_id: str) -> VideoStats | None:
+        if self._cache_min != self._now_min:
+            self._cache.clear()
+            self._cache_min = self._now_min
+        hit = self._cache.get(video_id)
+        if hit is not None:
+            return hit
         c = self._counts.get(video_id)
         if c is None:
             return None
@@ -82,7 +93,7 @@ class LiveStats:
                 comp += co
                 likes += li
         w = float(self.window_min)
-        return VideoStats(
+        out = VideoStats(
             impressions=c.impressions,
             completions=c.completions,
             likes=c.likes,
@@ -92,6 +103,8 @@ class LiveStats:
             completions_per_min=comp / w,
             likes_per_min=likes / w,
         )
+        self._cache[video_id] = out
+        return out
 
     def trending(self, limit: int) -> Sequence[tuple[str, float]]:
         """Videos by completions + likes per minute over the window, recomputed

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -158,10 +158,10 @@ class RecommendRequest:
     seed: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A retrieved video before ranking: the sources that proposed it (first is
-    the primary) and the retrieval score of the best one. Cacheable per user."""
+    the primary) and the retrieval score of the best one. Cacheable per user.
+    (A NamedTuple: hundreds are made per request, and tuples are cheap.)"""
 
     video_id: str
     sources: tuple[Source, ...]
@@ -174,8 +174,10 @@ class Candidate:
     def from_dict(cls, data: Mapping[str, object]) -> Candidate:
         sources = data["s"]
         score = data.get("r", 0.0)
-        assert isinstance(sources, list)
-        assert isinstance(score, int | float)
+        if not isinstance(sources, list) or not all(s in SOURCES for s in sources) or not sources:
+            raise ValueError(f"bad candidate sources {sources!r}")
+        if not isinstance(score, int | float):
+            raise ValueError(f"bad candidate score {score!r}")
         return cls(str(data["v"]), tuple(sources), float(score))
 
 
