@@ -35,6 +35,7 @@ class ExplorationConfig(BaseModel):
     promote_above: float = Field(0.8, gt=0.5, lt=1.0, description="P(rate > median)")
     drop_below: float = Field(0.2, gt=0.0, lt=0.5, description="P(rate > median)")
     prior_strength: float = Field(10.0, gt=0.0, description="pseudo-impressions of the prior")
+    promoted_share: float = Field(0.5, ge=0.0, le=1.0, description="of fresh slots")
     pool_sample: int = Field(500, ge=10, description="fresh videos scored per request")
     pool_scan: int = Field(5000, ge=100, description="newest fresh videos judged each second")
 

@@ -187,6 +187,8 @@ class _FreshPool:
     rows: NDArray[np.int64]
     alpha: NDArray[np.float64]
     beta: NDArray[np.float64]
+    impressions: NDArray[np.int64]
+    tier: NDArray[np.int64]
     decisions: list[explore.TierDecision]
 
 
@@ -349,19 +351,27 @@ class RecommenderCore:
             with self._lock:
                 self._journal = []
                 live = [(vid, row) for vid, row in self._row_of.items()]
-                cat = self._cat
+                capacity = self._cat.capacity
             try:
-                capacity = cat.capacity
                 vec = np.zeros((capacity, EMBED_DIM), np.float32)
                 hist = np.zeros((capacity, EMBED_DIM), np.float32)
-                rows = np.asarray([r for _, r in live], dtype=np.int64)
-                step = 8192
+                kept: list[int] = []
+                step = 2048
                 for i in range(0, len(live), step):
-                    chunk = rows[i : i + step]
-                    feats = [cat.features(int(r)) for r in chunk]
-                    v, h = video_vectors(artifact.towers, feats)
+                    # read a chunk's features under the lock (a row may be removed
+                    # or reused meanwhile: the journal replays those changes)
+                    with self._lock:
+                        cur = self._cat
+                        pairs = [(r, cur.features(r)) for vid, r in live[i : i + step]
+                                 if cur.ids[r] == vid]  # fmt: skip
+                    if not pairs:
+                        continue
+                    chunk = np.asarray([r for r, _ in pairs], dtype=np.int64)
+                    v, h = video_vectors(artifact.towers, [f for _, f in pairs])
                     vec[chunk] = v
                     hist[chunk] = h
+                    kept.extend(chunk.tolist())
+                rows = np.asarray(kept, dtype=np.int64)
                 index = AnnIndex.build(vec[rows], rows, artifact.index)
                 with self._lock:
                     if self._cat.capacity != capacity:  # grew meanwhile
@@ -579,6 +589,7 @@ class RecommenderCore:
         rows: list[int] = []
         alpha: list[float] = []
         beta: list[float] = []
+        impressions: list[int] = []
         decisions: list[explore.TierDecision] = []
         for vid, (row, st) in got.items():
             d = explore.tier_decision(st, median, cfg)
@@ -589,6 +600,7 @@ class RecommenderCore:
             rows.append(row)
             alpha.append(a_)
             beta.append(b_)
+            impressions.append(st.impressions if st else 0)
             decisions.append(d)
         snap = _FreshPool(
             second=second,
@@ -599,6 +611,8 @@ class RecommenderCore:
             rows=np.asarray(rows, np.int64),
             alpha=np.asarray(alpha, np.float64),
             beta=np.asarray(beta, np.float64),
+            impressions=np.asarray(impressions, np.int64),
+            tier=np.asarray([d.tier for d in decisions], np.int64),
             decisions=decisions,
         )
         self._fresh_cache = snap
@@ -607,22 +621,29 @@ class RecommenderCore:
     def _fresh_candidates(
         self, model: _Model, user_vec: F32, request: RecommendRequest, stats: VideoStatsView
     ) -> list[tuple[str, float]]:
-        """Eligible fresh-pool videos by Thompson sample x relevance, best first."""
+        """Fresh-pool candidates: every promoted video (tier >= 1), and the
+        least-served tier-0 videos (a new upload first), best first by
+        `explore.fresh_priority`."""
         cfg = self.config.exploration
         if self.config.caps.fresh == 0:
             return []
         snap = self._fresh_snapshot(stats, request.now_ms)
-        n = len(snap.vids)
-        if n == 0:
+        if not snap.vids:
             return []
         rng = np.random.default_rng(None if request.seed is None else request.seed + 1)
-        idx = np.arange(n) if n <= cfg.pool_sample else rng.choice(n, cfg.pool_sample, False)
-        theta = rng.beta(snap.alpha[idx], snap.beta[idx])
+        promoted = np.flatnonzero(snap.tier > 0)
+        new = np.flatnonzero(snap.tier == 0)
+        if len(new) > cfg.pool_sample:
+            # fewest impressions first, ties broken at random
+            order = np.lexsort((rng.random(len(new)), snap.impressions[new]))
+            new = new[order[: cfg.pool_sample]]
+        idx = np.concatenate([promoted[: cfg.pool_sample], new])
         rows = snap.rows[idx]
         ok = rows < model.vec.shape[0]
-        idx, theta, rows = idx[ok], theta[ok], rows[ok]
+        idx, rows = idx[ok], rows[ok]
+        theta = rng.beta(snap.alpha[idx], snap.beta[idx])
         sim = model.vec[rows] @ user_vec
-        score = theta * (1.0 + np.maximum(sim, 0.0))
+        score = explore.fresh_priority(snap.tier[idx], snap.impressions[idx], theta, sim)
         best = np.argsort(-score)[: self.config.caps.fresh * 2]
         return [(snap.vids[int(idx[j])], float(score[j])) for j in best]
 
@@ -763,7 +784,10 @@ class RecommenderCore:
         last_pos: dict[str, int] = {}
         page: list[Recommendation] = []
 
-        fresh_pool: list[tuple[float, int, explore.TierDecision]] = []
+        # fresh slots: a promoted video (Thompson) or the least-served new one,
+        # alternately by `promoted_share`
+        fresh_new: list[tuple[float, int, explore.TierDecision]] = []
+        fresh_promoted: list[tuple[float, int, explore.TierDecision]] = []
         if "fresh" in kinds:
             snap = self._fresh_snapshot(stats, request.now_ms)
             fresh_i = [i for i, c in enumerate(live)
@@ -771,12 +795,14 @@ class RecommenderCore:
             if fresh_i:
                 at = np.asarray([snap.index[live[i].video_id] for i in fresh_i])
                 theta = rng.beta(snap.alpha[at], snap.beta[at])
-                value = theta * (1.0 + np.maximum(sim_user[np.asarray(fresh_i)], 0.0))
-                fresh_pool = sorted(
-                    ((float(value[k]), i, snap.decisions[int(at[k])])
-                     for k, i in enumerate(fresh_i)),
-                    key=lambda t: -t[0],
-                )  # fmt: skip
+                sims = sim_user[np.asarray(fresh_i)]
+                prios = explore.fresh_priority(snap.tier[at], snap.impressions[at], theta, sims)
+                for k, i in enumerate(fresh_i):
+                    d = snap.decisions[int(at[k])]
+                    group = fresh_promoted if d.tier > 0 else fresh_new
+                    group.append((float(prios[k]), i, d))
+                fresh_new.sort(key=lambda t: -t[0])
+                fresh_promoted.sort(key=lambda t: -t[0])
         random_pool = [i for i, c in enumerate(live) if c.sources[0] == "random"]
         rng.shuffle(random_pool)
 
@@ -824,14 +850,20 @@ class RecommenderCore:
 
         for kind in kinds:
             if kind == "fresh":
-                while fresh_pool and fresh_pool[0][1] in used:
-                    fresh_pool.pop(0)
-                if fresh_pool:
-                    value, i, d = fresh_pool.pop(0)
+                for pool in (fresh_new, fresh_promoted):
+                    while pool and pool[0][1] in used:
+                        pool.pop(0)
+                promote = rng.random() < ecfg.promoted_share
+                pool = (
+                    fresh_promoted if (promote and fresh_promoted) or not fresh_new else fresh_new
+                )
+                if pool:
+                    prio, i, d = pool.pop(0)
                     why = [
                         *reasons(i),
                         f"explore tier={d.tier} audience={d.audience} "
-                        f"p_better={d.p_better:.2f} thompson={value:.3f}",
+                        f"impressions={snap.impressions[snap.index[live[i].video_id]]} "
+                        f"p_better={d.p_better:.2f} priority={prio:.3f}",
                     ]
                     take(i, "fresh", scores[i], why)
                     continue

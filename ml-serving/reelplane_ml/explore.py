@@ -6,7 +6,10 @@ median (the median smoothed rate of fresh videos); once judged (at least
 `min_impressions_to_judge` impressions and half its tier's audience),
 P(rate > median) above `promote_above` multiplies its audience by
 `tier_growth`; below `drop_below` it leaves the pool. Fresh slots go to the
-highest Thompson sample. Follower count is never an input. Pure functions.
+least-served new videos (tier 0: every upload gets its first audience within
+minutes) and, by `promoted_share`, to promoted videos by Thompson sampling
+(tier >= 1: the better a video completes, the more it is drawn until its
+audience is spent). Follower count is never an input. Pure functions.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from reelplane_ml.config import ExplorationConfig
 from reelplane_ml.types import VideoStats
@@ -71,6 +75,23 @@ def thompson_sample(
     """One draw of the completion rate from the video's posterior."""
     a, b = posterior(stats, median, cfg)
     return float(rng.beta(a, b))
+
+
+def fresh_priority(
+    tier: NDArray[np.int64],
+    impressions: NDArray[np.int64],
+    theta: NDArray[np.float64],
+    sim: NDArray[np.float32],
+) -> NDArray[np.float64]:
+    """Who gets a fresh slot. A new video (tier 0) is owed its first audience:
+    the least-served come first (so a new upload is judged within minutes),
+    nudged by relevance to the user. A promoted video earns its larger audience
+    by Thompson sampling: its completion-rate draw, times relevance."""
+    relevance = 1.0 + np.maximum(sim.astype(np.float64), 0.0)
+    new = relevance / (1.0 + impressions.astype(np.float64))
+    promoted = theta * relevance
+    out: NDArray[np.float64] = np.where(tier > 0, promoted, new)
+    return out
 
 
 def cohort_median(rates: list[float], default: float) -> float:

@@ -146,3 +146,18 @@ def test_artifact_round_trips_and_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="not a model artifact"):
         ModelArtifact.from_bytes(b"hello")
     assert a.towers.without_ids().video_ids == ()
+
+
+@pytest.mark.unit
+def test_new_videos_are_served_least_served_first_and_promoted_ones_by_their_draw() -> None:
+    tier = np.array([0, 0, 0, 1, 1])
+    imps = np.array([0, 50, 150, 300, 300])
+    theta = np.array([0.1, 0.9, 0.9, 0.6, 0.3])
+    sim = np.zeros(5, np.float32)
+    p = explore.fresh_priority(tier, imps, theta, sim)
+    assert p[0] > p[1] > p[2]  # tier 0: fewest impressions first, whatever the draw
+    assert p[3] > p[4]  # promoted: the better draw
+    relevant = explore.fresh_priority(
+        tier[:2], imps[:2], theta[:2], np.array([0.0, 1.0], np.float32)
+    )
+    assert relevant[1] > explore.fresh_priority(tier[1:2], imps[1:2], theta[1:2], sim[:1])[0]
