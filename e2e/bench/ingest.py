@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import resource
 import shutil
@@ -60,6 +59,7 @@ from reelplane.backends import make_objects  # noqa: E402
 from reelplane.cli import run_on_fast_loop  # noqa: E402
 from reelplane.infra.harness import port_open  # noqa: E402
 from reelplane.infra.tusd import install_tusd  # noqa: E402
+from reelplane.logs import configure_logging  # noqa: E402
 from reelplane.ports.objects import MIN_PART_SIZE, ObjectStore  # noqa: E402
 from reelplane.settings import Settings  # noqa: E402
 from reelplane.upload.ffprobe import run_ffprobe  # noqa: E402
@@ -125,11 +125,18 @@ class Peer:
 
 
 def process_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, reaped children included) of a process so far."""
+    """CPU seconds a process has run so far: its threads' run time in ns from
+    /proc/<pid>/task/*/schedstat (a thread that exited no longer counts; the
+    servers here keep theirs), plus its reaped children's (ffprobe) in 10 ms
+    ticks from /proc/<pid>/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is the state (field 3)
-    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    children_s = sum(int(v) for v in fields[13:15]) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
+    run_ns = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            run_ns += int((task / "schedstat").read_text().split()[0])
+    return run_ns / 1e9 + children_s
 
 
 def listening_pid(port: int) -> int | None:
@@ -152,7 +159,10 @@ def listening_pid(port: int) -> int | None:
 async def serve_reelplane(options: dict[str, Any]) -> None:
     """The Reelplane half (run in its own process, so its CPU is its own): the
     upload service on uvicorn as the bench set it up, until stdin closes."""
-    logging.basicConfig(level=logging.WARNING)  # a request that fails says why, on stderr
+    # As `reelplane serve` sets logging up, at "warning": no access log (tusd
+    # runs without one too), and a request that fails says why, on stderr
+    # (structlog's default would print it on stdout, which nobody reads).
+    configure_logging("console", "warning")
     settings = embedded_settings(Path(options["data_dir"]), **options["urls"])
     async with running_platform(settings) as platform:
         ready = {"endpoint": platform.tus_endpoint, "token": platform.token, "pid": os.getpid()}
@@ -516,7 +526,7 @@ def ingest_tables(ing: dict[str, Any]) -> list[str]:
         + " ".join(f"{h + ' ms/MB':>15}" for h in helpers)
         + f" {'client ms/MB':>13}"
     )
-    lines.append("Medians per upload (CPU while ingesting, from /proc; 10 ms ticks)")
+    lines.append("Medians per upload (CPU while ingesting, from /proc)")
     lines.append(head)
     for p, s in cols:
         st = ing["patterns"][p]["servers"][s]
