@@ -38,7 +38,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def say(msg: str) -> None:
@@ -58,9 +58,13 @@ def als_scorer(log: Any, cat: Any, train: np.ndarray, seed: int) -> tuple[Any, f
     )
     mat.sum_duplicates()
     model = implicit.als.AlternatingLeastSquares(
-        factors=64, regularization=0.05, alpha=1.0, iterations=15, num_threads=1,
+        factors=64,
+        regularization=0.05,
+        alpha=1.0,
+        iterations=15,
+        num_threads=1,
         random_state=seed,
-    )  # fmt: skip
+    )
     t = time.perf_counter()
     model.fit(mat, show_progress=False)
     seconds = time.perf_counter() - t
@@ -74,8 +78,15 @@ def als_scorer(log: Any, cat: Any, train: np.ndarray, seed: int) -> tuple[Any, f
     return score, seconds
 
 
-def offline(args: argparse.Namespace, world: Any, log: Any, cat: Any, follows: Any) -> dict[str, Any]:
-    from reelplane_ml.evaluate import eval_set, popularity_scorer, retrieval_metrics, two_tower_scorer
+def offline(
+    args: argparse.Namespace, world: Any, log: Any, cat: Any, follows: Any
+) -> dict[str, Any]:
+    from reelplane_ml.evaluate import (
+        eval_set,
+        popularity_scorer,
+        retrieval_metrics,
+        two_tower_scorer,
+    )
     from reelplane_ml.retrieval import AnnIndex, IndexParams, tune_nprobe
     from reelplane_ml.train.data import build_examples, temporal_split
     from reelplane_ml.train.loop import TrainConfig, fit
@@ -93,7 +104,11 @@ def offline(args: argparse.Namespace, world: Any, log: Any, cat: Any, follows: A
     def truth(users: Any) -> np.ndarray:
         return world.hook_matrix(np.asarray(users, dtype=np.int64))
 
-    out: dict[str, Any] = {"impressions": len(log), "examples": len(ex), "eval_users": len(es.users)}
+    out: dict[str, Any] = {
+        "impressions": len(log),
+        "examples": len(ex),
+        "eval_users": len(es.users),
+    }
     out["popularity"] = retrieval_metrics(popularity_scorer(log, cat, train), es, truth=truth)
     say(f"popularity {out['popularity']}")
     als, als_s = als_scorer(log, cat, train, args.seed)
@@ -126,28 +141,40 @@ def offline(args: argparse.Namespace, world: Any, log: Any, cat: Any, follows: A
 
             _, hist = video_vectors(towers[name], cat.features)
             row_of = dict(cat.row_of)
-            q = user_vectors(towers[name], hist, [user_history(es.states[u], row_of, es.now_ms)  # type: ignore[arg-type]
-                                                  for u in es.users[:500]])  # fmt: skip
+            q = user_vectors(
+                towers[name],
+                hist,
+                [
+                    user_history(es.states[u], row_of, es.now_ms)  # type: ignore[arg-type]
+                    for u in es.users[:500]
+                ],
+            )
             nprobe, recall = tune_nprobe(index, q, vec, ids, k=100, target=0.95)
-            out["ivf"] = {"nlist": int(index._index.nlist), "nprobe": nprobe,  # noqa: SLF001
-                          "recall@100_vs_exact": recall}  # fmt: skip
+            out["ivf"] = {
+                "nlist": int(index._index.nlist),
+                "nprobe": nprobe,
+                "recall@100_vs_exact": recall,
+            }
             say(f"ivf {out['ivf']}")
     out["towers"] = towers
     return out
 
 
-def online(args: argparse.Namespace, world: Any, log: Any, towers: Any, index: Any) -> dict[str, Any]:
+def online(
+    args: argparse.Namespace, world: Any, log: Any, towers: Any, index: Any
+) -> dict[str, Any]:
     from reelplane_ml.artifact import ModelArtifact
     from reelplane_ml.core import RecommenderCore
     from reelplane_ml.features import TextEncoder
-    from reelplane_ml.ranker import default_ranker
+    from reelplane_ml.ranker import default_ranker, with_log_priors
     from reelplane_ml.retrieval import IndexParams
     from reelplane_ml.sim.online import OnlineSim
     from reelplane_ml.types import Watch
 
     enc = TextEncoder.shared()
     params = IndexParams(kind="auto", nprobe=index["nprobe"])
-    core = RecommenderCore(ModelArtifact("bench", towers, default_ranker(), params))
+    ranker = with_log_priors(default_ranker(), log)
+    core = RecommenderCore(ModelArtifact("bench", towers, ranker, params))
     core.upsert_videos(world.features(range(world.n_videos), enc))
     sim = OnlineSim(world, core, enc, seed=args.seed)
     t = time.perf_counter()
@@ -158,6 +185,7 @@ def online(args: argparse.Namespace, world: Any, log: Any, towers: Any, index: A
 
     # -- interest shift ------------------------------------------------------------------------
     shares: list[float] = []
+    before: list[float] = []
     latency: list[float] = []
     users = rng.choice(world.n_users, size=args.shift_users, replace=False)
     for u in users.tolist():
@@ -166,6 +194,11 @@ def online(args: argparse.Namespace, world: Any, log: Any, towers: Any, index: A
         pool = np.flatnonzero(world.dominant == topic)
         pool = [int(v) for v in pool if world.video_id(int(v)) not in st.seen]
         picks = rng.choice(pool, size=3, replace=False)
+        before_page = sim.serve([u])[0]
+        before.append(
+            sum(int(world.dominant[world.video_index(r.video_id)]) == topic for r in before_page)
+            / max(len(before_page), 1)
+        )
         for k, v in enumerate(picks):
             vid = world.video_id(int(v))
             dur = int(world.duration_ms[v])
@@ -174,12 +207,14 @@ def online(args: argparse.Namespace, world: Any, log: Any, towers: Any, index: A
         t = time.perf_counter()
         page = sim.serve([u])[0]
         latency.append((time.perf_counter() - t) * 1000)
-        shares.append(sum(int(world.dominant[world.video_index(r.video_id)]) == topic
-                          for r in page) / max(len(page), 1))  # fmt: skip
+        shares.append(
+            sum(int(world.dominant[world.video_index(r.video_id)]) == topic for r in page)
+            / max(len(page), 1)
+        )
     out["interest_shift"] = {
         "users": len(shares),
         "share_of_new_topic": float(np.mean(shares)),
-        "share_before_p50": None,
+        "share_before": float(np.mean(before)),
         "page_ms_p50": float(np.percentile(latency, 50)),
         "page_ms_p99": float(np.percentile(latency, 99)),
     }
@@ -198,8 +233,12 @@ def online(args: argparse.Namespace, world: Any, log: Any, towers: Any, index: A
                     repeats += 1
                 shown.add(r.video_id)
             list(sim.watch(u, page))
-    out["repeats"] = {"users": args.repeat_users, "pages_each": 100, "served": served,
-                      "repeat_share": repeats / max(served, 1)}  # fmt: skip
+    out["repeats"] = {
+        "users": args.repeat_users,
+        "pages_each": 100,
+        "served": served,
+        "repeat_share": repeats / max(served, 1),
+    }
     say(f"repeats {out['repeats']}")
 
     # -- viral: new zero-follower creators --------------------------------------------------
@@ -208,8 +247,12 @@ def online(args: argparse.Namespace, world: Any, log: Any, towers: Any, index: A
     topics = rng.choice(world.cfg.n_topics, size=2 * args.viral_videos, replace=False)
     creators = np.array([world.add_creator(focus_topic=int(t)) for t in topics], np.int64)
     quality = np.array([q99] * args.viral_videos + [q25] * args.viral_videos, np.float32)
-    test_videos = world.add_videos(creators, np.full(len(creators), sim.now_ms, np.int64),
-                                   quality=quality, dominant=topics.astype(np.int64))  # fmt: skip
+    test_videos = world.add_videos(
+        creators,
+        np.full(len(creators), sim.now_ms, np.int64),
+        quality=quality,
+        dominant=topics.astype(np.int64),
+    )
     sim.upload(test_videos)
     sim.impressions.clear()
     background = iter(range(10**9))
@@ -228,13 +271,20 @@ def online(args: argparse.Namespace, world: Any, log: Any, towers: Any, index: A
         for _ in sim.step(args.active_users, uploads=uploads):
             events += 1
         if minute % 5 == 4:
-            good = [sim.impressions.get(world.video_id(int(v)), 0) for v in test_videos[: args.viral_videos]]
+            good = [
+                sim.impressions.get(world.video_id(int(v)), 0)
+                for v in test_videos[: args.viral_videos]
+            ]
             say(f"minute {minute + 1}: {events} events, good videos' impressions {good}")
     elapsed = time.perf_counter() - t
     counts = np.array(list(sim.impressions.values()))
     top5 = float(np.quantile(counts, 0.95))
-    good = [sim.impressions.get(world.video_id(int(v)), 0) for v in test_videos[: args.viral_videos]]
-    poor = [sim.impressions.get(world.video_id(int(v)), 0) for v in test_videos[args.viral_videos:]]
+    good = [
+        sim.impressions.get(world.video_id(int(v)), 0) for v in test_videos[: args.viral_videos]
+    ]
+    poor = [
+        sim.impressions.get(world.video_id(int(v)), 0) for v in test_videos[args.viral_videos :]
+    ]
     out["viral"] = {
         "minutes": args.viral_minutes,
         "active_users_per_min": args.active_users,
@@ -258,38 +308,86 @@ def table(r: dict[str, Any]) -> str:
     pop, tt, nl, als = o["popularity"], o["two_tower"], o["no_logq"], o["als"]
     sh, rp, vr = r["online"]["interest_shift"], r["online"]["repeats"], r["online"]["viral"]
     lines: list[tuple[str, str, str, bool]] = [
-        ("recall@100 held-out, vs popularity", f"{tt['recall@100']:.4f} vs {pop['recall@100']:.4f} "
-         f"= {tt['recall@100'] / pop['recall@100']:.2f}x", ">= 2.5x",
-         tt["recall@100"] >= 2.5 * pop["recall@100"]),
-        ("NDCG@100 vs popularity", f"{tt['ndcg@100']:.4f} vs {pop['ndcg@100']:.4f} = "
-         f"{tt['ndcg@100'] / pop['ndcg@100']:.2f}x", ">= 2.0x", tt["ndcg@100"] >= 2 * pop["ndcg@100"]),
-        ("oracle recall@100 (true top 100)", f"{tt['oracle_recall@100']:.4f}", ">= 0.15",
-         tt["oracle_recall@100"] >= 0.15),
-        ("  without logQ", f"{nl['oracle_recall@100']:.4f} "
-         f"({nl['oracle_recall@100'] / tt['oracle_recall@100'] - 1:+.0%})", "<= -25 %",
-         nl["oracle_recall@100"] <= 0.75 * tt["oracle_recall@100"]),
-        ("vs implicit ALS (oracle / held-out)", f"{als['oracle_recall@100']:.4f} / "
-         f"{als['recall@100']:.4f}", "two-tower ahead",
-         tt["oracle_recall@100"] > als["oracle_recall@100"] and tt["recall@100"] > als["recall@100"]),
-        ("cold start (unseen / seen, oracle)", f"{o['cold']['oracle_recall@100']:.4f} / "
-         f"{o['warm_same_size']['oracle_recall@100']:.4f} = "
-         f"{o['cold']['oracle_recall@100'] / o['warm_same_size']['oracle_recall@100']:.0%}",
-         ">= 90 %", o["cold"]["oracle_recall@100"] >= 0.9 * o["warm_same_size"]["oracle_recall@100"]),
-        ("IVF recall@100 vs exact", f"{o['ivf']['recall@100_vs_exact']:.3f} (nprobe "
-         f"{o['ivf']['nprobe']}/{o['ivf']['nlist']})", ">= 0.95", o["ivf"]["recall@100_vs_exact"] >= 0.95),
-        ("interest shift: new topic on next page", f"{sh['share_of_new_topic']:.0%}", ">= 30 %",
-         sh["share_of_new_topic"] >= 0.3),
-        ("  in-process page after the event", f"p50 {sh['page_ms_p50']:.1f} ms, p99 "
-         f"{sh['page_ms_p99']:.1f} ms", "p50 <= 300 ms, p99 <= 2 s",
-         sh["page_ms_p50"] <= 300 and sh["page_ms_p99"] <= 2000),
-        ("repeats over 100 pages", f"{rp['repeat_share']:.2%} of {rp['served']}", "<= 1 %",
-         rp["repeat_share"] <= 0.01),
-        ("viral: good new videos, impressions", f"{vr['good_impressions']} (top 5 % >= "
-         f"{vr['top5pct_threshold']:.0f})", ">= 1,000 and top 5 %",
-         all(g >= 1000 for g in vr["good_impressions"]) and all(vr["good_top5"])),
-        ("viral: poor new videos, impressions", f"{vr['poor_impressions']}", "<= 300",
-         all(p <= 300 for p in vr["poor_impressions"])),
-    ]  # fmt: skip
+        (
+            "recall@100 held-out, vs popularity",
+            f"{tt['recall@100']:.4f} vs {pop['recall@100']:.4f} "
+            f"= {tt['recall@100'] / pop['recall@100']:.2f}x",
+            ">= 2.5x",
+            tt["recall@100"] >= 2.5 * pop["recall@100"],
+        ),
+        (
+            "NDCG@100 vs popularity",
+            f"{tt['ndcg@100']:.4f} vs {pop['ndcg@100']:.4f} = "
+            f"{tt['ndcg@100'] / pop['ndcg@100']:.2f}x",
+            ">= 2.0x",
+            tt["ndcg@100"] >= 2 * pop["ndcg@100"],
+        ),
+        (
+            "oracle recall@100 (true top 100)",
+            f"{tt['oracle_recall@100']:.4f}",
+            ">= 0.15",
+            tt["oracle_recall@100"] >= 0.15,
+        ),
+        (
+            "  without logQ",
+            f"{nl['oracle_recall@100']:.4f} "
+            f"({nl['oracle_recall@100'] / tt['oracle_recall@100'] - 1:+.0%})",
+            "<= -25 %",
+            nl["oracle_recall@100"] <= 0.75 * tt["oracle_recall@100"],
+        ),
+        (
+            "vs implicit ALS (oracle / held-out)",
+            f"{als['oracle_recall@100']:.4f} / {als['recall@100']:.4f}",
+            "two-tower ahead",
+            tt["oracle_recall@100"] > als["oracle_recall@100"]
+            and tt["recall@100"] > als["recall@100"],
+        ),
+        (
+            "cold start (unseen / seen, oracle)",
+            f"{o['cold']['oracle_recall@100']:.4f} / "
+            f"{o['warm_same_size']['oracle_recall@100']:.4f} = "
+            f"{o['cold']['oracle_recall@100'] / o['warm_same_size']['oracle_recall@100']:.0%}",
+            ">= 90 %",
+            o["cold"]["oracle_recall@100"] >= 0.9 * o["warm_same_size"]["oracle_recall@100"],
+        ),
+        (
+            "IVF recall@100 vs exact",
+            f"{o['ivf']['recall@100_vs_exact']:.3f} (nprobe "
+            f"{o['ivf']['nprobe']}/{o['ivf']['nlist']})",
+            ">= 0.95",
+            o["ivf"]["recall@100_vs_exact"] >= 0.95,
+        ),
+        (
+            "interest shift: new topic on next page",
+            f"{sh['share_of_new_topic']:.0%}",
+            ">= 30 %",
+            sh["share_of_new_topic"] >= 0.3,
+        ),
+        (
+            "  in-process page after the event",
+            f"p50 {sh['page_ms_p50']:.1f} ms, p99 {sh['page_ms_p99']:.1f} ms",
+            "p50 <= 300 ms, p99 <= 2 s",
+            sh["page_ms_p50"] <= 300 and sh["page_ms_p99"] <= 2000,
+        ),
+        (
+            "repeats over 100 pages",
+            f"{rp['repeat_share']:.2%} of {rp['served']}",
+            "<= 1 %",
+            rp["repeat_share"] <= 0.01,
+        ),
+        (
+            "viral: good new videos, impressions",
+            f"{vr['good_impressions']} (top 5 % >= {vr['top5pct_threshold']:.0f})",
+            ">= 1,000 and top 5 %",
+            all(g >= 1000 for g in vr["good_impressions"]) and all(vr["good_top5"]),
+        ),
+        (
+            "viral: poor new videos, impressions",
+            f"{vr['poor_impressions']}",
+            "<= 300",
+            all(p <= 300 for p in vr["poor_impressions"]),
+        ),
+    ]
     w = max(len(a) for a, *_ in lines)
     v = max(len(b) for _, b, *_ in lines)
     out = [f"{'measure':<{w}}  {'value':<{v}}  {'goal':<22}  met"]
@@ -318,18 +416,27 @@ def main() -> None:
     from reelplane_ml.train.data import Catalogue
 
     started = time.perf_counter()
-    world = World.generate(WorldConfig(n_users=args.users, n_videos=args.videos,
-                                       n_creators=args.videos // 10, seed=args.seed))  # fmt: skip
+    world = World.generate(
+        WorldConfig(
+            n_users=args.users, n_videos=args.videos, n_creators=args.videos // 10, seed=args.seed
+        )
+    )
     log = world.logged_exposure(args.impressions, seed=args.seed + 1)
     cat = Catalogue.of(world.features(range(world.n_videos), TextEncoder.shared()))
-    follows = {world.user_id(u): frozenset(world.creator_id(c) for c in world.follows[u])
-               for u in range(world.n_users)}  # fmt: skip
+    follows = {
+        world.user_id(u): frozenset(world.creator_id(c) for c in world.follows[u])
+        for u in range(world.n_users)
+    }
     say(f"world: {args.users} users, {args.videos} videos, {len(log)} logged impressions")
     off = offline(args, world, log, cat, follows)
     towers = off.pop("towers")
     on = online(args, world, log, towers["two_tower"], off["ivf"])
-    result = {"args": vars(args) | {"out": str(args.out)}, "offline": off, "online": on,
-              "seconds": time.perf_counter() - started}  # fmt: skip
+    result = {
+        "args": vars(args) | {"out": str(args.out)},
+        "offline": off,
+        "online": on,
+        "seconds": time.perf_counter() - started,
+    }
     print(table(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=float))

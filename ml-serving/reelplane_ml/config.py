@@ -29,6 +29,7 @@ class ExplorationConfig(BaseModel):
     random_slot_ratio: float = Field(0.01, ge=0.0, le=0.1, description="share of slots")
     fresh_window_s: int = Field(48 * 3600, ge=60, description="a video is fresh this long")
     tier0_impressions: int = Field(200, ge=10, description="audience of a new video")
+    tier0_window_s: int = Field(1800, ge=60, description="tier 0 lasts this long after upload")
     tier_growth: int = Field(10, ge=2, description="each promotion multiplies the audience")
     tiers: int = Field(3, ge=1, le=6)
     min_impressions_to_judge: int = Field(100, ge=10)

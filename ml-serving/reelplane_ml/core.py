@@ -592,7 +592,8 @@ class RecommenderCore:
         impressions: list[int] = []
         decisions: list[explore.TierDecision] = []
         for vid, (row, st) in got.items():
-            d = explore.tier_decision(st, median, cfg)
+            age_s = (now_ms - int(self._cat.created_at[row])) / 1000.0
+            d = explore.tier_decision(st, median, cfg, age_s=age_s)
             if not d.eligible:
                 continue
             a_, b_ = explore.posterior(st, median, cfg)

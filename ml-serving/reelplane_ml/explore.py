@@ -1,6 +1,8 @@
 """Exploration: how a new video finds its audience without followers.
 
-A fresh video starts in tier 0 with an audience of `tier0_impressions`. Its
+A fresh video starts in tier 0 with an audience of `tier0_impressions`, to be
+shown within `tier0_window_s` of its upload (the research's "200 impressions
+in the first 30 minutes"). Its
 completion rate gets a Beta posterior with a prior centred on the cohort
 median (the median smoothed rate of fresh videos); once judged (at least
 `min_impressions_to_judge` impressions and half its tier's audience),
@@ -52,8 +54,11 @@ def p_better(alpha: float, beta: float, median: float) -> float:
     return 0.5 * (1.0 + math.erf((mean - median) / (sd * math.sqrt(2.0) + 1e-12)))
 
 
-def tier_decision(stats: VideoStats | None, median: float, cfg: ExplorationConfig) -> TierDecision:
-    """The video's tier, audience and whether it stays in the fresh pool."""
+def tier_decision(
+    stats: VideoStats | None, median: float, cfg: ExplorationConfig, *, age_s: float = 0.0
+) -> TierDecision:
+    """The video's tier, audience and whether it stays in the fresh pool. A
+    video still in tier 0 `tier0_window_s` after its upload has had its chance."""
     n = stats.impressions if stats else 0
     a, b = posterior(stats, median, cfg)
     p = p_better(a, b, median)
@@ -66,6 +71,8 @@ def tier_decision(stats: VideoStats | None, median: float, cfg: ExplorationConfi
         tier += 1
         audience *= cfg.tier_growth
         judged = audience // 2
+    if tier == 0 and age_s > cfg.tier0_window_s:
+        return TierDecision(0, audience, False, p)
     return TierDecision(tier, audience, n < audience, p)
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from reelplane_ml.config import RankerConfig
 from reelplane_ml.types import VideoStats
+
+if TYPE_CHECKING:
+    from reelplane_ml.interactions import InteractionLog
 
 FEATURES: tuple[str, ...] = (
     "bias",
@@ -74,14 +78,32 @@ def default_ranker() -> RankerWeights:
         for name, value in coefs.items():
             w[F[name], HEADS.index(head)] = value
 
-    put("complete", bias=-1.0, sim_user=3.0, sim_recent=1.5, sim_skip=-1.0,
+    # what the user just completed or liked weighs as much as the long-term
+    # profile: a new interest shows on the very next page
+    put("complete", bias=-1.0, sim_user=3.0, sim_recent=3.0, sim_skip=-1.0,
         completion_logit=0.9, skip_logit=-0.3, friend=0.3, followed=0.3)  # fmt: skip
-    put("like", bias=-3.0, sim_user=2.5, sim_recent=1.0, like_logit=0.9, completion_logit=0.3)
+    put("like", bias=-3.0, sim_user=2.5, sim_recent=1.5, like_logit=0.9, completion_logit=0.3)
     put("share", bias=-4.5, sim_user=2.0, share_logit=0.9, completion_logit=0.3)
     put("follow", bias=-5.0, sim_user=2.0, completion_logit=0.4, followed=-3.0)
     put("fast_skip", bias=-1.5, sim_user=-3.0, sim_skip=1.5, skip_logit=0.9,
         completion_logit=-0.3)  # fmt: skip
     return RankerWeights(w)
+
+
+def with_log_priors(r: RankerWeights, log: InteractionLog) -> RankerWeights:
+    """The same heads with the smoothing priors set to the log's own rates
+    (completion, like, share, fast skip per impression)."""
+    if len(log) == 0:
+        return r
+    from reelplane_ml.types import COMPLETION_RATIO
+
+    return replace(
+        r,
+        prior_completion=float((log.completion >= COMPLETION_RATIO).mean()),
+        prior_like=float(log.liked.mean()),
+        prior_share=float(log.shared.mean()),
+        prior_skip=float(log.fast_skip.mean()),
+    )
 
 
 def _logit(p: float) -> float:

@@ -161,3 +161,26 @@ def test_new_videos_are_served_least_served_first_and_promoted_ones_by_their_dra
         tier[:2], imps[:2], theta[:2], np.array([0.0, 1.0], np.float32)
     )
     assert relevant[1] > explore.fresh_priority(tier[1:2], imps[1:2], theta[1:2], sim[:1])[0]
+
+
+@pytest.mark.unit
+def test_tier_zero_lasts_its_window_but_a_promoted_video_stays() -> None:
+    late = CFG.tier0_window_s + 1
+    assert explore.tier_decision(stats(20, 0.3), 0.3, CFG, age_s=60).eligible
+    assert not explore.tier_decision(stats(20, 0.3), 0.3, CFG, age_s=late).eligible
+    assert explore.tier_decision(stats(150, 0.6), 0.3, CFG, age_s=late).eligible
+
+
+@pytest.mark.unit
+def test_ranker_priors_come_from_the_log() -> None:
+    from reelplane_ml.interactions import Engagement, InteractionLog
+    from reelplane_ml.ranker import with_log_priors
+
+    log = InteractionLog.from_records(
+        Engagement(
+            user_id="u", video_id=f"v{i}", at_ms=i, watched_ms=w, duration_ms=10_000, liked=i == 0
+        )
+        for i, w in enumerate([10_000, 10_000, 500, 5_000])
+    )
+    r = with_log_priors(default_artifact().ranker, log)
+    assert (r.prior_completion, r.prior_like, r.prior_skip) == (0.5, 0.25, 0.25)

@@ -22,7 +22,7 @@ from reelplane_ml.evaluate import (
     two_tower_scorer,
 )
 from reelplane_ml.interactions import InteractionLog
-from reelplane_ml.ranker import default_ranker
+from reelplane_ml.ranker import default_ranker, with_log_priors
 from reelplane_ml.retrieval import AnnIndex, IndexParams, tune_nprobe
 from reelplane_ml.towers import user_vectors, video_vectors
 from reelplane_ml.train.data import Catalogue, build_examples, temporal_split
@@ -117,6 +117,7 @@ def run_training(
         "index": {**asdict(params), "recall@100_vs_exact": ivf_recall},
         "seconds": time.perf_counter() - started,
     }
-    artifact = ModelArtifact(version, towers, default_ranker(), params, metrics={
+    ranker = with_log_priors(default_ranker(), inp.log)
+    artifact = ModelArtifact(version, towers, ranker, params, metrics={
         "eval": new, "popularity": pop})  # fmt: skip
     return RunResult(artifact, metrics, accepted)
