@@ -232,6 +232,17 @@ async def test_gate_expands_the_items_a_read_lists_into_more_reads(cache: Cache,
         [], principal_key=f"{ns}:session", user_bucket=user, reads=reads, expand=expand
     )
     assert (refused.refused, refused.values) == (f"{ns}:user:u4", ())
+    # A bare template: the items are the keys.
+    await cache.set(f"{ns}:u4:page", f"{ns}:ctr:v1 {ns}:ctr:v3 {ns}:nope\n".encode())
+    bare = Expansion(1, (ITEM_PLACEHOLDER,))
+    got = await cache.gate([], principal_key=f"{ns}:session", reads=reads, expand=bare)
+    assert got.values[2:] == (b"7", b"9", None)
+    # A template must name the item exactly once.
+    for templates in ((f"{ns}:ctr",), (f"{ns}:{{item}}:{{item}}",)):
+        with pytest.raises(ValueError, match="exactly once"):
+            await cache.gate(
+                [], principal_key=f"{ns}:session", reads=reads, expand=Expansion(1, templates)
+            )
 
 
 async def test_gate_stops_at_the_first_refusing_bucket(cache: Cache, ns: str) -> None:

@@ -18,6 +18,7 @@ from reelplane.ports.cache import (
     TokenBucketState,
     TokenDecision,
     bucket_ttl_s,
+    check_expansion,
     expansion_items,
     principal_user_id,
     take_from_bucket,
@@ -239,6 +240,8 @@ class MemoryCache:
                 )
         values = tuple(self._plain(k.replace(USER_PLACEHOLDER, user_id)) for k in reads or [])
         listing = values[expand.read] if expand is not None and expand.read < len(values) else None
+        if expand is not None:
+            check_expansion(expand)
         if expand is not None and listing is not None:
             templates = [t.replace(USER_PLACEHOLDER, user_id) for t in expand.templates]
             values += tuple(

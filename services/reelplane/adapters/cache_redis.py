@@ -22,6 +22,7 @@ from reelplane.ports.cache import (
     GateOutcome,
     TokenDecision,
     bucket_ttl_s,
+    check_expansion,
 )
 
 # Both written literally in _GATE_LUA.
@@ -106,24 +107,28 @@ local ex = req[5]
 local listing = type(ex) == 'table' and reply[4 + ex[1]]
 if listing then
   local newline = string.find(listing, '\\n', 1, true)
-  -- Each template cut at '{item}' once, so a key is one table.concat per item.
-  local templates, more = {}, {}
+  -- Each template cut at its '{item}' once; plain finds and '..' (the cheapest
+  -- string work in Lua here: this runs on every cached read).
+  local heads, tails, more = {}, {}, {}
   for i, t in ipairs(ex[2]) do
-    local pieces, from = {}, 1
     t = string.gsub(t, '{user}', user)
-    while true do
-      local at = string.find(t, '{item}', from, true)
-      if not at then break end
-      pieces[#pieces + 1] = string.sub(t, from, at - 1)
-      from = at + 6
-    end
-    pieces[#pieces + 1] = string.sub(t, from)
-    templates[i] = pieces
+    local at = string.find(t, '{item}', 1, true)
+    heads[i], tails[i] = string.sub(t, 1, at - 1), string.sub(t, at + 6)
   end
-  if newline then
-    for item in string.gmatch(string.sub(listing, 1, newline - 1), '%S+') do
-      for _, pieces in ipairs(templates) do more[#more + 1] = table.concat(pieces, item) end
+  local nt, from = #heads, 1
+  local bare = nt == 1 and heads[1] == '' and tails[1] == ''  -- the items are the keys
+  while newline and from < newline do
+    local stop = string.find(listing, ' ', from, true)
+    if not stop or stop > newline then stop = newline end
+    if stop > from then
+      local item = string.sub(listing, from, stop - 1)
+      if bare then
+        more[#more + 1] = item
+      else
+        for i = 1, nt do more[#more + 1] = heads[i] .. item .. tails[i] end
+      end
     end
+    from = stop + 1
   end
   if #more > 0 then
     local values = redis.call('MGET', unpack(more))
@@ -165,8 +170,7 @@ def _gate_request(
 
 @functools.lru_cache(maxsize=256)
 def _expansion_json(expand: Expansion) -> str:
-    if expand.read < 0:
-        raise ValueError("an expansion names a read by its index, from 0")
+    check_expansion(expand)
     return json.dumps([expand.read, expand.templates])
 
 

@@ -18,7 +18,7 @@ from reelplane.engagement.consumers import consume_engagement
 from reelplane.engagement.core import clean_comment, escape_comment
 from reelplane.engagement.counters import read_counters
 from reelplane.engagement.history import history_page
-from reelplane.engagement.like_states import forget_like_state, store_like_state
+from reelplane.engagement.likes_version import bump_likes_version
 from reelplane.engagement.settings import EngagementSettings
 from reelplane.engagement.tables import TABLES
 from reelplane.engagement.trending import top_trending
@@ -150,11 +150,9 @@ async def like(video_id: str, user: CurrentUser, request: Request) -> LikeState:
     await _require_video(backends, video_id)
     payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
     event = VideoLiked(key=user.user_id, payload=payload)
-    # The cached like state goes around the write (see like_states): a feed
-    # read right after this answer says liked.
-    await forget_like_state(backends.cache, user.user_id, video_id)
     changed = await store.like(backends.database, user.user_id, video_id, event)
-    await store_like_state(backends.cache, user.user_id, video_id, True)
+    # Cached feed pages of this user say who likes what: out of date now.
+    await bump_likes_version(backends.cache, user.user_id)
     if changed:
         await outbox.flush(backends.database, backends.bus, [event])
     return LikeState(liked=True, changed=changed)
@@ -166,9 +164,8 @@ async def unlike(video_id: str, user: CurrentUser, request: Request) -> LikeStat
     await _require_video(backends, video_id)
     payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
     event = VideoUnliked(key=user.user_id, payload=payload)
-    await forget_like_state(backends.cache, user.user_id, video_id)
     changed = await store.unlike(backends.database, user.user_id, video_id, event)
-    await store_like_state(backends.cache, user.user_id, video_id, False)
+    await bump_likes_version(backends.cache, user.user_id)
     if changed:
         await outbox.flush(backends.database, backends.bus, [event])
     return LikeState(liked=False, changed=changed)

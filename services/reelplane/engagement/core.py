@@ -63,9 +63,9 @@ def counter_key(video_id: str, kind: CounterKind) -> str:
     return f"ctr:{kind}:{video_id}"
 
 
-def like_state_key(user_id: str, video_id: str) -> str:
-    """Whether user_id likes video_id, as cached (`reelplane.engagement.like_states`)."""
-    return f"liked:{user_id}:{video_id}"
+def likes_version_key(user_id: str) -> str:
+    """Changes with each like or unlike of user_id (`reelplane.engagement.likes_version`)."""
+    return f"likesv:{user_id}"
 
 
 def trending_points(event: Event, completion_ratio: float) -> tuple[str, float] | None:

@@ -25,7 +25,7 @@ from reelplane.feed.foryou import (
     cached_page,
     cached_page_keys,
     foryou_page,
-    page_state_expansion,
+    page_counters_expansion,
 )
 from reelplane.feed.items import FeedPage
 from reelplane.feed.recommender import HttpRecommender, Recommender
@@ -130,8 +130,8 @@ async def foryou(
 
 def foryou_cached_plan(query: Mapping[str, str]) -> CachedPlan | None:
     """The edge's plan for a For You request (`CachedRead`): the page-cache keys
-    and, read with them, the page's counters and the viewer's like states; None
-    for a query the route must answer (bad limit or cursor: its 422/400)."""
+    (with the viewer's likes version) and, read with them, the page's counters;
+    None for a query the route must answer (bad limit or cursor: its 422/400)."""
     try:
         limit = int(query.get("limit", FORYOU_LIMIT_DEFAULT))
         cursor = query.get("cursor")
@@ -143,7 +143,7 @@ def foryou_cached_plan(query: Mapping[str, str]) -> CachedPlan | None:
     return CachedPlan(
         keys=cached_page_keys(USER_PLACEHOLDER, position, limit),
         answer=lambda values: cached_page(position, limit, values),
-        expand=page_state_expansion(position),
+        expand=page_counters_expansion(position),
     )
 
 

@@ -4,14 +4,16 @@ A first request assembles a session: candidates (the recommender's, or
 trending + fresh + followed creators'), scored and ranked, then picked under
 the diversity rules with exploration slots (`reelplane.feed.core`). The
 session (ids only) and each page's cards (a template: what is the same for the
-reader all session) are cached for `feed_page_cache_ttl_s`; the counters and
-whether the reader likes each video are filled in on every read
-(`reelplane.feed.items.fill_page`), so they are never older than the counters
-endpoint. A cursor names (session, offset), so pages of one session never
-repeat a video. When a session expires, is used up, or is dropped because the
-reader completed one of its videos, the next page comes from a new session that
-leaves out what was already served or completed; the feed ends only when no
-ready video is left that the reader has not been served.
+reader all session) are cached for `feed_page_cache_ttl_s`, with whether the
+reader likes each video as of the reader's likes version; the counters are
+filled in on every read (`reelplane.feed.items.fill_page`), so they are never
+older than the counters endpoint's, and a page from before a like or unlike is
+not served as it is (`reelplane.engagement.likes_version`). A cursor names
+(session, offset), so pages of one session never repeat a video. When a
+session expires, is used up, or is dropped because the reader completed one of
+its videos, the next page comes from a new session that leaves out what was
+already served or completed; the feed ends only when no ready video is left
+that the reader has not been served.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -28,7 +31,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from reelplane.backends import Backends
+from reelplane.engagement.core import likes_version_key
 from reelplane.engagement.history import completed_video_ids
+from reelplane.engagement.likes_version import likes_version
 from reelplane.engagement.trending import top_trending
 from reelplane.feed.core import (
     Candidate,
@@ -39,16 +44,16 @@ from reelplane.feed.core import (
     rank,
 )
 from reelplane.feed.items import (
-    ITEM_STATE_TEMPLATES,
+    counter_keys,
     fill_page,
-    item_state,
+    liked_flags,
     load_videos,
     page_template,
 )
 from reelplane.feed.recommender import Recommender
 from reelplane.gateway.cursors import decode_cursor, encode_cursor
 from reelplane.graph import store as graph_store
-from reelplane.ports.cache import Cache, Expansion
+from reelplane.ports.cache import ITEM_PLACEHOLDER, Cache, Expansion
 from reelplane.schema import videos
 
 if TYPE_CHECKING:  # avoids an import cycle (consumers imports this module)
@@ -89,60 +94,102 @@ class ForYouCursor(BaseModel):
 
 
 def cached_page_keys(user_id: str, position: ForYouCursor | None, limit: int) -> list[str]:
-    """The cache keys that hold the page a request asks for (see `cached_page`);
-    the last one holds the page itself, its first line the ids of its videos."""
+    """The cache keys a request's page is read from (see `cached_page`): the
+    page (for a cursor, after the current session's id) and last the viewer's
+    likes version."""
+    version = likes_version_key(user_id)
     if position is None:
-        return [first_page_key(user_id)]
-    return [current_key(user_id), page_key(user_id, position.s, position.o, limit)]
+        return [first_page_key(user_id), version]
+    return [current_key(user_id), page_key(user_id, position.s, position.o, limit), version]
 
 
-def page_state_expansion(position: ForYouCursor | None) -> Expansion:
+def page_counters_expansion(position: ForYouCursor | None) -> Expansion:
     """What the edge reads with a cached page (`cached_page_keys`), in the same
-    round trip: each of its videos' counters and the viewer's like state."""
-    return Expansion(0 if position is None else 1, ITEM_STATE_TEMPLATES)
+    round trip: the counter keys its first line lists."""
+    return Expansion(0 if position is None else 1, (ITEM_PLACEHOLDER,))
 
 
-def _stored(ids: list[str], template: bytes) -> bytes:
-    """A page as cached: the ids of its videos on the first line, then the template."""
-    return " ".join(ids).encode() + b"\n" + template
+@dataclass(frozen=True)
+class StoredPage:
+    """A page as cached: its videos' ids, whether the viewer likes each (as of
+    `version`, the viewer's likes version then), the session line of a first
+    page (b"<session> <limit>"), and the template (`page_template`).
+
+    Encoded as lines: the counter keys of its videos (what the edge's gate
+    reads with it, so Lua builds no key), b"<version> <liked> <ids...>", the
+    session line of a first page, then the template."""
+
+    ids: list[str]
+    version: bytes
+    liked: bytes
+    session_line: bytes | None
+    template: bytes
+
+    def encode(self) -> bytes:
+        lines = [
+            " ".join(counter_keys(self.ids)).encode(),
+            b" ".join([self.version, self.liked, *(i.encode() for i in self.ids)]),
+        ]
+        if self.session_line is not None:
+            lines.append(self.session_line)
+        return b"\n".join([*lines, self.template])
+
+    @classmethod
+    def decode(cls, raw: bytes, *, first: bool) -> StoredPage | None:
+        """The page in `raw` (a first page's when `first`); None when it is not one."""
+        parts = raw.split(b"\n", 3 if first else 2)
+        if len(parts) != (4 if first else 3):
+            return None
+        version, liked, *ids = parts[1].split(b" ")
+        if len(liked) != len(ids):
+            return None
+        session_line = parts[2] if first else None
+        return cls([i.decode() for i in ids], version, liked, session_line, parts[-1])
 
 
-def cached_template(
+def cached_stored(
     position: ForYouCursor | None, limit: int, values: Sequence[bytes | None]
-) -> tuple[list[str], bytes] | None:
-    """The cached page's (video ids, template) from the values of
-    `cached_page_keys`, or None when it is not cached (or belongs to a session
-    that is no longer current)."""
+) -> StoredPage | None:
+    """The cached page from the values of `cached_page_keys`, or None when it
+    is not cached (or belongs to a session that is no longer current)."""
     if position is None:
         raw = values[0] if values else None
-        if raw is None:
+        page = StoredPage.decode(raw, first=True) if raw is not None else None
+        if page is None or (page.session_line or b"").split(b" ")[-1] != str(limit).encode():
             return None
-        ids, _, rest = raw.partition(b"\n")
-        header, newline, template = rest.partition(b"\n")
-        if header.split(b" ")[-1] != str(limit).encode():
-            return None
-    else:
-        current, cached = values[:2] if len(values) >= 2 else (None, None)
-        if cached is None or current != position.s.encode():
-            return None
-        ids, newline, template = cached.partition(b"\n")
-    if not newline:  # not a page as `_stored` writes it
+        return page
+    current, raw = values[:2] if len(values) >= 2 else (None, None)
+    if raw is None or current != position.s.encode():
         return None
-    return ids.decode().split(), template
+    return StoredPage.decode(raw, first=False)
 
 
 def cached_page(
     position: ForYouCursor | None, limit: int, values: tuple[bytes | None, ...]
 ) -> bytes | None:
     """The page's bytes from what the edge read: the values of
-    `cached_page_keys`, then those of `page_state_expansion`. None when the page
-    is not cached, or the viewer's like state of one of its videos is not."""
-    reads = 1 if position is None else 2
-    found = cached_template(position, limit, values[:reads])
-    if found is None:
+    `cached_page_keys`, then those of `page_counters_expansion`. None when the
+    page is not cached, or the viewer liked or unliked a video since. (What
+    `cached_stored` does, without decoding what the edge does not need.)"""
+    if len(values) < (2 if position is None else 3):
+        return None
+    if position is None:
+        raw = values[0]
+        parts = raw.split(b"\n", 3) if raw is not None else ()
+        if len(parts) != 4 or parts[2].rpartition(b" ")[2] != str(limit).encode():
+            return None
+        reads = 1
+    else:
+        raw = values[1]
+        parts = raw.split(b"\n", 2) if raw is not None and values[0] == position.s.encode() else ()
+        if len(parts) != 3:
+            return None
+        reads = 2
+    version, _, rest = parts[1].partition(b" ")
+    if version != likes_version(values[reads]):
         return None
     try:
-        return fill_page(found[1], values[reads:])
+        return fill_page(parts[-1], values[reads + 1 :], rest.partition(b" ")[0])
     except ValueError:  # a counter that is not a number: the route's error to give
         return None
 
@@ -157,8 +204,8 @@ def current_key(user_id: str) -> str:
 
 
 def first_page_key(user_id: str) -> str:
-    """The current session's first page as `b"<session> <limit>\n" + bytes`: a
-    request without a cursor is one cache read."""
+    """The current session's first page, with its session and page size
+    (`StoredPage`): a request without a cursor is one cache read."""
     return f"fy:{user_id}:first"
 
 
@@ -390,18 +437,27 @@ async def foryou_page(
     """The JSON bytes of one For You page (a FeedPage), from the page cache when
     it has them."""
     position = decode_cursor(ForYouCursor, cursor) if cursor else None
-    # The cached path: the page's cards in one cache round trip, then its videos'
-    # counters and the viewer's likes (the edge reads both in one, before this).
-    values = await backends.cache.get_many(cached_page_keys(user_id, position, limit))
-    found = cached_template(position, limit, values)
+    # The cached path: the page and the viewer's likes version in one cache
+    # round trip, then its counters (the edge reads both in one, before this).
+    keys = cached_page_keys(user_id, position, limit)
+    values = await backends.cache.get_many(keys)
+    version = likes_version(values[-1])  # read before any like is: see likes_version
+    found = cached_stored(position, limit, values[:-1])
+    where = keys[-2]
     session = await _load_session(backends.cache, user_id) if found is None else None
     if session is not None and position is None:
-        raw = await backends.cache.get(page_key(user_id, session.id, 0, limit))
-        if raw is not None:
-            listed, _, cached = raw.partition(b"\n")
-            found = listed.decode().split(), cached
+        where = page_key(user_id, session.id, 0, limit)
+        raw = await backends.cache.get(where)
+        found = StoredPage.decode(raw, first=False) if raw is not None else None
     if found is not None:
-        return await _filled(backends, user_id, *found)
+        if found.version != version:  # liked or unliked since: read the likes again
+            found = replace(
+                found, version=version, liked=await liked_flags(backends, user_id, found.ids)
+            )
+            left_s = await backends.cache.ttl(where)
+            if left_s is not None:
+                await backends.cache.set(where, found.encode(), ttl_s=left_s)
+        return await _filled(backends, found)
     window = max(0, ctx.feed.feed_diversity_window - 1)
     context = [_as_candidate(i) for i in (position.r if position else [])]
     if session is None or (position is not None and position.s != session.id):
@@ -433,25 +489,32 @@ async def foryou_page(
         else None
     )
     ids = [c.video_id for c in shown]
-    template = page_template(shown, next_cursor)
+    page = StoredPage(
+        ids=ids,
+        version=version,
+        liked=await liked_flags(backends, user_id, ids),
+        session_line=None,
+        template=page_template(shown, next_cursor),
+    )
     if not picked:  # the end, for now: not cached (see `_new_session`)
-        return await _filled(backends, user_id, ids, template)
+        return await _filled(backends, page)
     ttl_s = ctx.feed.feed_page_cache_ttl_s
-    stored = _stored(ids, template)
-    await backends.cache.set(page_key(user_id, session.id, offset, limit), stored, ttl_s=ttl_s)
+    await backends.cache.set(
+        page_key(user_id, session.id, offset, limit), page.encode(), ttl_s=ttl_s
+    )
     if offset == 0:
-        ids_line, _, rest = stored.partition(b"\n")
-        first = ids_line + f"\n{session.id} {limit}\n".encode() + rest
-        await backends.cache.set(first_page_key(user_id), first, ttl_s=ttl_s)
+        first = replace(page, session_line=f"{session.id} {limit}".encode())
+        await backends.cache.set(first_page_key(user_id), first.encode(), ttl_s=ttl_s)
     await _append_ids(
         backends.cache, served_key(user_id), [i.v for i in picked], SERVED_CAP, SERVED_TTL_S
     )
-    return await _filled(backends, user_id, ids, template)
+    return await _filled(backends, page)
 
 
-async def _filled(backends: Backends, user_id: str, ids: list[str], template: bytes) -> bytes:
-    """A page's bytes: its template filled with the viewer's state and counters now."""
-    body = fill_page(template, await item_state(backends, user_id, ids))
-    if body is None:  # item_state knows every like state
+async def _filled(backends: Backends, page: StoredPage) -> bytes:
+    """A page's bytes: its template filled with its videos' counters now."""
+    counters = await backends.cache.get_many(counter_keys(page.ids))
+    body = fill_page(page.template, counters, page.liked)
+    if body is None:
         raise RuntimeError("a For You page template does not match its video ids")
     return body

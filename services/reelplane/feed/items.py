@@ -5,11 +5,12 @@
 URLs (the upload service's `playback_urls`); `hydrate` adds counters and the
 viewer's likes.
 
-A cached page keeps only what stays the same for its viewer (the cards):
-`page_template` renders the page with a gap where each item's counters and
-`viewer_liked` go, and `fill_page` fills them in at read time from the values
-of `ITEM_STATE_TEMPLATES` (the edge reads them in the same cache round trip as
-the page; `item_state` reads them on the route's way).
+A cached page keeps what stays the same for its viewer over the session (the
+cards) and what the viewer likes, as of a likes version
+(`reelplane.engagement.likes_version`): `page_template` renders the page with
+a gap where each item's counters and `viewer_liked` go, and `fill_page` fills
+them in at read time, counters from the values of `COUNTER_TEMPLATES` (the edge
+reads them in the same cache round trip as the page).
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from reelplane.backends import Backends
-from reelplane.engagement.core import COUNTER_KINDS, counter_key, like_state_key
+from reelplane.engagement.core import COUNTER_KINDS, counter_key
 from reelplane.engagement.counters import read_counters
-from reelplane.engagement.like_states import LIKED, NOT_LIKED, fill_like_states
 from reelplane.engagement.store import liked_among
 from reelplane.gateway.settings import load_section
-from reelplane.ports.cache import ITEM_PLACEHOLDER, USER_PLACEHOLDER
+from reelplane.ports.cache import ITEM_PLACEHOLDER
 from reelplane.schema import users, video_assets, videos
 from reelplane.upload.playback import playback_urls
 from reelplane.upload.settings import UploadSettings
@@ -187,19 +186,18 @@ async def hydrate(
     return items
 
 
-# -- cached pages: the cards cached, the viewer's state and counters filled in ------
+# -- cached pages: the cards cached, the counters and the viewer's likes filled in -
 
 #: The keys whose values fill one item of a page template, in `fill_page`'s
-#: order: the video's likes, comments and views, and the viewer's like state.
-ITEM_STATE_TEMPLATES: tuple[str, ...] = (
-    *(counter_key(ITEM_PLACEHOLDER, kind) for kind in COUNTER_KINDS),
-    like_state_key(USER_PLACEHOLDER, ITEM_PLACEHOLDER),
+#: order: the video's likes, comments and views.
+COUNTER_TEMPLATES: tuple[str, ...] = tuple(
+    counter_key(ITEM_PLACEHOLDER, kind) for kind in COUNTER_KINDS
 )
-_PER_ITEM = len(ITEM_STATE_TEMPLATES)
+_PER_ITEM = len(COUNTER_TEMPLATES)
 #: A template is %-format bytes (one C call fills it): the page's own "%" are
 #: doubled, and each value goes where a "%s" is.
 _ITEM_STATE = b',"counters":{"likes":%s,"comments":%s,"views":%s},"viewer_liked":%s}'
-_FLAGS: dict[bytes | None, bytes] = {LIKED: b"true", NOT_LIKED: b"false"}
+_FLAGS = {ord("1"): b"true", ord("0"): b"false"}
 #: Counters as INCR writes them, after a space each: the fast path of `fill_page`.
 _CANONICAL_COUNTS = re.compile(rb"(?: (?:0|[1-9][0-9]*))+")
 
@@ -221,50 +219,37 @@ def _count(raw: bytes) -> bytes:
     return str(max(0, int(raw))).encode()
 
 
-def fill_page(template: bytes, state: Sequence[bytes | None]) -> bytes | None:
-    """The page's JSON: `template` with each item's values of
-    `ITEM_STATE_TEMPLATES` filled in (`state`, item by item), or None when a
-    like state is not known (or `state` does not match the template). A counter
-    that is not an integer raises ValueError, as `read_counters` does."""
-    if len(state) % _PER_ITEM:
+def fill_page(template: bytes, counters: Sequence[bytes | None], liked: bytes) -> bytes | None:
+    """The page's JSON: `template` filled with each item's counters (the values
+    of `COUNTER_TEMPLATES`, item by item) and whether the viewer likes it
+    (`liked`: b"1" or b"0" per item); None when they do not match the template.
+    A counter that is not an integer raises ValueError, as `read_counters` does."""
+    n = len(liked)
+    if len(counters) != n * _PER_ITEM:
         return None
-    flags = [_FLAGS.get(v) for v in state[_PER_ITEM - 1 :: _PER_ITEM]]
-    if None in flags:
-        return None
-    values = [b"0" if v is None else v for v in state]
-    counts = [v for k in range(_PER_ITEM - 1) for v in values[k::_PER_ITEM]]
+    counts = [b"0" if v is None else v for v in counters]
     if counts and not _CANONICAL_COUNTS.fullmatch(b" " + b" ".join(counts)):
-        values = [_count(v) for v in values]  # negative, or not written by INCR
-    values[_PER_ITEM - 1 :: _PER_ITEM] = cast("list[bytes]", flags)  # no None (above)
+        counts = [_count(v) for v in counts]  # negative, or not written by INCR
+    try:
+        flags = [_FLAGS[c] for c in liked]
+    except KeyError:
+        return None
+    values: list[bytes] = flags * (_PER_ITEM + 1)
+    for k in range(_PER_ITEM):
+        values[k :: _PER_ITEM + 1] = counts[k::_PER_ITEM]
+    values[_PER_ITEM :: _PER_ITEM + 1] = flags
     try:
         return template % tuple(values)
     except TypeError:  # as many values as gaps, or it is not this page's state
         return None
 
 
-def item_state_keys(viewer_id: str, video_ids: Sequence[str]) -> list[str]:
-    """The keys of `ITEM_STATE_TEMPLATES` for these videos and this viewer."""
-    templates = [t.replace(USER_PLACEHOLDER, viewer_id) for t in ITEM_STATE_TEMPLATES]
-    return [t.replace(ITEM_PLACEHOLDER, vid) for vid in video_ids for t in templates]
+def counter_keys(video_ids: Sequence[str]) -> list[str]:
+    """The keys of `COUNTER_TEMPLATES` for these videos, video by video."""
+    return [t.replace(ITEM_PLACEHOLDER, vid) for vid in video_ids for t in COUNTER_TEMPLATES]
 
 
-async def item_state(
-    backends: Backends, viewer_id: str, video_ids: Sequence[str]
-) -> list[bytes | None]:
-    """What fills a page template for this viewer (`fill_page`): one cache round
-    trip, and for like states the cache does not know, one query (cached then)."""
-    state = await backends.cache.get_many(item_state_keys(viewer_id, video_ids))
-    last = _PER_ITEM - 1
-    unknown = [
-        vid
-        for k, vid in enumerate(video_ids)
-        if state[k * _PER_ITEM + last] not in (LIKED, NOT_LIKED)
-    ]
-    if unknown:
-        liked = await liked_among(backends.database, viewer_id, unknown)
-        learnt = {vid: vid in liked for vid in unknown}
-        await fill_like_states(backends.cache, viewer_id, learnt)
-        for k, vid in enumerate(video_ids):
-            if vid in learnt:
-                state[k * _PER_ITEM + last] = LIKED if learnt[vid] else NOT_LIKED
-    return state
+async def liked_flags(backends: Backends, viewer_id: str, video_ids: Sequence[str]) -> bytes:
+    """Whether the viewer likes each video, as `fill_page` takes it (one query)."""
+    liked = await liked_among(backends.database, viewer_id, list(video_ids)) if video_ids else set()
+    return b"".join(b"1" if vid in liked else b"0" for vid in video_ids)

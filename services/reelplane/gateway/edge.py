@@ -3,7 +3,7 @@ cached reads answered before routing.
 
 One cache round trip (`Cache.gate`) per signed-in request does the IP buckets,
 the session lookup, the user's bucket and, for a `CachedRead` route, the page
-read (with what the page names: its counters and the user's like states).
+read (with what the page names: its videos' counters).
 When the session is not in the cache the database resolves it (and caches
 it); when the page is not cached the route builds it. Either way the resolved
 session is left in the request state, so the `CurrentUser` dependency does not

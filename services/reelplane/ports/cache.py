@@ -78,19 +78,29 @@ ITEM_PLACEHOLDER = "{item}"
 class Expansion:
     """Keys that one of `Cache.gate`'s reads names, read in the same step.
     When the value of `reads[read]` is there, its first line (up to the first
-    b"\n"; without one, no items) lists items separated by ASCII whitespace;
-    for each item, in order, each of `templates` is read, with
-    `ITEM_PLACEHOLDER` standing for the item and `USER_PLACEHOLDER` for the
-    user id."""
+    b"\n"; without one, no items) lists items separated by spaces; for each
+    item, in order, each of `templates` is read, with `ITEM_PLACEHOLDER`
+    (exactly once in each) standing for the item and `USER_PLACEHOLDER` for
+    the user id."""
 
     read: int
     templates: tuple[str, ...]
 
 
+def check_expansion(expand: Expansion) -> None:
+    """ValueError unless `expand` is one the adapters can read."""
+    if expand.read < 0:
+        raise ValueError("an expansion names a read by its index, from 0")
+    if any(t.count(ITEM_PLACEHOLDER) != 1 for t in expand.templates):
+        raise ValueError(f"each expansion template holds {ITEM_PLACEHOLDER} exactly once")
+
+
 def expansion_items(value: bytes) -> list[str]:
-    """The items an `Expansion` finds in a value (its first line, split on whitespace)."""
+    """The items an `Expansion` finds in a value (its first line, split on spaces)."""
     line, newline, _ = value.partition(b"\n")
-    return [item.decode("utf-8", "surrogateescape") for item in line.split()] if newline else []
+    if not newline:
+        return []
+    return [item.decode("utf-8", "surrogateescape") for item in line.split(b" ") if item]
 
 
 @dataclass(frozen=True)
