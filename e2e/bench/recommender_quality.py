@@ -255,6 +255,7 @@ def online(
     )
     sim.upload(test_videos)
     sim.impressions.clear()
+    sim.by_source.clear()
     background = iter(range(10**9))
 
     def uploads(s: OnlineSim) -> list[Any]:
@@ -296,6 +297,12 @@ def online(
         "good_impressions": good,
         "poor_impressions": poor,
         "good_top5": [g >= top5 for g in good],
+        "by_source": {
+            world.video_id(int(v)): {
+                src: n for (vid, src), n in sim.by_source.items() if vid == world.video_id(int(v))
+            }
+            for v in test_videos
+        },
         "request_ms_mean": float(np.mean(sim.request_ms)),
         "seconds": elapsed,
     }
@@ -409,10 +416,16 @@ def main() -> None:
     ap.add_argument("--active-users", type=int, default=500, help="page requests per minute")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(".cache/bench/recommender_quality.json"))
+    ap.add_argument(
+        "--reuse-offline",
+        action="store_true",
+        help="take the offline part (metrics, trained towers) from the last run's --out files",
+    )
     args = ap.parse_args()
 
     from reelplane_ml.features import TextEncoder
     from reelplane_ml.sim.world import World, WorldConfig
+    from reelplane_ml.towers import TowerWeights
     from reelplane_ml.train.data import Catalogue
 
     started = time.perf_counter()
@@ -428,8 +441,17 @@ def main() -> None:
         for u in range(world.n_users)
     }
     say(f"world: {args.users} users, {args.videos} videos, {len(log)} logged impressions")
-    off = offline(args, world, log, cat, follows)
-    towers = off.pop("towers")
+    towers_path = args.out.with_suffix(".towers.npz")
+    if args.reuse_offline:
+        off = json.loads(args.out.read_text())["offline"]
+        with np.load(towers_path) as npz:
+            towers = {"two_tower": TowerWeights.from_arrays({k: npz[k] for k in npz.files})}
+        say(f"offline results and towers reused from {args.out}")
+    else:
+        off = offline(args, world, log, cat, follows)
+        towers = off.pop("towers")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(towers_path, **towers["two_tower"].arrays())
     on = online(args, world, log, towers["two_tower"], off["ivf"])
     result = {
         "args": vars(args) | {"out": str(args.out)},

@@ -73,3 +73,6 @@ class RecommenderConfig(BaseModel):
     #: Strong engagements (completion or like) among this many latest watches
     #: feed the "recent" source (more like what the user just loved).
     recent_window: int = Field(5, ge=1, le=50)
+    #: Share of a page given to the "recent" source when every one of the last
+    #: `recent_window` views was a strong engagement (proportionally less otherwise).
+    recent_slot_share: float = Field(0.5, ge=0.0, le=1.0)

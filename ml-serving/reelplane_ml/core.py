@@ -760,7 +760,8 @@ class RecommenderCore:
                 why.append(f"not-interested fatigue x{factors[i, 3]:.2f}")
             return why
 
-        return self._assemble(request, stats, live, creators, scores, reasons, sim_user)
+        intent = len(strong) / self.config.recent_window
+        return self._assemble(request, stats, live, creators, scores, reasons, sim_user, intent)
 
     def _assemble(
         self,
@@ -771,15 +772,26 @@ class RecommenderCore:
         scores: list[float],
         reasons: Callable[[int], list[str]],
         sim_user: F32,
+        intent: float,
     ) -> list[Recommendation]:
         """Fill the page: ranked slots greedily with author diversity (lazy heap)
-        and a creator window; fresh slots by Thompson sampling; random slots."""
+        and a creator window; fresh slots by Thompson sampling; random slots;
+        "recent" slots (more like what the user just completed or liked), a
+        share of the page that grows with `intent` (the share of the latest
+        views that were strong engagements)."""
         cfg = self.config.ranker
         ecfg = self.config.exploration
         seed = request.seed
         rng = np.random.default_rng(None if seed is None else seed + 3)
         limit = min(request.limit, len(live))
         kinds = explore.slot_kinds(limit, ecfg.fresh_slot_ratio, ecfg.random_slot_ratio, rng)
+        n_recent = round(limit * self.config.recent_slot_share * min(max(intent, 0.0), 1.0))
+        ranked_at = [i for i, k in enumerate(kinds) if k == "ranked"]
+        for pos in (ranked_at[::2] + ranked_at[1::2])[:n_recent]:
+            kinds[pos] = "recent"
+        recent_pool = sorted(
+            (i for i, c in enumerate(live) if "recent" in c.sources), key=lambda i: -scores[i]
+        )
         used: set[int] = set()
         per_creator: dict[str, int] = {}
         last_pos: dict[str, int] = {}
@@ -850,6 +862,12 @@ class RecommenderCore:
             return None
 
         for kind in kinds:
+            if kind == "recent":
+                recent_pool = [i for i in recent_pool if i not in used]
+                pick = next((i for i in recent_pool if fits(i)), None)
+                if pick is not None:
+                    take(pick, "recent", scores[pick], [*reasons(pick), "recent-intent slot"])
+                    continue
             if kind == "fresh":
                 for pool in (fresh_new, fresh_promoted):
                     while pool and pool[0][1] in used:

@@ -80,6 +80,7 @@ class OnlineSim:
             for f in friends:
                 self.followers.setdefault(f, []).append(u)
         self.impressions: dict[str, int] = {}  # during this run
+        self.by_source: dict[tuple[str, str], int] = {}  # (video_id, source) -> impressions
         self.request_ms: list[float] = []
 
     # -- state ---------------------------------------------------------------------------
@@ -179,6 +180,8 @@ class OnlineSim:
             self.stats.record(rec.video_id, t, completed=completed, liked=liked,
                               shared=bool(res.shared[k]), fast_skip=watch.fast_skip)  # fmt: skip
             self.impressions[rec.video_id] = self.impressions.get(rec.video_id, 0) + 1
+            key = (rec.video_id, rec.source)
+            self.by_source[key] = self.by_source.get(key, 0) + 1
             if liked or completed:
                 act = FriendActivity(
                     rec.video_id, w.user_id(u), "liked" if liked else "completed", t
