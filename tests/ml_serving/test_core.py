@@ -256,3 +256,17 @@ def test_upserts_and_removals_during_a_rebuild_are_kept(core: RecommenderCore) -
     assert len(ids) == 2000 and "v0" not in ids and "v90199" in ids
     _, found = core._search(core._model, vecs[:50], 1)
     assert [core._cat.ids[int(r)] for r in found[:, 0]] == ids[:50]
+
+
+@pytest.mark.unit
+def test_three_completions_of_a_new_topic_show_on_the_next_page(core: RecommenderCore) -> None:
+    old = tuple(
+        Watch(f"v{1 + 8 * k}", 30_000 if k % 2 else 20_000, 30_000, NOW - 100_000 - k)
+        for k in range(40)
+    )  # a long history of topic 1, half of it completed
+    new = watched("v5", "v13", "v21")  # then three completions of topic 5
+    before = core.recommend(request(limit=10), UserState("u1", watches=old), LiveStats())
+    after = core.recommend(request(limit=10), UserState("u1", watches=new + old), LiveStats())
+    assert sum(topic_of(r.video_id) == 5 for r in before) <= 1
+    assert sum(topic_of(r.video_id) == 5 for r in after) >= 3
+    assert any("recent-intent slot" in r.reasons for r in after)
