@@ -277,6 +277,16 @@ async def seed_catalog(backends: Any, creators: int, per_creator: int) -> list[s
     return [str(v["id"]) for v in video_rows]
 
 
+async def seed_counters(backends: Any, video_ids: list[str]) -> None:
+    """Likes, comments and views in the cache, as the counters consumer keeps
+    them: a cached read fills them in (a missing counter would be cheaper)."""
+    from reelplane.engagement.core import COUNTER_KINDS, counter_key
+
+    for n, vid in enumerate(video_ids):
+        for k, kind in enumerate(COUNTER_KINDS):
+            await backends.cache.set(counter_key(vid, kind), str((n * 37 + k * 11) % 5000).encode())
+
+
 async def new_reader(backends: Any) -> tuple[str, str]:
     from reelplane.auth import SessionStore
     from reelplane.schema import users
@@ -409,7 +419,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_at_start": os.getloadavg(),
     }
     try:
-        await seed_catalog(backends, creators=args.creators, per_creator=args.per_creator)
+        video_ids = await seed_catalog(
+            backends, creators=args.creators, per_creator=args.per_creator
+        )
+        await seed_counters(backends, video_ids)
         uid, token = await new_reader(backends)
         app_port, base_port = _free_port(), _free_port()
         path = f"/v1/feed/foryou?limit={args.limit}"
