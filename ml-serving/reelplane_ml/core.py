@@ -496,14 +496,14 @@ class RecommenderCore:
     def _recent_queries(
         self, model: _Model, items: Sequence[tuple[RecommendRequest, UserState]]
     ) -> tuple[F32, dict[int, int]]:
-        """Mean vectors of each user's latest strong engagements ("recent" source)."""
+        """Each user's recent-intent vector ("recent" source)."""
         queries: list[F32] = []
         of: dict[int, int] = {}
         for i, (_, user) in enumerate(items):
             rows = self._strong_rows(user)
             if rows:
                 of[i] = len(queries)
-                queries.append(model.vec[rows].mean(axis=0))
+                queries.append(_recent_intent(model.vec, rows))
         if not queries:
             return np.zeros((0, EMBED_DIM), np.float32), of
         return l2_normalise(np.stack(queries).astype(np.float32)), of
@@ -701,7 +701,7 @@ class RecommenderCore:
         vec = model.vec[rows]
         sim_user = vec @ u
         strong = self._strong_rows(user)
-        sim_recent = vec @ l2_normalise(model.vec[strong].mean(axis=0)) if strong else 0.0
+        sim_recent = vec @ _recent_intent(model.vec, strong) if strong else np.zeros(len(live))
         skipped = [r for v in user.skipped[:20] if (r := self._row_of.get(v)) is not None]
         sim_skip = vec @ l2_normalise(model.vec[skipped].mean(axis=0)) if skipped else 0.0
         friends = {a.video_id: a for a in user.friend_activity}
@@ -761,7 +761,9 @@ class RecommenderCore:
             return why
 
         intent = len(strong) / self.config.recent_window
-        return self._assemble(request, stats, live, creators, scores, reasons, sim_user, intent)
+        return self._assemble(
+            request, stats, live, creators, scores, reasons, sim_user, intent, sim_recent
+        )
 
     def _assemble(
         self,
@@ -773,6 +775,7 @@ class RecommenderCore:
         reasons: Callable[[int], list[str]],
         sim_user: F32,
         intent: float,
+        sim_recent: NDArray[np.floating],
     ) -> list[Recommendation]:
         """Fill the page: ranked slots greedily with author diversity (lazy heap)
         and a creator window; fresh slots by Thompson sampling; random slots;
@@ -789,8 +792,10 @@ class RecommenderCore:
         ranked_at = [i for i, k in enumerate(kinds) if k == "ranked"]
         for pos in (ranked_at[::2] + ranked_at[1::2])[:n_recent]:
             kinds[pos] = "recent"
+        # recent slots: the candidates closest to the recent intent
         recent_pool = sorted(
-            (i for i, c in enumerate(live) if "recent" in c.sources), key=lambda i: -scores[i]
+            (i for i, c in enumerate(live) if "recent" in c.sources),
+            key=lambda i: -float(sim_recent[i]),
         )
         used: set[int] = set()
         per_creator: dict[str, int] = {}
@@ -933,6 +938,14 @@ class _Pick:
 
     def candidates(self) -> list[Candidate]:
         return [Candidate(v, tuple(srcs), s) for v, (srcs, s) in self.found.items()]
+
+
+def _recent_intent(vec: F32, rows: Sequence[int]) -> F32:
+    """Normalised recency-weighted mean of the latest strong engagements' vectors
+    (newest first, each half the weight of the one after it)."""
+    w = 0.5 ** np.arange(len(rows), dtype=np.float32)
+    out: F32 = l2_normalise((w[:, None] * vec[np.asarray(rows, np.int64)]).sum(axis=0))
+    return out
 
 
 def _watched(user: UserState) -> frozenset[str]:

@@ -96,6 +96,16 @@ def test_training_learns_hidden_interests_better_than_popularity(tiny: tuple) ->
     model = retrieval_metrics(score, es, truth=truth)
     pop = retrieval_metrics(popularity_scorer(log, cat, ~test), es, truth=truth)
     assert model["oracle_recall@100"] > 2 * pop["oracle_recall@100"], (model, pop)
+    # the IVF guard on these trained embeddings: nprobe grows until recall >= 0.95
+    from reelplane_ml.retrieval import IndexParams
+    from reelplane_ml.train.pipeline import index_params_for
+
+    vec, hist = video_vectors(towers, cat.features)
+    row_of = dict(cat.row_of)
+    queries = user_vectors(towers, hist, [user_history(es.states[u], row_of, es.now_ms)
+                                          for u in es.users])  # fmt: skip
+    params, recall = index_params_for(vec, queries, base=IndexParams(exact_below=0))
+    assert recall >= 0.95 and params.nprobe >= 1
 
 
 @pytest.mark.embedded
