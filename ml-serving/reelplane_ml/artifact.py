@@ -54,6 +54,7 @@ class ModelArtifact:
                 "exact_below": self.index.exact_below,
                 "hnsw_m": self.index.hnsw_m,
                 "hnsw_ef_search": self.index.hnsw_ef_search,
+                "train_iterations": self.index.train_iterations,
             },
             "metrics": dict(self.metrics),
         }

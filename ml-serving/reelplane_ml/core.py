@@ -65,10 +65,14 @@ from reelplane_ml.retrieval import AnnIndex, IndexParams
 from reelplane_ml.towers import (
     CONTENT_DIM,
     EMBED_DIM,
+    MAX_TAGS,
     UserHistory,
+    VideoBatch,
     l2_normalise,
+    tag_buckets,
     user_vectors,
     video_vectors,
+    video_vectors_of,
 )
 from reelplane_ml.types import (
     TEXT_DIM,
@@ -133,6 +137,7 @@ class _Catalogue:
     has_audio: NDArray[np.bool_]
     creators: list[str]
     hashtags: list[tuple[str, ...]]
+    tags: NDArray[np.int64]  # (capacity, MAX_TAGS) hashed buckets, -1 padded
 
     @classmethod
     def empty(cls, capacity: int) -> _Catalogue:
@@ -145,6 +150,7 @@ class _Catalogue:
             has_audio=np.zeros(capacity, np.bool_),
             creators=[""] * capacity,
             hashtags=[()] * capacity,
+            tags=np.full((capacity, MAX_TAGS), -1, np.int64),
         )
 
     def grown(self, capacity: int) -> _Catalogue:
@@ -157,7 +163,20 @@ class _Catalogue:
         out.has_audio[:n] = self.has_audio
         out.creators[:n] = self.creators
         out.hashtags[:n] = self.hashtags
+        out.tags[:n] = self.tags
         return out
+
+    def batch(self, rows: NDArray[np.int64]) -> VideoBatch:
+        """The tower inputs of these rows, straight from the arrays."""
+        ids = [self.ids[int(r)] or "" for r in rows]
+        return VideoBatch(
+            video_ids=ids,
+            creator_ids=[self.creators[int(r)] for r in rows],
+            content=self.content[rows].astype(np.float32),
+            tag_buckets=self.tags[rows],
+            duration_ms=self.duration[rows],
+            has_audio=self.has_audio[rows],
+        )
 
     def features(self, row: int) -> VideoFeatures:
         vid = self.ids[row]
@@ -284,6 +303,7 @@ class RecommenderCore:
                     self._by_creator.setdefault(f.creator_id, []).append(row)
                 cat.creators[row] = f.creator_id
                 cat.hashtags[row] = tuple(f.hashtags)
+                cat.tags[row] = tag_buckets([f.hashtags])[0]
                 first = self._creator_first_ms.get(f.creator_id)
                 if first is None or f.created_at_ms < first:
                     self._creator_first_ms[f.creator_id] = f.created_at_ms
@@ -362,12 +382,13 @@ class RecommenderCore:
                     # or reused meanwhile: the journal replays those changes)
                     with self._lock:
                         cur = self._cat
-                        pairs = [(r, cur.features(r)) for vid, r in live[i : i + step]
-                                 if cur.ids[r] == vid]  # fmt: skip
-                    if not pairs:
+                        chunk = np.asarray(
+                            [r for vid, r in live[i : i + step] if cur.ids[r] == vid], np.int64
+                        )
+                        batch = cur.batch(chunk)
+                    if len(chunk) == 0:
                         continue
-                    chunk = np.asarray([r for r, _ in pairs], dtype=np.int64)
-                    v, h = video_vectors(artifact.towers, [f for _, f in pairs])
+                    v, h = video_vectors_of(artifact.towers, batch)
                     vec[chunk] = v
                     hist[chunk] = h
                     kept.extend(chunk.tolist())

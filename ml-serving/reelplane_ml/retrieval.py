@@ -37,6 +37,9 @@ class IndexParams:
     exact_below: int = 50_000
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    #: k-means iterations training IVF's lists (faiss defaults to 25; 10 builds
+    #: 1M vectors' lists in ~15 s instead of ~37 s, and nprobe tuning guards recall)
+    train_iterations: int = 10
 
 
 def default_nlist(n: int) -> int:
@@ -80,6 +83,7 @@ class AnnIndex:
             nlist = max(1, min(nlist, n // 39))
             quantizer = faiss.IndexFlatIP(dim)
             ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            ivf.cp.niter = params.train_iterations
             rng = np.random.default_rng(seed)
             sample = vectors if n <= train_sample else vectors[rng.choice(n, train_sample, False)]
             ivf.train(sample)

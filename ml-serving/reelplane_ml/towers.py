@@ -177,40 +177,81 @@ def content_matrix(videos: Sequence[VideoFeatures]) -> F32:
     return out
 
 
-def video_inputs(w: TowerWeights, videos: Sequence[VideoFeatures]) -> F32:
+@dataclass(frozen=True, eq=False)
+class VideoBatch:
+    """Many videos' tower inputs as arrays (what `video_vectors_of` reads)."""
+
+    video_ids: Sequence[str]
+    creator_ids: Sequence[str]
+    content: NDArray[np.floating]  # (n, CONTENT_DIM)
+    tag_buckets: NDArray[np.int64]  # (n, MAX_TAGS), -1 = none
+    duration_ms: NDArray[np.int64]
+    has_audio: NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, videos: Sequence[VideoFeatures]) -> VideoBatch:
+        return cls(
+            video_ids=[v.video_id for v in videos],
+            creator_ids=[v.creator_id for v in videos],
+            content=content_matrix(videos),
+            tag_buckets=tag_buckets([v.hashtags for v in videos]),
+            duration_ms=np.asarray([v.duration_ms for v in videos], np.int64),
+            has_audio=np.asarray([v.has_audio for v in videos], np.bool_),
+        )
+
+
+def tag_buckets(hashtags: Sequence[Sequence[str]]) -> NDArray[np.int64]:
+    """(n, MAX_TAGS) hashed buckets of each video's first hashtags, -1 padded."""
+    out = np.full((len(hashtags), MAX_TAGS), -1, np.int64)
+    for i, tags in enumerate(hashtags):
+        for j, t in enumerate(tags[:MAX_TAGS]):
+            out[i, j] = tag_bucket(t)
+    return out
+
+
+def video_inputs(w: TowerWeights, b: VideoBatch) -> F32:
     """(n, VIDEO_IN): the video tower's input rows."""
-    x = np.zeros((len(videos), VIDEO_IN), dtype=np.float32)
-    x[:, :CONTENT_DIM] = content_matrix(videos)
+    n = len(b.video_ids)
+    x = np.zeros((n, VIDEO_IN), dtype=np.float32)
+    x[:, :CONTENT_DIM] = b.content
     o_tag = CONTENT_DIM
     o_creator = o_tag + TAG_DIM
     o_id = o_creator + CREATOR_DIM
     o_dense = o_id + VIDEO_ID_DIM
-    for i, v in enumerate(videos):
-        if v.hashtags:
-            buckets = [tag_bucket(t) for t in v.hashtags[:MAX_TAGS]]
-            x[i, o_tag:o_creator] = w.tag_emb[buckets].mean(axis=0)
-        c = w.creator_row.get(v.creator_id)
-        if c is not None:
-            x[i, o_creator:o_id] = w.creator_emb[c]
-        r = w.video_row.get(v.video_id)
-        if r is not None:
-            x[i, o_id:o_dense] = w.video_id_emb[r]
-        x[i, o_dense:] = dense_features(v.duration_ms, v.has_audio)
+    mask = b.tag_buckets >= 0
+    counts = mask.sum(axis=1, keepdims=True)
+    tags = w.tag_emb[np.maximum(b.tag_buckets, 0)] * mask[..., None]
+    x[:, o_tag:o_creator] = tags.sum(axis=1) / np.maximum(counts, 1)
+    c_rows = np.asarray([w.creator_row.get(c, -1) for c in b.creator_ids], np.int64)
+    has_c = c_rows >= 0
+    if has_c.any():
+        x[has_c, o_creator:o_id] = w.creator_emb[c_rows[has_c]]
+    v_rows = np.asarray([w.video_row.get(v, -1) for v in b.video_ids], np.int64)
+    has_v = v_rows >= 0
+    if has_v.any():
+        x[has_v, o_id:o_dense] = w.video_id_emb[v_rows[has_v]]
+    x[:, o_dense] = np.log1p(np.maximum(b.duration_ms, 0) / 1000.0) - 3.4
+    x[:, o_dense + 1] = b.has_audio
     return x
 
 
 def video_vectors(w: TowerWeights, videos: Sequence[VideoFeatures]) -> tuple[F32, F32]:
     """(retrieval vectors, history vectors), each (n, EMBED_DIM) float32."""
-    if not videos:
+    return video_vectors_of(w, VideoBatch.of(videos))
+
+
+def video_vectors_of(w: TowerWeights, b: VideoBatch) -> tuple[F32, F32]:
+    """`video_vectors` from arrays (a rebuild reads the catalogue's directly)."""
+    if len(b.video_ids) == 0:
         empty = np.zeros((0, EMBED_DIM), dtype=np.float32)
         return empty, empty.copy()
-    x = video_inputs(w, videos)
+    x = video_inputs(w, b)
     v = l2_normalise(_mlp(x, w.v_w1, w.v_b1, w.v_w2, w.v_b2))
     h: F32 = x[:, :CONTENT_DIM] @ w.hist_w
-    for i, video in enumerate(videos):
-        r = w.video_row.get(video.video_id)
-        if r is not None:
-            h[i] += w.hist_id_emb[r]
+    v_rows = np.asarray([w.video_row.get(vid, -1) for vid in b.video_ids], np.int64)
+    has_v = v_rows >= 0
+    if has_v.any():
+        h[has_v] += w.hist_id_emb[v_rows[has_v]]
     return v, h.astype(np.float32, copy=False)
 
 
