@@ -297,6 +297,10 @@ def online(
         "good_impressions": good,
         "poor_impressions": poor,
         "good_top5": [g >= top5 for g in good],
+        "all_by_source": {
+            src: sum(n for (_, s_), n in sim.by_source.items() if s_ == src)
+            for src in sorted({s_ for _, s_ in sim.by_source})
+        },
         "by_source": {
             world.video_id(int(v)): {
                 src: n for (vid, src), n in sim.by_source.items() if vid == world.video_id(int(v))

@@ -52,6 +52,9 @@ class RankerConfig(BaseModel):
     w_follow: float = 4.0
     w_fast_skip: float = -2.0
     trending_boost: float = Field(0.2, ge=0.0, description="x (1 + boost * z), z in [0, 3]")
+    trending_max_share: float = Field(
+        0.3, ge=0.0, le=1.0, description="of a page's slots for trending-only candidates"
+    )
     friend_boost: float = Field(1.2, ge=1.0)
     fresh_creator_boost: float = Field(1.3, ge=1.0)
     fresh_creator_age_s: int = Field(7 * 86400, ge=0, description="a creator's first upload")

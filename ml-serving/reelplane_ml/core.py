@@ -311,6 +311,7 @@ class RecommenderCore:
                 self._newest_ms = max(self._newest_ms, f.created_at_ms)
                 if f.created_at_ms >= self._newest_ms - window_ms:
                     self._fresh.append((f.created_at_ms, f.video_id))
+                    self._fresh_cache = None  # a new upload is eligible at once
             model = self._model
             v, h = video_vectors(model.artifact.towers, batch)
             ids = np.asarray(rows, dtype=np.int64)
@@ -845,6 +846,8 @@ class RecommenderCore:
         random_pool = [i for i, c in enumerate(live) if c.sources[0] == "random"]
         rng.shuffle(random_pool)
 
+        # trending is the same for everyone: at most this many ranked slots
+        trending_left = [math.floor(limit * cfg.trending_max_share + 0.5)]
         heap = [(-s, i, 0) for i, s in enumerate(scores)]
         heapq.heapify(heap)
         deferred: list[tuple[float, int, int]] = []
@@ -866,6 +869,8 @@ class RecommenderCore:
                 neg, i, seen_k = heapq.heappop(heap)
                 if i in used:
                     continue
+                if live[i].sources[0] == "trending" and trending_left[0] <= 0:
+                    continue  # the page's trending quota is spent
                 k = per_creator.get(creators[i], 0)
                 if k != seen_k:  # the creator got another slot since: re-discount
                     heapq.heappush(heap, (-scores[i] * diversity_factor(k, cfg), i, k))
@@ -927,6 +932,8 @@ class RecommenderCore:
             if factor < 1.0:
                 why.append(f"author diversity x{factor:.2f}")
             source = live[i].sources[0]
+            if source == "trending":
+                trending_left[0] -= 1
             take(i, "ann" if source == "random" else source, score, why)
         return page
 

@@ -206,8 +206,12 @@ class OnlineSim:
         if uploads is not None:
             yield from uploads(self)
         users = self.rng.choice(self.world.n_users, size=active, replace=False).tolist()
-        for s in range(0, len(users), batch):
+        start = self.now_ms
+        n_batches = max(1, -(-len(users) // batch))
+        for k, s in enumerate(range(0, len(users), batch)):
+            # requests spread over the minute, so real-time state moves within it
+            self.now_ms = start + k * MINUTE_MS // n_batches
             chunk = users[s : s + batch]
             for u, page in zip(chunk, self.serve(chunk), strict=True):
                 yield from self.watch(u, page)
-        self.now_ms += MINUTE_MS
+        self.now_ms = start + MINUTE_MS
