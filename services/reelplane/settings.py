@@ -42,8 +42,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         Path(".reelplane"),
-        description="Folder for the embedded backends' files (SQLite, objects, the in-process "
-        "bus's log in bus.sqlite3). Default .reelplane",
+        description="Folder for the in-process bus's log (bus.sqlite3) and the process's own "
+        "files; the SQLite database, wide-row file and objects folder are placed by their own "
+        "URLs. Default .reelplane",
     )
     database_url: str = Field(
         "sqlite+aiosqlite:///.reelplane/reelplane.db",

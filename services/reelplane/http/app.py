@@ -168,7 +168,7 @@ def create_app(
     install_body_limit(
         app, settings.http_max_body_bytes, [p for s in loaded for p in s.streamed_bodies]
     )
-    app.include_router(health_router(chosen))
+    app.include_router(health_router(served))
     install_docs(app)
     install_home(app, served)
     for service in loaded:
