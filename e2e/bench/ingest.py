@@ -60,9 +60,9 @@ from reelplane.cli import run_on_fast_loop  # noqa: E402
 from reelplane.infra.harness import port_open  # noqa: E402
 from reelplane.infra.tusd import install_tusd  # noqa: E402
 from reelplane.logs import configure_logging  # noqa: E402
+from reelplane.media.ffprobe import run_ffprobe  # noqa: E402
 from reelplane.ports.objects import MIN_PART_SIZE, ObjectStore  # noqa: E402
 from reelplane.settings import Settings  # noqa: E402
-from reelplane.upload.ffprobe import run_ffprobe  # noqa: E402
 from reelplane.upload.settings import UploadSettings  # noqa: E402
 from reelplane.urls import query_params  # noqa: E402
 from reelplane_transcode.command import (  # noqa: E402

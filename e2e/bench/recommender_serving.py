@@ -116,8 +116,7 @@ def serve_embedded(port: int) -> None:
     from fastapi import FastAPI
 
     from reelplane.backends import open_backends
-    from reelplane.gateway.settings import load_section
-    from reelplane.settings import load_settings
+    from reelplane.settings import load_section, load_settings
     from reelplane_ml.embedded import EmbeddedRecommender
     from reelplane_ml.serving import Replica
     from reelplane_ml.settings import EmbeddedSettings
@@ -284,8 +283,7 @@ async def measure_freshness(data: Path, *, real: bool, trials: int) -> dict[str,
     from reelplane.backends import open_backends
     from reelplane.engagement.consumers import run_consumer
     from reelplane.events.envelope import VideoWatched, VideoWatchedPayload, encode_event
-    from reelplane.gateway.settings import load_section
-    from reelplane.settings import load_settings
+    from reelplane.settings import load_section, load_settings
     from reelplane_ml.embedded import EmbeddedRecommender
     from reelplane_ml.serving import Replica
     from reelplane_ml.settings import EmbeddedSettings, SignalSettings
@@ -365,8 +363,7 @@ async def measure_freshness(data: Path, *, real: bool, trials: int) -> dict[str,
 async def measure_retrievable(data: Path, trials: int) -> dict[str, Any]:
     """A features row written -> the video in a polling replica's index."""
     from reelplane.backends import open_backends
-    from reelplane.gateway.settings import load_section
-    from reelplane.settings import load_settings
+    from reelplane.settings import load_section, load_settings
     from reelplane_ml.catalogue import store_features
     from reelplane_ml.serving import Replica
     from reelplane_ml.settings import EmbeddedSettings
@@ -418,6 +415,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--ray", action="store_true", help="also Ray Serve")
     parser.add_argument("--real", action="store_true", help="also Kafka + Redis freshness")
+    parser.add_argument(
+        "--parts",
+        default="http,freshness,retrievable",
+        help="comma-separated: http (embedded, and Ray with --ray), freshness, retrievable",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench/recommender_serving.json")
     parser.add_argument("--serve-embedded", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-ray", type=int, help=argparse.SUPPRESS)
@@ -430,27 +432,32 @@ def main() -> None:
         serve_ray(args.serve_ray)
         return
 
+    parts = set(args.parts.split(","))
     results: dict[str, Any] = {"videos": args.videos, "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="rec-bench-") as tmp:
         data = Path(tmp)
         print(f"seeding {args.videos} videos ...", flush=True)
         results["seed_s"] = asyncio.run(seed(data, args.videos))
-        print("embedded /v1/candidates ...", flush=True)
-        results["embedded"] = asyncio.run(run_http("embedded", data, args))
-        if args.ray:
+        if "http" in parts:
+            print("embedded /v1/candidates ...", flush=True)
+            results["embedded"] = asyncio.run(run_http("embedded", data, args))
+        if args.ray and "http" in parts:
             print("Ray Serve /v1/candidates ...", flush=True)
             results["ray"] = asyncio.run(run_http("ray", data, args))
-        print("event -> changed page (embedded) ...", flush=True)
-        results["freshness"] = [
-            asyncio.run(measure_freshness(data, real=False, trials=args.trials))
-        ]
-        if args.real:
+        results["freshness"] = []
+        if "freshness" in parts:
+            print("event -> changed page (embedded) ...", flush=True)
+            results["freshness"].append(
+                asyncio.run(measure_freshness(data, real=False, trials=args.trials))
+            )
+        if args.real and "freshness" in parts:
             print("event -> changed page (Kafka + Redis) ...", flush=True)
             results["freshness"].append(
                 asyncio.run(measure_freshness(data, real=True, trials=args.trials))
             )
-        print("features stored -> retrievable ...", flush=True)
-        results["retrievable"] = asyncio.run(measure_retrievable(data, args.trials))
+        if "retrievable" in parts:
+            print("features stored -> retrievable ...", flush=True)
+            results["retrievable"] = asyncio.run(measure_retrievable(data, args.trials))
 
     rows: list[tuple[str, str, str]] = []
     for kind, goal_p99, goal_rps in (("embedded", 30, 600), ("ray", 40, 400)):
@@ -490,14 +497,15 @@ def main() -> None:
                 "p50 <= 300 ms, p99 <= 2 s; >= 30%",
             )
         )
-    rv = results["retrievable"]
-    rows.append(
-        (
-            "features stored -> retrievable (polling replica)",
-            f"p50 {rv['p50_ms']:.0f} ms, p99 {rv['p99_ms']:.0f} ms",
-            "upload -> retrievable p99 <= 5 s",
+    if "retrievable" in results:
+        rv = results["retrievable"]
+        rows.append(
+            (
+                "features stored -> retrievable (polling replica)",
+                f"p50 {rv['p50_ms']:.0f} ms, p99 {rv['p99_ms']:.0f} ms",
+                "upload -> retrievable p99 <= 5 s",
+            )
         )
-    )
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure'.ljust(width)}  {'result':<48}  goal")
     for name, value, goal in rows:

@@ -22,10 +22,9 @@ def transcode() -> None:
     """Consume `uploads` (REELPLANE_TRANSCODE_TOPIC) and transcode each video to its
     HLS ladder until stopped (SIGINT/SIGTERM)."""
     from reelplane.backends import open_backends
-    from reelplane.gateway.settings import load_section
     from reelplane.logs import configure_logging
-    from reelplane.settings import load_settings
-    from reelplane.upload.ffprobe import ensure_ffmpeg
+    from reelplane.media.ffprobe import ensure_ffmpeg
+    from reelplane.settings import load_section, load_settings
     from reelplane_transcode.settings import TranscodeSettings, load_ladder
     from reelplane_transcode.worker import TranscodeWorker
 

@@ -31,10 +31,10 @@ from reelplane.backends import Backends
 from reelplane.errors import ReelplaneError
 from reelplane.events.envelope import VideoUploaded, utc_now
 from reelplane.events.publisher import EventPublisher
+from reelplane.media.ffprobe import run_ffprobe
+from reelplane.media.ranges import content_type_for
 from reelplane.schema import video_assets, videos
 from reelplane.upload.announce import announce_outcomes
-from reelplane.upload.ffprobe import run_ffprobe
-from reelplane.upload.ranges import content_type_for
 from reelplane_transcode.accel import AccelChoice, choose_accel, probe_capabilities
 from reelplane_transcode.command import (
     INIT_SEGMENT,

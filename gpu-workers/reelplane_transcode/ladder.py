@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reelplane.upload.probe import ProbeResult
+from reelplane.media.probe import ProbeResult
 
 Codec = Literal["h264", "hevc"]
 

@@ -76,7 +76,7 @@ class TranscodeWorker:
 
 async def run_worker(backends: Backends, stop: asyncio.Event) -> None:
     """BackgroundTask entry point (see `reelplane.http.services.WORKERS`)."""
-    from reelplane.upload.ffprobe import install_ffmpeg
+    from reelplane.media.ffprobe import install_ffmpeg
 
     settings = TranscodeSettings()
     # Shared with the upload janitor's: one install per process, one across processes.

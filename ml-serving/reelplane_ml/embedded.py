@@ -26,7 +26,7 @@ from reelplane.engagement.consumers import run_consumer
 from reelplane.events.envelope import Event
 from reelplane.feed.recommender import RecommendedVideo
 from reelplane.feed.settings import FeedSettings
-from reelplane.gateway.settings import load_section
+from reelplane.settings import load_section
 from reelplane_ml.batching import MicroBatcher
 from reelplane_ml.catalogue import features_handler
 from reelplane_ml.serving import CandidatesIn, CandidatesOut, PreparedRequest, Replica, to_wire

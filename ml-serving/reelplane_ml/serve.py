@@ -32,8 +32,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from reelplane.backends import Backends, open_backends
-from reelplane.gateway.settings import load_section
-from reelplane.settings import load_settings
+from reelplane.settings import load_section, load_settings
 from reelplane_ml.core import RecommenderCore
 from reelplane_ml.serving import (
     CandidatesIn,

@@ -24,8 +24,7 @@ from pydantic_settings import BaseSettings
 
 from reelplane.clitools import one_line_errors
 from reelplane.errors import ConfigError, ReelplaneError
-from reelplane.gateway.settings import load_section
-from reelplane.settings import Settings, load_settings, setting_name
+from reelplane.settings import Settings, load_section, load_settings, setting_name
 from reelplane.urls import redact
 
 T = TypeVar("T")

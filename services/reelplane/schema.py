@@ -232,7 +232,7 @@ likes = Table(
     Index("ix_likes_video_id", "video_id"),
 )
 
-# Comments are stored as the plain text the user sent and escaped on output.
+# Comments are stored and returned as the plain text the user sent (clients escape).
 comments = Table(
     "comments",
     metadata,

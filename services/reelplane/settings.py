@@ -8,7 +8,7 @@ away (see `reelplane infra env`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -28,17 +28,33 @@ SCHEMES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The config every settings class shares: `Settings` and each service's own section.
+SECTION_CONFIG = SettingsConfigDict(
+    env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+)
+
+S = TypeVar("S", bound=BaseSettings)
+
+
 def setting_name(field: str) -> str:
     """The environment variable behind a settings field, e.g. REELPLANE_BUS_URL."""
     return f"{ENV_PREFIX}{field.upper()}"
 
 
+def load_section(cls: type[S]) -> S:
+    """Read one service's settings; a bad value is one ConfigError naming the variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        raise ConfigError(setting_name(field), str(first["msg"])) from None
+
+
 class Settings(BaseSettings):
     """All of Reelplane's configuration; each field documents its default."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SECTION_CONFIG
 
     data_dir: Path = Field(
         Path(".reelplane"),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reelplane.errors import ConfigError
-from reelplane.upload.ffprobe import ensure_ffmpeg, install_ffmpeg
+from reelplane.media.ffprobe import ensure_ffmpeg, install_ffmpeg
 
 pytestmark = pytest.mark.embedded
 
@@ -82,7 +82,7 @@ def test_processes_starting_together_install_once(apt_bin: Path) -> None:
     # Each process imports first, then waits for the others: the installs start together.
     script = (
         "import pathlib, sys, time\n"
-        "from reelplane.upload.ffprobe import ensure_ffmpeg\n"
+        "from reelplane.media.ffprobe import ensure_ffmpeg\n"
         "while not pathlib.Path(sys.argv[1]).exists(): time.sleep(0.01)\n"
         "ensure_ffmpeg()\n"
     )

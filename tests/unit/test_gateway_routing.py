@@ -14,8 +14,9 @@ from reelplane.feed.settings import FeedSettings
 from reelplane.feed.shards import in_shard, shard_of
 from reelplane.gateway.proxy import forwarded_request_headers, returned_response_headers
 from reelplane.gateway.routing import RouteTable, upstream_url
-from reelplane.gateway.settings import GatewaySettings, load_section
+from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.services import SERVICES
+from reelplane.settings import load_section
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reelplane.errors import ConfigError
-from reelplane.upload.probe import AudioStreamInfo, ProbeResult, VideoStreamInfo
+from reelplane.media.probe import AudioStreamInfo, ProbeResult, VideoStreamInfo
 from reelplane_transcode.ladder import (
     DEFAULT_RUNGS,
     CodecRung,

@@ -15,8 +15,8 @@ from pydantic_settings import BaseSettings
 
 from reelplane.backends import Backends
 from reelplane.cli import SETTINGS_SECTIONS
+from reelplane.media.probe import ProbeResult, VideoStreamInfo
 from reelplane.settings import ENV_PREFIX, Settings, setting_name
-from reelplane.upload.probe import ProbeResult, VideoStreamInfo
 from reelplane_operator.meta import Manifest, Owner
 from reelplane_operator.models import (
     EdgePoPSpec,

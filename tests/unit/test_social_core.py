@@ -7,7 +7,6 @@ import pytest
 from reelplane.engagement.core import (
     clean_comment,
     counter_deltas,
-    escape_comment,
     is_completion,
     trending_bucket,
     trending_points,
@@ -49,12 +48,6 @@ def test_comments_are_cleaned_and_length_limited() -> None:
         clean_comment(" \n\t ", 10)
     with pytest.raises(InvalidInput):
         clean_comment("x" * 11, 10)
-
-
-def test_comments_are_escaped_on_output() -> None:
-    assert escape_comment('<script>alert("x")</script> & co') == (
-        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co"
-    )
 
 
 def test_completion_ratio() -> None:

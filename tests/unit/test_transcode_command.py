@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reelplane.upload.probe import AudioStreamInfo, ProbeResult, VideoStreamInfo
+from reelplane.media.probe import AudioStreamInfo, ProbeResult, VideoStreamInfo
 from reelplane_transcode.accel import (
     AccelChoice,
     Capabilities,

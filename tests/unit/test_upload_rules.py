@@ -12,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reelplane.errors import ConfigError, InvalidInput, RangeNotSatisfiable
+from reelplane.media.probe import SourceLimits, parse_probe, rejection_reason
+from reelplane.media.ranges import content_type_for, parse_range
 from reelplane.ports.objects import ByteRange
 from reelplane.upload.assets import AssetObjects, asset_objects
 from reelplane.upload.engine import part_plan
@@ -31,8 +33,6 @@ from reelplane.upload.playback import (
     playback_urls,
     pop_base_url,
 )
-from reelplane.upload.probe import SourceLimits, parse_probe, rejection_reason
-from reelplane.upload.ranges import content_type_for, parse_range
 from reelplane.upload.tus import (
     Concat,
     capability_headers,

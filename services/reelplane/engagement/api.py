@@ -15,7 +15,7 @@ from reelplane.auth import CurrentUser
 from reelplane.backends import Backends
 from reelplane.engagement import store
 from reelplane.engagement.consumers import consume_engagement
-from reelplane.engagement.core import clean_comment, escape_comment
+from reelplane.engagement.core import clean_comment
 from reelplane.engagement.counters import read_counters
 from reelplane.engagement.history import history_page
 from reelplane.engagement.likes_version import bump_likes_version
@@ -41,10 +41,10 @@ from reelplane.events.envelope import (
 from reelplane.events.publisher import EventPublisher
 from reelplane.gateway.authz import ensure_owner
 from reelplane.gateway.cursors import decode_cursor, encode_cursor
-from reelplane.gateway.settings import load_section
 from reelplane.gateway.tables import ensure_tables_once
 from reelplane.http.services import Service
 from reelplane.ports.widerow import Clustering
+from reelplane.settings import load_section
 
 router = APIRouter(prefix="/v1", tags=["engagement"])
 
@@ -71,7 +71,10 @@ class CommentOut(BaseModel):
     video_id: str
     user_id: str
     handle: str
-    text: str = Field(description="HTML-escaped comment text, safe to insert as markup")
+    text: str = Field(
+        description="The comment as written (plain text, not HTML: clients render it as "
+        "text, never as markup)"
+    )
     created_at: datetime
 
 
@@ -177,7 +180,7 @@ async def unlike(video_id: str, user: CurrentUser, request: Request) -> LikeStat
 async def add_comment(
     video_id: str, body: NewComment, user: CurrentUser, request: Request
 ) -> CommentOut:
-    """Stored as plain text (length-limited); returned HTML-escaped."""
+    """Stored and returned as plain text (length-limited); clients escape it."""
     backends = _backends(request)
     text = clean_comment(body.text, _settings(request).comment_max_chars)
     await _require_video(backends, video_id)
@@ -205,7 +208,7 @@ async def add_comment(
         video_id=video_id,
         user_id=user.user_id,
         handle=user.handle,
-        text=escape_comment(text),
+        text=text,
         created_at=now,
     )
 
@@ -232,7 +235,7 @@ async def list_comments(
                 video_id=r.video_id,
                 user_id=r.user_id,
                 handle=r.handle,
-                text=escape_comment(r.text),
+                text=r.text,
                 created_at=r.created_at,
             )
             for r in page

@@ -25,7 +25,7 @@ from reelplane.engagement.trending import add_points
 from reelplane.events.dedup import RelationalDeduplicator
 from reelplane.events.envelope import Event, VideoViewed, VideoWatched
 from reelplane.events.runner import ConsumerRunner, Handler, RetryPolicy
-from reelplane.gateway.settings import load_section
+from reelplane.settings import load_section
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import unicodedata
 from typing import Literal
 
@@ -32,11 +31,6 @@ def clean_comment(text: str, max_chars: int) -> str:
     if len(kept) > max_chars:
         raise InvalidInput(f"a comment has at most {max_chars} characters (got {len(kept)})")
     return kept
-
-
-def escape_comment(text: str) -> str:
-    """Comment text as sent to clients: HTML-escaped, safe to insert as markup."""
-    return html.escape(text, quote=True)
 
 
 def is_completion(watched_ms: int, duration_ms: int, ratio: float) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from reelplane.gateway.settings import SECTION_CONFIG
+from reelplane.settings import SECTION_CONFIG
 
 
 class EngagementSettings(BaseSettings):

@@ -28,11 +28,11 @@ from reelplane.feed.core import TimelineEntry
 from reelplane.feed.settings import FeedSettings
 from reelplane.feed.shards import in_shard
 from reelplane.feed.timelines import TIMELINES, TimelinePolicy
-from reelplane.gateway.settings import load_section
 from reelplane.graph import store as graph_store
 from reelplane.graph.core import creator_tier
 from reelplane.graph.settings import GraphSettings
 from reelplane.schema import videos
+from reelplane.settings import load_section
 
 log = logging.getLogger(__name__)
 

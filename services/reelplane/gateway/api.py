@@ -23,10 +23,10 @@ from reelplane.events.envelope import VideoDeleted, VideoDeletedPayload, utc_now
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
 from reelplane.gateway.authz import ensure_owner
 from reelplane.gateway.proxy import install_proxy
-from reelplane.gateway.settings import GatewaySettings, load_section
+from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.services import Service
 from reelplane.schema import users, videos
-from reelplane.settings import Settings
+from reelplane.settings import Settings, load_section
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 

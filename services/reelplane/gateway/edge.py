@@ -50,11 +50,12 @@ from reelplane.gateway.ratelimit import (
     refusal,
     user_rule,
 )
-from reelplane.gateway.settings import GatewaySettings, load_section
+from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.access import log_access, request_id_of
 from reelplane.http.problems import header, problem_response
 from reelplane.http.services import CachedPlan, CachedRead
 from reelplane.ports.cache import USER_PLACEHOLDER, GateOutcome
+from reelplane.settings import load_section
 from reelplane.upload.tus import ALLOWED_REQUEST_HEADERS as TUS_REQUEST_HEADERS
 from reelplane.upload.tus import EXPOSED_HEADERS as TUS_EXPOSED_HEADERS
 

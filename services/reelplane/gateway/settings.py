@@ -1,32 +1,11 @@
-"""Gateway settings (`REELPLANE_*` variables, like `reelplane.settings`), and the one
-helper every service's own settings section is loaded with."""
+"""Gateway settings (`REELPLANE_*` variables, like `reelplane.settings`)."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from pydantic import Field
+from pydantic_settings import BaseSettings
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from reelplane.errors import ConfigError
-from reelplane.settings import ENV_PREFIX, setting_name
-
-S = TypeVar("S", bound=BaseSettings)
-
-#: The config every service's settings section shares with `reelplane.settings`.
-SECTION_CONFIG = SettingsConfigDict(
-    env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
-)
-
-
-def load_section(cls: type[S]) -> S:
-    """Read one service's settings; a bad value is one ConfigError naming the variable."""
-    try:
-        return cls()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
-        raise ConfigError(setting_name(field), str(first["msg"])) from None
+from reelplane.settings import SECTION_CONFIG
 
 
 class GatewaySettings(BaseSettings):

@@ -13,11 +13,11 @@ from reelplane.backends import Backends
 from reelplane.events import outbox
 from reelplane.events.envelope import FollowPayload, UserFollowed, UserUnfollowed
 from reelplane.gateway.cursors import decode_cursor, encode_cursor
-from reelplane.gateway.settings import load_section
 from reelplane.graph import store
 from reelplane.graph.core import CreatorTier, check_follow, creator_tier
 from reelplane.graph.settings import GraphSettings
 from reelplane.http.services import Service
+from reelplane.settings import load_section
 
 router = APIRouter(prefix="/v1/users", tags=["graph"])
 

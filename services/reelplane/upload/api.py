@@ -21,16 +21,19 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 
-from reelplane.auth import CurrentUser
+from reelplane.auth import CurrentUser, MaybeUser
 from reelplane.backends import Backends
+from reelplane.engagement.counters import read_counters
+from reelplane.engagement.store import liked_among
 from reelplane.errors import NotFound, ReelplaneError
 from reelplane.http.problems import problem_response
 from reelplane.http.services import Service
-from reelplane.schema import video_assets, videos
+from reelplane.media.ffprobe import install_ffmpeg
+from reelplane.media.ranges import content_type_for, parse_range
+from reelplane.schema import users, video_assets, videos
 from reelplane.upload.assets import consume_deletions
 from reelplane.upload.engine import RequestBody, Upload, UploadEngine
 from reelplane.upload.errors import TUS_VERSION, BadTusRequest
-from reelplane.upload.ffprobe import install_ffmpeg
 from reelplane.upload.playback import (
     PlaybackUrls,
     RoutingTable,
@@ -39,7 +42,6 @@ from reelplane.upload.playback import (
     playback_urls,
     pop_base_url,
 )
-from reelplane.upload.ranges import content_type_for, parse_range
 from reelplane.upload.settings import UploadSettings
 from reelplane.upload.tus import (
     capability_headers,
@@ -273,6 +275,20 @@ class RenditionInfo(BaseModel):
     codecs: str | None = None
 
 
+class VideoCreator(BaseModel):
+    user_id: str
+    handle: str
+    display_name: str
+
+
+class VideoCounters(BaseModel):
+    """Likes, comments and views, from the counter cache (eventually consistent)."""
+
+    likes: int
+    comments: int
+    views: int
+
+
 class VideoStatus(BaseModel):
     """A video's state and, once ready, where to play it. Durations in ms."""
 
@@ -290,6 +306,11 @@ class VideoStatus(BaseModel):
     ready_at: datetime | None = None
     playback: PlaybackUrls | None = None
     renditions: list[RenditionInfo] = Field(default_factory=list)
+    creator: VideoCreator
+    counters: VideoCounters
+    viewer_liked: bool = Field(
+        False, description="Whether the caller likes it (false without a session)"
+    )
 
 
 class _RoutingCache:
@@ -332,15 +353,16 @@ videos_router = APIRouter(prefix="/v1/videos", tags=["videos"])
 async def get_video(
     request: Request,
     video_id: str,
-    user: CurrentUser,
+    user: MaybeUser,
     region: str | None = Query(None, description="Client region (overrides X-Client-Region)"),
     x_client_region: str | None = Header(None),
     x_client_geo: str | None = Header(None, description="Client 'latitude,longitude'"),
 ) -> VideoStatus:
     """State (uploading, uploaded, transcoding, ready, failed), progress, and
     for a ready video its master playlist, poster and still URLs, through the
-    EdgePoP of the client's region when a routing table is configured. Only the
-    owner sees a video that is not ready."""
+    EdgePoP of the client's region when a routing table is configured; with
+    its creator, counters and whether the caller likes it. Only the owner sees
+    a video that is not ready; a ready one needs no session."""
     backends: Backends = request.app.state.backends
     async with backends.database.connect() as conn:
         row = (
@@ -351,12 +373,16 @@ async def get_video(
                     video_assets.c.poster_key,
                     video_assets.c.still_keys,
                     video_assets.c.renditions.label("asset_renditions"),
+                    users.c.handle.label("owner_handle"),
+                    users.c.display_name.label("owner_display_name"),
                 )
+                .join(users, users.c.id == videos.c.owner_id)
                 .outerjoin(video_assets, video_assets.c.sha256 == videos.c.asset_sha256)
                 .where(videos.c.id == video_id)
             )
         ).first()
-    if row is None or (row.state != "ready" and row.owner_id != user.user_id):
+    viewer_id = user.user_id if user else None
+    if row is None or (row.state != "ready" and row.owner_id != viewer_id):
         raise NotFound(f"video {video_id} does not exist")
     if row.state == "deleted":
         raise NotFound(f"video {video_id} was deleted")
@@ -377,12 +403,16 @@ async def get_video(
             pop_name=pop.name if pop else None,
         )
         renditions = [RenditionInfo.model_validate(r) for r in row.asset_renditions or []]
+    counts = (await read_counters(backends.cache, [video_id]))[video_id]
+    liked = bool(viewer_id) and video_id in await liked_among(
+        backends.database, viewer_id or "", [video_id]
+    )
     return VideoStatus(
         id=row.id,
         owner_id=row.owner_id,
         state=row.state,
         progress_pct=row.progress_pct,
-        failure_reason=row.failure_reason if row.owner_id == user.user_id else None,
+        failure_reason=row.failure_reason if row.owner_id == viewer_id else None,
         caption=row.caption,
         hashtags=list(row.hashtags or []),
         duration_ms=row.duration_ms,
@@ -392,6 +422,11 @@ async def get_video(
         ready_at=row.ready_at,
         playback=playback,
         renditions=renditions,
+        creator=VideoCreator(
+            user_id=row.owner_id, handle=row.owner_handle, display_name=row.owner_display_name
+        ),
+        counters=VideoCounters(likes=counts.likes, comments=counts.comments, views=counts.views),
+        viewer_liked=liked,
     )
 
 

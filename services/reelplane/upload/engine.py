@@ -58,6 +58,8 @@ from reelplane.backends import Backends
 from reelplane.errors import NotFound, ReelplaneError
 from reelplane.events.envelope import utc_now
 from reelplane.events.publisher import EventPublisher
+from reelplane.media.ffprobe import run_ffprobe
+from reelplane.media.probe import ProbeResult, SourceLimits, rejection_reason
 from reelplane.ports.objects import ObjectStore, Part
 from reelplane.schema import uploads, video_assets, videos
 from reelplane.upload.announce import announce_outcomes, announce_uploaded, reannounce_stalled
@@ -71,9 +73,7 @@ from reelplane.upload.errors import (
     UploadLocked,
     UploadTooLarge,
 )
-from reelplane.upload.ffprobe import run_ffprobe
 from reelplane.upload.metadata import video_metadata
-from reelplane.upload.probe import ProbeResult, SourceLimits, rejection_reason
 from reelplane.upload.settings import UploadSettings
 from reelplane.upload.tus import Checksum, check_fits, check_offset
 
