@@ -14,8 +14,8 @@ from reelplane.feed import timelines
 from reelplane.feed.consumers import FeedContext
 from reelplane.feed.core import Position, TimelineEntry, merge_following, pull_sources
 from reelplane.feed.items import FeedPage, hydrate, load_videos
-from reelplane.gateway.cursors import decode_cursor, encode_cursor
 from reelplane.graph import store as graph_store
+from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.schema import videos
 
 #: Timeline reads per page at most (each skips entries of unfollowed creators).

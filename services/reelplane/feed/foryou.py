@@ -51,8 +51,8 @@ from reelplane.feed.items import (
     page_template,
 )
 from reelplane.feed.recommender import Recommender
-from reelplane.gateway.cursors import decode_cursor, encode_cursor
 from reelplane.graph import store as graph_store
+from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.ports.cache import ITEM_PLACEHOLDER, Cache, Expansion
 from reelplane.schema import videos
 

@@ -12,10 +12,10 @@ from reelplane.auth import CurrentUser, MaybeUser
 from reelplane.backends import Backends
 from reelplane.events import outbox
 from reelplane.events.envelope import FollowPayload, UserFollowed, UserUnfollowed
-from reelplane.gateway.cursors import decode_cursor, encode_cursor
 from reelplane.graph import store
 from reelplane.graph.core import CreatorTier, check_follow, creator_tier
 from reelplane.graph.settings import GraphSettings
+from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.http.services import Service
 from reelplane.settings import load_section
 
