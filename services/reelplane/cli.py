@@ -204,7 +204,7 @@ def show_settings() -> None:
 # -- real servers -------------------------------------------------------------------
 @main.group()
 def infra() -> None:
-    """The real servers (Kafka, Redis, Cassandra, MariaDB, S3) on 127.0.0.1."""
+    """The real servers (Kafka, Redis, Cassandra, MariaDB, S3, OpenSearch) on 127.0.0.1."""
 
 
 def _print_status(rows: list[Any]) -> None:

@@ -12,10 +12,11 @@ from reelplane.infra.harness import Harness, Server, default_root
 from reelplane.infra.servers.cassandra import Cassandra
 from reelplane.infra.servers.kafka import Kafka
 from reelplane.infra.servers.mariadb import MariaDB
+from reelplane.infra.servers.opensearch import OpenSearch
 from reelplane.infra.servers.redis import Redis
 from reelplane.infra.servers.s3 import S3Store
 
-SERVER_CLASSES: tuple[type[Server], ...] = (Redis, MariaDB, S3Store, Kafka, Cassandra)
+SERVER_CLASSES: tuple[type[Server], ...] = (Redis, MariaDB, S3Store, Kafka, Cassandra, OpenSearch)
 
 
 def make_harness(root: Path | None = None) -> Harness:
