@@ -40,9 +40,9 @@ from reelplane.events.envelope import (
 )
 from reelplane.events.publisher import EventPublisher
 from reelplane.gateway.authz import ensure_owner
-from reelplane.gateway.tables import ensure_tables_once
 from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.http.services import Service
+from reelplane.http.tables import ensure_tables_once
 from reelplane.ports.widerow import Clustering
 from reelplane.settings import load_section
 
