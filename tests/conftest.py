@@ -65,6 +65,7 @@ def embedded_settings(tmp_path: Path, **overrides: str) -> Settings:
         "cache_url": "memory://",
         "widerow_url": f"sqlite:///{tmp_path / 'widerow.sqlite'}",
         "objects_url": f"file://{tmp_path / 'objects'}",
+        "search_url": f"sqlite:///{tmp_path / 'search.sqlite'}",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

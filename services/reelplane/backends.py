@@ -20,6 +20,7 @@ from reelplane.ports.bus import Bus
 from reelplane.ports.cache import Cache
 from reelplane.ports.objects import ObjectStore
 from reelplane.ports.relational import Database, MySQLDatabase, SqliteDatabase
+from reelplane.ports.search import SearchIndex
 from reelplane.ports.widerow import WideRowStore
 from reelplane.settings import Settings, setting_name
 from reelplane.urls import redact
@@ -94,6 +95,32 @@ def make_objects(settings: Settings) -> ObjectStore:
     from reelplane.adapters.objects_file import FileObjectStore
 
     return FileObjectStore(_local_path(settings.objects_url))
+
+
+def make_search(settings: Settings) -> SearchIndex:
+    """The search index (opened by the search service only, not by `open_backends`)."""
+    if settings.search_url.startswith("opensearch://"):
+        from reelplane.adapters.search_opensearch import OpenSearchIndex
+
+        return OpenSearchIndex(settings.search_url, connect_timeout_s=settings.connect_timeout_s)
+    from reelplane.adapters.search_sqlite import SqliteSearchIndex
+
+    path = _local_path(settings.search_url)
+    return SqliteSearchIndex(None if str(path) in ("", ".", ":memory:") else path)
+
+
+async def open_search(settings: Settings) -> SearchIndex:
+    """Open and check the search index, creating its indices; BackendUnavailable
+    naming REELPLANE_SEARCH_URL when it cannot be reached."""
+    index = make_search(settings)
+    t = settings.connect_timeout_s
+    try:
+        await _checked("search_url", settings.search_url, index.ping, t)
+        await _checked("search_url", settings.search_url, index.ensure_indices, max(t, 30))
+    except BaseException:
+        await index.close()
+        raise
+    return index
 
 
 @dataclass

@@ -25,6 +25,7 @@ SCHEMES: dict[str, tuple[str, ...]] = {
     "cache_url": ("memory", "redis"),
     "widerow_url": ("sqlite", "cassandra"),
     "objects_url": ("file", "s3"),
+    "search_url": ("sqlite", "opensearch"),
 }
 
 
@@ -79,6 +80,13 @@ class Settings(BaseSettings):
     objects_url: str = Field(
         "file://.reelplane/objects",
         description="Object store: file://dir or s3://bucket?endpoint=http://host:port&region=..",
+    )
+    search_url: str = Field(
+        "sqlite:///.reelplane/search.db",
+        description="Search index: sqlite:///path (SQLite FTS5, embedded) or "
+        "opensearch://[user:pw@]host:port[/index_prefix][?tls=true&verify=false&replicas=N] "
+        "(indices <prefix>-videos and <prefix>-users, prefix reelplane). Only the search "
+        "service opens it. Default sqlite:///.reelplane/search.db",
     )
     bus_partitions: int = Field(
         6, ge=1, le=1024, description="Partitions per topic when Reelplane creates it. Default 6"
@@ -141,7 +149,9 @@ class Settings(BaseSettings):
         "is reported by name. Default 1 s",
     )
 
-    @field_validator("database_url", "bus_url", "cache_url", "widerow_url", "objects_url")
+    @field_validator(
+        "database_url", "bus_url", "cache_url", "widerow_url", "objects_url", "search_url"
+    )
     @classmethod
     def _known_scheme(cls, value: str, info: object) -> str:
         field = getattr(info, "field_name", "")

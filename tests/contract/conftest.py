@@ -12,6 +12,7 @@ from reelplane.ports.bus import Bus
 from reelplane.ports.cache import Cache
 from reelplane.ports.objects import ObjectStore
 from reelplane.ports.relational import Database
+from reelplane.ports.search import SearchIndex
 from reelplane.ports.widerow import WideRowStore
 from reelplane.schema import metadata
 from tests.conftest import BACKENDS, real_url
@@ -137,3 +138,25 @@ async def latest_bus(request: pytest.FixtureRequest, harness: Harness) -> AsyncI
         b = KafkaBus(real_url(harness, "kafka"), default_partitions=4, offset_reset="latest")
     yield b
     await b.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def search(
+    request: pytest.FixtureRequest, harness: Harness, tmp_path: Path, ns: str
+) -> AsyncIterator[SearchIndex]:
+    """A fresh, empty index: an FTS5 file, or OpenSearch indices named after the test."""
+    if request.param == "embedded":
+        from reelplane.adapters.search_sqlite import SqliteSearchIndex
+
+        index: SearchIndex = SqliteSearchIndex(tmp_path / "search.sqlite")
+        await index.ensure_indices()
+        yield index
+        await index.close()
+        return
+    from reelplane.adapters.search_opensearch import OpenSearchIndex
+
+    real = OpenSearchIndex(f"{real_url(harness, 'search')}/{ns}")
+    await real.ensure_indices()
+    yield real
+    await real.drop_indices()
+    await real.close()

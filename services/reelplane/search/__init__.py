@@ -1,0 +1,2 @@
+"""The search service: an index of ready videos and users kept by an indexer
+(a consumer of `videos`, `accounts` and `graph`), and the search API."""
