@@ -8,8 +8,11 @@ every serving replica.
   `video.deleted` it writes a tombstone. Both are idempotent (upserts).
 - `CatalogueFollower`: a replica's loop that reads the rows changed since its
   last read (by `updated_ms`) and upserts or removes them in its
-  `RecommenderCore`; one poll per `rec_catalogue_poll_s` (1 s), so a new video
-  is retrievable, and a deleted one gone, within about a second of the row.
+  `RecommenderCore`; one poll per `rec_catalogue_poll_s` (0.25 s), so a new
+  video is retrievable, and a deleted one gone, within about a poll of the row.
+  A poll re-reads only rows stamped within `SKEW_MS` before the previous poll
+  (a late commit), so an idle poll is one indexed query that returns nothing,
+  however many rows a bulk load stamped at once.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ log = logging.getLogger(__name__)
 FEATURE_VERSION = "wordllama256+hsv88"
 #: Rows read per poll at most (a first load reads pages of this many).
 PAGE = 5000
-#: A row is re-read this long after its updated_ms (clock skew between writers).
+#: A row stamped updated_ms is committed and visible by updated_ms + SKEW_MS
+#: (a writer's slow commit and clock skew between writers and replicas).
 SKEW_MS = 2000
 
 
@@ -239,9 +243,10 @@ class CatalogueFollower:
     def __init__(self, database: Database, core: RecommenderCore) -> None:
         self.database = database
         self.core = core
-        self._since_ms = 0
-        # Rows applied within SKEW_MS of the newest: re-read each poll (a writer
-        # may commit a slightly older updated_ms late), applied once.
+        # Wall time the previous poll started (ms; None before the first): rows
+        # stamped since SKEW_MS before it may have committed after it read.
+        self._last_poll_ms: int | None = None
+        # Rows re-read in that window are applied once: (video_id -> updated_ms).
         self._applied: dict[str, int] = {}
         self.loaded = asyncio.Event()
 
@@ -259,10 +264,16 @@ class CatalogueFollower:
 
         await asyncio.to_thread(run)
 
-    async def poll(self) -> int:
-        """Apply everything changed since the last poll; returns rows applied."""
+    async def poll(self, *, now_ms: int | None = None) -> int:
+        """Apply everything changed since the last poll; returns rows applied.
+
+        Rows stamped before (previous poll's start - SKEW_MS) were committed
+        before that poll read, so only newer stamps are read again."""
         total = 0
-        cursor_ms, cursor_id = max(0, self._since_ms - SKEW_MS), ""
+        started_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        previous = self._last_poll_ms
+        cursor_ms = 0 if previous is None else max(0, previous - SKEW_MS)
+        cursor_id = ""
         while True:
             changes = await changes_since(self.database, cursor_ms, after_id=cursor_id)
             new = [c for c in changes if self._applied.get(c.video_id) != c.updated_ms]
@@ -274,10 +285,10 @@ class CatalogueFollower:
             if not changes:
                 break
             cursor_ms, cursor_id = changes[-1].updated_ms, changes[-1].video_id
-            self._since_ms = max(self._since_ms, cursor_ms)
             if len(changes) < PAGE:
                 break
-        horizon = self._since_ms - SKEW_MS
+        self._last_poll_ms = started_ms
+        horizon = started_ms - SKEW_MS
         self._applied = {v: at for v, at in self._applied.items() if at >= horizon}
         return total
 

@@ -82,7 +82,6 @@ from reelplane_ml.types import (
     Source,
     UserState,
     VideoFeatures,
-    VideoStats,
     VideoStatsView,
 )
 
@@ -593,49 +592,52 @@ class RecommenderCore:
         prior = self._model.artifact.ranker.prior_completion
         with self._lock:
             pool = list(self._fresh)[-cfg.pool_scan :]
-        got: dict[str, tuple[int, VideoStats | None]] = {}
-        rates: list[float] = []
+        # One pass of dict lookups, then the rules in numpy (explore.tier_decisions):
+        # a replica judges up to `pool_scan` videos every second.
+        row_of, get = self._row_of, stats.get
+        taken: set[str] = set()
+        vids_all: list[str] = []
+        rows_all: list[int] = []
+        counts: list[tuple[int, int]] = []
         for _, vid in pool:
-            row = self._row_of.get(vid)
-            if row is None or vid in got:
+            row = row_of.get(vid)
+            if row is None or vid in taken:
                 continue
-            st = stats.get(vid)
-            got[vid] = (row, st)
-            if st is not None and st.impressions >= 20:
-                rates.append(
-                    (st.completions + cfg.prior_strength * prior)
-                    / (st.impressions + cfg.prior_strength)
-                )
-        median = explore.cohort_median(rates, prior)
-        vids: list[str] = []
-        rows: list[int] = []
-        alpha: list[float] = []
-        beta: list[float] = []
-        impressions: list[int] = []
-        decisions: list[explore.TierDecision] = []
-        for vid, (row, st) in got.items():
-            age_s = (now_ms - int(self._cat.created_at[row])) / 1000.0
-            d = explore.tier_decision(st, median, cfg, age_s=age_s)
-            if not d.eligible:
-                continue
-            a_, b_ = explore.posterior(st, median, cfg)
-            vids.append(vid)
-            rows.append(row)
-            alpha.append(a_)
-            beta.append(b_)
-            impressions.append(st.impressions if st else 0)
-            decisions.append(d)
+            taken.add(vid)
+            st = get(vid)
+            vids_all.append(vid)
+            rows_all.append(row)
+            counts.append((0, 0) if st is None else (st.impressions, st.completions))
+        imp = np.asarray([c[0] for c in counts], np.int64)
+        done = np.asarray([c[1] for c in counts], np.int64)
+        judged = imp >= 20
+        rates = (done[judged] + cfg.prior_strength * prior) / (imp[judged] + cfg.prior_strength)
+        median = explore.cohort_median(rates.tolist(), prior)
+        rows_a = np.asarray(rows_all, np.int64)
+        age_s = (now_ms - self._cat.created_at[rows_a]) / 1000.0
+        dec = explore.tier_decisions(imp, done, median, cfg, age_s=age_s)
+        keep = np.flatnonzero(dec.eligible)
+        vids = [vids_all[i] for i in keep.tolist()]
+        decisions = [
+            explore.TierDecision(t, a, True, p)
+            for t, a, p in zip(
+                dec.tier[keep].tolist(),
+                dec.audience[keep].tolist(),
+                dec.p_better[keep].tolist(),
+                strict=True,
+            )
+        ]
         snap = _FreshPool(
             second=second,
             stats=stats,
             median=median,
             vids=vids,
             index={v: i for i, v in enumerate(vids)},
-            rows=np.asarray(rows, np.int64),
-            alpha=np.asarray(alpha, np.float64),
-            beta=np.asarray(beta, np.float64),
-            impressions=np.asarray(impressions, np.int64),
-            tier=np.asarray([d.tier for d in decisions], np.int64),
+            rows=rows_a[keep],
+            alpha=dec.alpha[keep],
+            beta=dec.beta[keep],
+            impressions=imp[keep],
+            tier=dec.tier[keep],
             decisions=decisions,
         )
         self._fresh_cache = snap

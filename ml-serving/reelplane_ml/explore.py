@@ -76,6 +76,51 @@ def tier_decision(
     return TierDecision(tier, audience, n < audience, p)
 
 
+@dataclass(frozen=True, slots=True)
+class TierDecisions:
+    """`tier_decision` and `posterior` of many videos at once (arrays, one row each)."""
+
+    tier: NDArray[np.int64]
+    audience: NDArray[np.int64]
+    eligible: NDArray[np.bool_]
+    p_better: NDArray[np.float64]
+    alpha: NDArray[np.float64]
+    beta: NDArray[np.float64]
+
+
+def tier_decisions(
+    impressions: NDArray[np.int64],
+    completions: NDArray[np.int64],
+    median: float,
+    cfg: ExplorationConfig,
+    *,
+    age_s: NDArray[np.float64],
+) -> TierDecisions:
+    """`tier_decision` and `posterior` for a whole fresh pool in numpy (the same
+    rules: a replica judges thousands of fresh videos every second)."""
+    n = np.asarray(impressions, np.int64)
+    done = np.minimum(np.asarray(completions, np.int64), n)
+    alpha = (1.0 + cfg.prior_strength * median + done).astype(np.float64)
+    beta = (1.0 + cfg.prior_strength * (1.0 - median) + (n - done)).astype(np.float64)
+    total = alpha + beta
+    sd = np.sqrt(alpha * beta / (total * total * (total + 1.0)))
+    z = (alpha / total - median) / (sd * math.sqrt(2.0) + 1e-12)
+    p = 0.5 * (1.0 + np.fromiter((math.erf(x) for x in z.tolist()), np.float64, len(z)))
+    dropped = (n >= cfg.min_impressions_to_judge) & (p < cfg.drop_below)
+    tier = np.zeros(len(n), np.int64)
+    audience = np.full(len(n), cfg.tier0_impressions, np.int64)
+    judged = np.full(len(n), max(cfg.min_impressions_to_judge, cfg.tier0_impressions // 2))
+    good = p > cfg.promote_above
+    for _ in range(cfg.tiers - 1):  # once a video stops climbing it stays put
+        up = good & (n >= judged) & ~dropped
+        tier = np.where(up, tier + 1, tier)
+        audience = np.where(up, audience * cfg.tier_growth, audience)
+        judged = np.where(up, audience // 2, judged)
+    expired = (tier == 0) & (np.asarray(age_s, np.float64) > cfg.tier0_window_s)
+    eligible = ~dropped & ~expired & (n < audience)
+    return TierDecisions(tier, audience, eligible, p, alpha, beta)
+
+
 def thompson_sample(
     stats: VideoStats | None, median: float, cfg: ExplorationConfig, rng: np.random.Generator
 ) -> float:

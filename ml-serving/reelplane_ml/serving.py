@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelplane.backends import Backends
@@ -32,7 +32,13 @@ from reelplane_ml.core import RecommenderCore
 from reelplane_ml.retrieval import IndexParams
 from reelplane_ml.settings import EmbeddedSettings, SignalSettings
 from reelplane_ml.signals import StatsSnapshot, candidates_key, keep_refreshing, load_user_state
-from reelplane_ml.types import Candidate, Recommendation, RecommendRequest, UserState
+from reelplane_ml.types import (
+    SOURCES,
+    Candidate,
+    Recommendation,
+    RecommendRequest,
+    UserState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +120,29 @@ class ServeUserConfig(BaseModel):
 
 
 # -- candidates cache ----------------------------------------------------------------------
+_KNOWN_SOURCES = frozenset(SOURCES)
+
+
 def encode_candidates(candidates: Sequence[Candidate]) -> bytes:
-    return json.dumps([c.to_dict() for c in candidates], separators=(",", ":")).encode()
+    """A user's candidates for the cache: `[[video_id, [source, ...], score], ...]`."""
+    return orjson.dumps([(v, s, r) for v, s, r in candidates])
 
 
 def decode_candidates(raw: bytes) -> list[Candidate] | None:
+    """The cached candidates, or None when the value is not in the current form
+    (then they are retrieved again)."""
     try:
-        return [Candidate.from_dict(d) for d in json.loads(raw)]
-    except (ValueError, KeyError, TypeError, AssertionError):
+        out = [Candidate(v, tuple(s), float(r)) for v, s, r in orjson.loads(raw)]
+    except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
+    for c in out:
+        if (
+            not c.sources
+            or not _KNOWN_SOURCES.issuperset(c.sources)
+            or not isinstance(c.video_id, str)
+        ):
+            return None
+    return out
 
 
 @dataclass
@@ -142,7 +162,7 @@ class Replica:
     backends: Backends
     signals: SignalSettings = field(default_factory=SignalSettings)
     cache_ttl_s: float = 300.0
-    catalogue_poll_s: float = 1.0
+    catalogue_poll_s: float = 0.25
     pinned_version: str = ""
     stats: StatsSnapshot = field(init=False)
     follower: CatalogueFollower = field(init=False)

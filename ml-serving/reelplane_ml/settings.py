@@ -72,10 +72,11 @@ class EmbeddedSettings(BaseSettings):
         "drops them sooner; 0: never cached). Default 300",
     )
     rec_catalogue_poll_s: float = Field(
-        1.0,
+        0.25,
         gt=0,
         le=60,
-        description="How often a replica reads new and deleted videos' features, s. Default 1",
+        description="How often a replica reads new and deleted videos' features, s (an idle "
+        "poll is one indexed query that finds nothing). Default 0.25",
     )
 
 

@@ -103,15 +103,22 @@ async def test_a_replica_follows_new_and_deleted_videos_from_the_table(
     follower = CatalogueFollower(backends.database, core)
     videos = synthetic_videos(30)
     await store_many(backends.database, videos[:20], now_ms=1_000)
-    assert await follower.poll() == 20
+    assert await follower.poll(now_ms=1_500) == 20
     assert len(core) == 20
-    await store_many(backends.database, videos[20:], now_ms=2_000)
+    await store_many(backends.database, videos[20:29], now_ms=2_000)
     await tombstone(backends.database, "v00003", now_ms=2_500)
-    assert await follower.poll() == 11
-    assert len(core) == 29 and "v00003" not in core
-    assert await follower.poll() == 0  # nothing new: the skew window is not re-applied
+    assert await follower.poll(now_ms=3_000) == 10
+    assert len(core) == 28 and "v00003" not in core
+    assert await follower.poll(now_ms=3_100) == 0  # the skew window is not re-applied
+    # a writer stamped a row before that poll but committed it after: still read
+    await store_many(backends.database, videos[29:], now_ms=2_900)
+    assert await follower.poll(now_ms=3_200) == 1
+    assert "v00029" in core
     changes = await changes_since(backends.database, 2_400)
-    assert [(c.video_id, c.features) for c in changes] == [("v00003", None)]
+    assert [(c.video_id, c.features is None) for c in changes] == [
+        ("v00003", True),
+        ("v00029", False),
+    ]
 
 
 # -- serving -------------------------------------------------------------------------------
