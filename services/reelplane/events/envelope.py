@@ -91,6 +91,14 @@ class VideoWatchedPayload(_Payload):
         return min(1.0, self.watched_ms / self.duration_ms)
 
 
+class AccountPayload(_Payload):
+    """A user's public profile as it is after the change."""
+
+    user_id: Id
+    handle: Annotated[str, Field(min_length=1, max_length=30)]
+    display_name: Annotated[str, Field(max_length=80)] = ""
+
+
 class FollowPayload(_Payload):
     follower_id: Id
     followee_id: Id
@@ -174,6 +182,16 @@ class UserUnfollowed(_Envelope):
     payload: FollowPayload
 
 
+class UserCreated(_Envelope):
+    type: Literal["user.created"] = "user.created"
+    payload: AccountPayload
+
+
+class UserUpdated(_Envelope):
+    type: Literal["user.updated"] = "user.updated"
+    payload: AccountPayload
+
+
 Event = Annotated[
     VideoUploaded
     | VideoReady
@@ -186,7 +204,9 @@ Event = Annotated[
     | VideoViewed
     | VideoWatched
     | UserFollowed
-    | UserUnfollowed,
+    | UserUnfollowed
+    | UserCreated
+    | UserUpdated,
     Field(discriminator="type"),
 ]
 
@@ -203,6 +223,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
         "video.watched",
     ),
     "graph": ("user.followed", "user.unfollowed"),
+    "accounts": ("user.created", "user.updated"),
 }
 
 _TOPIC_OF = {etype: topic for topic, etypes in TOPICS.items() for etype in etypes}
@@ -221,6 +242,8 @@ _KEY_FIELDS: dict[str, str] = {
     "video.watched": "user_id",
     "user.followed": "follower_id",
     "user.unfollowed": "follower_id",
+    "user.created": "user_id",
+    "user.updated": "user_id",
 }
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -19,7 +19,14 @@ from reelplane.auth import SESSION_TTL, CurrentUser, SessionStore, bearer_token
 from reelplane.backends import Backends
 from reelplane.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from reelplane.events import outbox
-from reelplane.events.envelope import VideoDeleted, VideoDeletedPayload, utc_now
+from reelplane.events.envelope import (
+    AccountPayload,
+    UserCreated,
+    UserUpdated,
+    VideoDeleted,
+    VideoDeletedPayload,
+    utc_now,
+)
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
 from reelplane.gateway.authz import ensure_owner
 from reelplane.gateway.proxy import install_proxy
@@ -35,6 +42,10 @@ class SignUp(BaseModel):
     handle: str = Field(min_length=1, max_length=64, examples=["ada"])
     password: str = Field(min_length=1, max_length=1024)
     display_name: str = Field("", max_length=80)
+
+
+class ProfileChange(BaseModel):
+    display_name: str = Field(max_length=80)
 
 
 class LogIn(BaseModel):
@@ -91,19 +102,27 @@ async def sign_up(body: SignUp, request: Request) -> SessionOut:
         raise Conflict(f"the handle {handle!r} is taken")
     password_hash = await asyncio.to_thread(_passwords(request).hash, body.password)
     user_id = uuid.uuid4().hex
+    display_name = body.display_name.strip()
+    # Announced on `accounts` (the search index lists the new user).
+    event = UserCreated(
+        key=user_id,
+        payload=AccountPayload(user_id=user_id, handle=handle, display_name=display_name),
+    )
     try:
         async with backends.database.transaction() as conn:
             await conn.execute(
                 users.insert().values(
                     id=user_id,
                     handle=handle,
-                    display_name=body.display_name.strip(),
+                    display_name=display_name,
                     created_at=utc_now(),
                     password_hash=password_hash,
                 )
             )
+            await outbox.stage(conn, event)
     except IntegrityError:  # lost a race for the same handle
         raise Conflict(f"the handle {handle!r} is taken") from None
+    await outbox.flush(backends.database, backends.bus, [event])
     return await _open_session(backends, user_id, handle)
 
 
@@ -158,6 +177,33 @@ async def me(user: CurrentUser, request: Request) -> Account:
     )
 
 
+@router.patch("/me", response_model=Account, summary="Change the signed-in account's profile")
+async def change_profile(body: ProfileChange, user: CurrentUser, request: Request) -> Account:
+    """Set the display name; announced as `user.updated` on `accounts`."""
+    backends = _backends(request)
+    display_name = body.display_name.strip()
+    async with backends.database.transaction() as conn:
+        await conn.execute(
+            update(users).where(users.c.id == user.user_id).values(display_name=display_name)
+        )
+        row = (
+            await conn.execute(
+                select(users.c.id, users.c.handle, users.c.created_at).where(
+                    users.c.id == user.user_id
+                )
+            )
+        ).one()
+        event = UserUpdated(
+            key=row.id,
+            payload=AccountPayload(user_id=row.id, handle=row.handle, display_name=display_name),
+        )
+        await outbox.stage(conn, event)
+    await outbox.flush(backends.database, backends.bus, [event])
+    return Account(
+        user_id=row.id, handle=row.handle, display_name=display_name, created_at=row.created_at
+    )
+
+
 @router.delete("/videos/{video_id}", status_code=204, tags=["videos"], summary="Delete a video")
 async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Response:
     """Owner only (403 otherwise). Marks the video deleted and publishes
@@ -187,7 +233,7 @@ async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Re
 
 def configure(app: FastAPI, settings: Settings) -> None:
     """The gateway's password hasher and its forwarding to the other services
-    (its edge, CORS and rate limits, is every service's: `reelplane.gateway.edge`)."""
+    (its edge, CORS and rate limits, is every service's: `reelplane.http.edge`)."""
     gateway = load_section(GatewaySettings)
     install_proxy(app, gateway, app.state.mounted_services)
     app.state.passwords = Passwords(

@@ -55,7 +55,8 @@ class Readiness(BaseModel):
     status: Literal["ok", "unavailable"]
     version: str
     services: list[str]
-    #: Backends by name (database, cache, bus, widerow, objects), then
+    #: Backends by name (database, cache, bus, widerow, objects, and a service's
+    #: own, e.g. search), then
     #: `task:<name>` for every background task.
     checks: dict[str, TaskCheck | CheckResult]
 
@@ -115,6 +116,8 @@ def health_router(services: list[str]) -> APIRouter:
             "bus": backends.bus.ping,
             "widerow": backends.widerow.ping,
             "objects": backends.objects.ping,
+            # A service's own backends (e.g. the search index), added by its configure hook.
+            **getattr(request.app.state, "readiness_probes", {}),
         }
         results = await asyncio.gather(
             *(_probe(p, settings.readiness_timeout_s) for p in probes.values())

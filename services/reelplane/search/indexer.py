@@ -1,0 +1,149 @@
+"""The search indexer: keeps the index in step with `videos`, `accounts` and `graph`.
+
+Each event names what changed; the handler reads that thing's current state
+from the relational store (and its counters from the cache) and writes it to
+the index whole. So replays, duplicates and out-of-order delivery converge on
+the same index: a deleted or never-ready video is removed, whatever came first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from reelplane.backends import Backends, open_search
+from reelplane.engagement.counters import read_counters
+from reelplane.events.envelope import (
+    Event,
+    UserCreated,
+    UserFollowed,
+    UserUnfollowed,
+    UserUpdated,
+    VideoDeleted,
+    VideoFailed,
+    VideoReady,
+)
+from reelplane.events.runner import Handler
+from reelplane.ports.search import SearchIndex, UserDoc, VideoDoc
+from reelplane.schema import users, videos
+
+log = logging.getLogger(__name__)
+
+INDEXER_GROUP = "search-indexer"
+INDEXER_TOPICS = ["videos", "accounts", "graph"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an event asks of the index: re-read a video or a user (by id)."""
+
+    kind: str  # "video" or "user"
+    id: str
+
+
+def changes_of(event: Event) -> list[Change]:
+    """The documents an event touches (pure); none for events search ignores."""
+    if isinstance(event, VideoReady | VideoDeleted | VideoFailed):
+        return [Change("video", event.payload.video_id)]
+    if isinstance(event, UserCreated | UserUpdated):
+        return [Change("user", event.payload.user_id)]
+    if isinstance(event, UserFollowed | UserUnfollowed):
+        return [Change("user", event.payload.followee_id)]
+    return []
+
+
+async def load_video(backends: Backends, video_id: str) -> VideoDoc | None:
+    """The video as the index should hold it; None unless it is ready."""
+    async with backends.database.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    videos.c.id,
+                    videos.c.owner_id,
+                    videos.c.caption,
+                    videos.c.hashtags,
+                    videos.c.state,
+                    videos.c.ready_at,
+                    videos.c.created_at,
+                    users.c.handle,
+                )
+                .join(users, users.c.id == videos.c.owner_id)
+                .where(videos.c.id == video_id)
+            )
+        ).first()
+    if row is None or row.state != "ready":
+        return None
+    counters = (await read_counters(backends.cache, [video_id]))[video_id]
+    ready_at = row.ready_at or row.created_at
+    return VideoDoc(
+        video_id=row.id,
+        owner_id=row.owner_id,
+        handle=row.handle,
+        caption=row.caption,
+        hashtags=tuple(row.hashtags or ()),
+        ready_at_ms=int(ready_at.timestamp() * 1000),
+        likes=counters.likes,
+        comments=counters.comments,
+        views=counters.views,
+    )
+
+
+async def load_user(backends: Backends, user_id: str) -> UserDoc | None:
+    async with backends.database.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    users.c.id, users.c.handle, users.c.display_name, users.c.follower_count
+                ).where(users.c.id == user_id)
+            )
+        ).first()
+    if row is None:
+        return None
+    return UserDoc(
+        user_id=row.id,
+        handle=row.handle,
+        display_name=row.display_name,
+        followers=int(row.follower_count),
+    )
+
+
+async def apply_change(backends: Backends, index: SearchIndex, change: Change) -> None:
+    """Write one document's current state to the index (or remove it)."""
+    if change.kind == "video":
+        video = await load_video(backends, change.id)
+        if video is None:
+            await index.delete_video(change.id)
+        else:
+            await index.upsert_videos([video])
+    else:
+        user = await load_user(backends, change.id)
+        if user is not None:
+            await index.upsert_users([user])
+
+
+def indexer_handler(backends: Backends, index: SearchIndex) -> Handler:
+    async def handle(event: Event) -> None:
+        for change in changes_of(event):
+            await apply_change(backends, index, change)
+
+    return handle
+
+
+async def run_indexer(backends: Backends, stop: asyncio.Event) -> None:
+    """The indexer's consumer-group member, until `stop` is set."""
+    from reelplane.engagement.consumers import run_consumer
+
+    index = await open_search(backends.settings)
+    try:
+        await run_consumer(
+            backends,
+            stop,
+            topics=INDEXER_TOPICS,
+            group=INDEXER_GROUP,
+            handler=indexer_handler(backends, index),
+        )
+    finally:
+        await index.close()
