@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from reelplane.errors import BackendUnavailable, ReelplaneError
 from reelplane.ports.bus import Bus
 from reelplane.ports.cache import Cache
+from reelplane.ports.gate import Gate
 from reelplane.ports.objects import ObjectStore
 from reelplane.ports.relational import Database, MySQLDatabase, SqliteDatabase
 from reelplane.ports.search import SearchIndex
@@ -52,6 +53,20 @@ def make_cache(settings: Settings) -> Cache:
     from reelplane.adapters.cache_memory import MemoryCache
 
     return MemoryCache()
+
+
+def make_gate(settings: Settings, cache: Cache) -> Gate:
+    """The gate, on the cache's store (the same Redis, or the in-process cache)."""
+    if settings.cache_url.startswith("redis://"):
+        from reelplane.adapters.gate_redis import RedisGate
+
+        return RedisGate(settings.cache_url, connect_timeout_s=settings.connect_timeout_s)
+    from reelplane.adapters.cache_memory import MemoryCache
+    from reelplane.adapters.gate_memory import MemoryGate
+
+    if not isinstance(cache, MemoryCache):
+        raise TypeError("the in-process gate needs the in-process cache")
+    return MemoryGate(cache)
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -133,10 +148,12 @@ class Backends:
     bus: Bus
     widerow: WideRowStore
     objects: ObjectStore
+    gate: Gate
 
     async def close(self) -> None:
         for closer in (
             self.bus.close,
+            self.gate.close,
             self.cache.close,
             self.widerow.close,
             self.objects.close,
@@ -166,13 +183,15 @@ async def open_backends(settings: Settings, *, migrate: bool = True) -> Backends
     t = settings.connect_timeout_s
     database = make_database(settings)
     cache = make_cache(settings)
+    gate = make_gate(settings, cache)
     bus = make_bus(settings)
     widerow = make_widerow(settings)
     objects = make_objects(settings)
-    backends = Backends(settings, database, cache, bus, widerow, objects)
+    backends = Backends(settings, database, cache, bus, widerow, objects, gate)
     try:
         await _checked("database_url", settings.database_url, database.ping, t)
         await _checked("cache_url", settings.cache_url, cache.ping, t)
+        await _checked("cache_url", settings.cache_url, gate.ping, t)
         await _checked("bus_url", settings.bus_url, bus.ping, t)
         await _checked("widerow_url", settings.widerow_url, widerow.ping, t)
         await _checked("objects_url", settings.objects_url, objects.ping, t)

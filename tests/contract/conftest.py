@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from reelplane.infra.harness import Harness
 from reelplane.ports.bus import Bus
 from reelplane.ports.cache import Cache
+from reelplane.ports.gate import Gate
 from reelplane.ports.objects import ObjectStore
 from reelplane.ports.relational import Database
 from reelplane.ports.search import SearchIndex
@@ -30,6 +32,32 @@ async def cache(request: pytest.FixtureRequest, harness: Harness) -> AsyncIterat
         store = RedisCache(real_url(harness, "redis"))
     yield store
     await store.close()
+
+
+class GateAndCache(NamedTuple):
+    """A gate and the cache adapter over the same store."""
+
+    gate: Gate
+    cache: Cache
+
+
+@pytest.fixture(params=BACKENDS)
+async def both(request: pytest.FixtureRequest, harness: Harness) -> AsyncIterator[GateAndCache]:
+    if request.param == "embedded":
+        from reelplane.adapters.cache_memory import MemoryCache
+        from reelplane.adapters.gate_memory import MemoryGate
+
+        memory = MemoryCache()
+        pair = GateAndCache(MemoryGate(memory), memory)
+    else:
+        from reelplane.adapters.cache_redis import RedisCache
+        from reelplane.adapters.gate_redis import RedisGate
+
+        url = real_url(harness, "redis")
+        pair = GateAndCache(RedisGate(url), RedisCache(url))
+    yield pair
+    await pair.gate.close()
+    await pair.cache.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -82,6 +82,23 @@ class MemoryCache:
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         return [self._plain(k) for k in keys]
 
+    # -- what the in-process gate (`reelplane.adapters.gate_memory`) reads and
+    # writes in this store: synchronous, so its steps stay atomic.
+    def peek(self, key: str) -> bytes | None:
+        """One key as MGET reads it: a key of another type reads as missing."""
+        return self._plain(key)
+
+    def bucket(self, key: str) -> TokenBucketState | None:
+        """The token bucket at key (None when missing); InvalidInput when the
+        key holds something else."""
+        entry = self._live(key)
+        if entry is not None and entry.bucket is None:
+            raise InvalidInput(f"cache key {key!r} does not hold a token bucket")
+        return entry.bucket if entry is not None else None
+
+    def put_bucket(self, key: str, state: TokenBucketState, *, ttl_s: float) -> None:
+        self._data[key] = _Entry(b"", time.monotonic() + ttl_s, bucket=state)
+
     async def set(
         self, key: str, value: bytes, *, ttl_s: float | None = None, only_if_absent: bool = False
     ) -> bool:
