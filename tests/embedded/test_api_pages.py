@@ -22,8 +22,10 @@ pytestmark = pytest.mark.embedded
 
 
 @pytest.fixture
-async def base_url(tmp_path: Path) -> AsyncIterator[str]:
-    """Every service on the embedded backends, without background tasks."""
+async def base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """Every service on the embedded backends, without background tasks (and
+    without a built web client: `/` is then the page that stands in for it)."""
+    monkeypatch.setenv("REELPLANE_WEB_STATIC_DIR", str(tmp_path / "no-web-client"))
     app = create_app(embedded_settings(tmp_path), run_background=False)
     async with serving(app) as url:
         yield url

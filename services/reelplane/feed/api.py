@@ -1,4 +1,5 @@
-"""Feed HTTP API: Following and For You, for the signed-in reader."""
+"""Feed HTTP API: Following and For You for the signed-in reader, the public
+feed for visitors, and a user's videos (the profile grid)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from reelplane.auth import CurrentUser
+from reelplane.auth import CurrentUser, MaybeUser
 from reelplane.backends import Backends
 from reelplane.engagement.tables import TABLES as ENGAGEMENT_TABLES
 from reelplane.errors import InvalidInput, MisdirectedRequest
+from reelplane.feed.catalogue import creator_videos, public_page
 from reelplane.feed.consumers import (
     FeedContext,
     consume_completions,
@@ -31,12 +33,14 @@ from reelplane.feed.items import FeedPage
 from reelplane.feed.recommender import HttpRecommender, Recommender
 from reelplane.feed.shards import shard_of
 from reelplane.feed.timelines import TIMELINES
-from reelplane.gateway.cursors import decode_cursor
-from reelplane.gateway.tables import ensure_tables_once
+from reelplane.graph import store as graph_store
+from reelplane.http.cursors import decode_cursor
 from reelplane.http.services import CachedPlan, CachedRead, Service
+from reelplane.http.tables import ensure_tables_once
 from reelplane.ports.cache import USER_PLACEHOLDER
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
+users_router = APIRouter(prefix="/v1/users", tags=["feed"])
 
 #: `REELPLANE_RECOMMENDER_URL` for the in-process recommender (`reelplane dev`'s default).
 EMBEDDED_RECOMMENDER = "embedded:"
@@ -128,6 +132,45 @@ async def foryou(
     return Response(content=body, media_type="application/json")
 
 
+@router.get("/public", response_model=FeedPage, summary="Public feed (no sign-in needed)")
+async def public(
+    request: Request,
+    viewer: MaybeUser,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> FeedPage:
+    """What a visitor who is not signed in browses: the first page opens with
+    trending videos (at most half of it), then every page continues with the
+    newest ready videos; no video repeats along a cursor. With a session,
+    `viewer_liked` is the caller's."""
+    return await public_page(
+        _backends(request),
+        feed_context(request),
+        viewer.user_id if viewer else None,
+        cursor,
+        limit,
+    )
+
+
+@users_router.get("/{ref}/videos", response_model=FeedPage, summary="A user's videos, newest first")
+async def user_videos(
+    ref: str,
+    request: Request,
+    viewer: MaybeUser,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 18,
+) -> FeedPage:
+    """The ready videos of a user (`ref`: a user id or a handle) as feed items,
+    newest first, with cursor paging: a profile's grid, and the vertical player
+    it opens. No sign-in needed; with a session `viewer_liked` is the caller's."""
+    backends = _backends(request)
+    async with backends.database.connect() as conn:
+        owner = await graph_store.find_user(conn, ref)
+    return await creator_videos(
+        backends, owner.user_id, viewer.user_id if viewer else None, cursor, limit
+    )
+
+
 def foryou_cached_plan(query: Mapping[str, str]) -> CachedPlan | None:
     """The edge's plan for a For You request (`CachedRead`): the page-cache keys
     (with the viewer's likes version) and, read with them, the page's counters;
@@ -149,7 +192,7 @@ def foryou_cached_plan(query: Mapping[str, str]) -> CachedPlan | None:
 
 SERVICE = Service(
     "feed",
-    routers=[router],
+    routers=[router, users_router],
     background=[consume_fanout, consume_follows, consume_completions],
     cached_reads=[CachedRead("/v1/feed/foryou", foryou_cached_plan)],
 )

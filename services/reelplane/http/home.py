@@ -1,6 +1,6 @@
-"""The page at `/` until the web client exists (the web client replaces this
-module): what this server is, what it serves, and where to start, plus the
-README at `/readme` for its walkthroughs."""
+"""What a browser gets at `/`: the web client where the gateway serves it and
+it is built (`reelplane.webclient`), else a page saying what this server is,
+what it serves, and where to start; plus the README at `/readme`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ code {{ background: #f2f2f2; padding: 0 .2em; }}
 <body>
 <h1>Reelplane {version}</h1>
 <p>An open, self-hostable short-video platform. This server is its HTTP API;
-the web client is not built yet, so this page stands in for it.</p>
+the web client is not built here (<code>reelplane web build</code>), so this
+page stands in for it.</p>
 <p>Served here: {served}.</p>
 <ul>
 <li><a href="/docs">API docs</a> (Swagger UI: try the operations) or
@@ -71,13 +72,24 @@ def home_page(served: list[str]) -> str:
 
 
 def install_home(app: FastAPI, served: list[str]) -> None:
-    """Serve `/` and `/readme` on `app` (outside the OpenAPI schema)."""
-    page = home_page(served)
-    router = APIRouter(include_in_schema=False)
+    """Serve `/` and `/readme` on `app` (outside the OpenAPI schema): `/` is
+    the web client when the gateway is served here and the client is built."""
+    from reelplane.settings import load_section
+    from reelplane.webclient.build import default_static_dir, load_build
+    from reelplane.webclient.serve import install_client
+    from reelplane.webclient.settings import WebSettings
 
-    @router.get("/")
-    async def home() -> HTMLResponse:
-        return HTMLResponse(page)
+    web = load_section(WebSettings)
+    build = load_build(web.web_static_dir or default_static_dir()) if web.web_enabled else None
+    router = APIRouter(include_in_schema=False)
+    if build is not None and "gateway" in served:
+        install_client(app, build, web.web_media_origins)
+    else:
+        page = home_page(served)
+
+        @router.get("/")
+        async def home() -> HTMLResponse:
+            return HTMLResponse(page)
 
     @router.get("/readme")
     async def readme() -> PlainTextResponse:
