@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from reelplane.errors import InvalidInput
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
-from reelplane.gateway.ratelimit import client_ip, ip_rules, retry_after_header_s, user_rule
 from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.cursors import decode_cursor, encode_cursor
+from reelplane.http.ratelimit import client_ip, ip_rules, retry_after_header_s, user_rule
 from reelplane.ports.cache import TokenBucketState, take_from_bucket
 
 pytestmark = pytest.mark.unit

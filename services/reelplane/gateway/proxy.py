@@ -20,10 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelplane.auth import ResolvedSession
 from reelplane.errors import ReelplaneError, UpstreamUnavailable
-from reelplane.gateway.ratelimit import client_ip
 from reelplane.gateway.routing import RouteTable, upstream_url
 from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.problems import problem_response
+from reelplane.http.ratelimit import client_ip
 from reelplane.http.services import SERVICES
 
 #: Headers that belong to one connection, not to the request (RFC 9110, 7.6.1).

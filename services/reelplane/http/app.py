@@ -13,10 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import reelplane
 from reelplane.backends import Backends, open_backends
-from reelplane.gateway.edge import Edge, install_edge
 from reelplane.http.access import log_access, request_id_of
 from reelplane.http.bodies import install_body_limit
 from reelplane.http.docs import install_docs
+from reelplane.http.edge import Edge, install_edge
 from reelplane.http.health import health_router
 from reelplane.http.home import install_home
 from reelplane.http.problems import install_problem_handlers, problem_response

@@ -38,33 +38,6 @@ TUS_EXTENSIONS = (
 #: Checksum algorithms (Tus-Checksum-Algorithm); sha1 is the one the spec requires.
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
-#: tus headers a browser client (tus-js-client) must be allowed to read and to
-#: send; the CORS policy that uses them is the edge's (`reelplane.gateway.edge`).
-EXPOSED_HEADERS = (
-    "Location",
-    "Upload-Offset",
-    "Upload-Length",
-    "Upload-Metadata",
-    "Upload-Expires",
-    "Upload-Concat",
-    "Tus-Version",
-    "Tus-Resumable",
-    "Tus-Extension",
-    "Tus-Max-Size",
-    "Tus-Checksum-Algorithm",
-)
-ALLOWED_REQUEST_HEADERS = (
-    "Content-Type",
-    "Upload-Offset",
-    "Upload-Length",
-    "Upload-Metadata",
-    "Upload-Checksum",
-    "Upload-Defer-Length",
-    "Upload-Concat",
-    "Tus-Resumable",
-    "X-HTTP-Method-Override",
-)
-
 #: Where uploads live (a final upload names its partials by these URLs).
 UPLOADS_PATH = "/v1/uploads"
 #: Most partial uploads one final upload may join.

@@ -2,7 +2,7 @@
 
 The policy (which buckets a request draws from) is pure; the bucket arithmetic is
 the cache port's (one atomic script on Redis). The edge middleware
-(`reelplane.gateway.edge`) draws the buckets before routing, so a refused request
+(`reelplane.http.edge`) draws the buckets before routing, so a refused request
 never reaches a handler or the database.
 """
 
@@ -12,7 +12,7 @@ import math
 
 from reelplane.backends import Backends
 from reelplane.errors import TooManyRequests
-from reelplane.gateway.settings import GatewaySettings
+from reelplane.http.settings import EdgeSettings
 from reelplane.ports.cache import Bucket
 
 #: Paths under this prefix are limited (health checks and API docs are not).
@@ -32,7 +32,7 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted_hops: int) ->
     return peer or "unknown"
 
 
-def ip_rules(ip: str, method: str, path: str, settings: GatewaySettings) -> list[Bucket]:
+def ip_rules(ip: str, method: str, path: str, settings: EdgeSettings) -> list[Bucket]:
     """Buckets a request draws from before anyone is known: per IP, plus the
     tight sign-up/log-in bucket for password-checking endpoints."""
     rules = [Bucket(f"rl:ip:{ip}", settings.rate_limit_ip_burst, settings.rate_limit_ip_per_s)]
@@ -43,7 +43,7 @@ def ip_rules(ip: str, method: str, path: str, settings: GatewaySettings) -> list
     return rules
 
 
-def user_rule(user_id: str, settings: GatewaySettings) -> Bucket:
+def user_rule(user_id: str, settings: EdgeSettings) -> Bucket:
     """The signed-in user's bucket (shared by all their sessions and devices)."""
     return Bucket(
         f"rl:user:{user_id}", settings.rate_limit_user_burst, settings.rate_limit_user_per_s

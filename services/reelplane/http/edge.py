@@ -1,5 +1,5 @@
-"""The edge of every service's app: CORS, rate limits, the session check, and
-cached reads answered before routing.
+"""The edge of every service's app: rate limits, the session check, and
+cached reads answered before routing (its CORS policy: `reelplane.http.cors`).
 
 One cache round trip (`Cache.gate`) per signed-in request does the IP buckets,
 the session lookup, the user's bucket and, for a `CachedRead` route, the page
@@ -25,10 +25,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reelplane.auth import (
     Principal,
@@ -42,7 +41,10 @@ from reelplane.auth import (
 from reelplane.backends import Backends
 from reelplane.errors import TooManyRequests
 from reelplane.events.envelope import utc_now
-from reelplane.gateway.ratelimit import (
+from reelplane.http.access import log_access, request_id_of
+from reelplane.http.cors import install_cors
+from reelplane.http.problems import header, problem_response
+from reelplane.http.ratelimit import (
     LIMITED_PREFIX,
     client_ip,
     enforce,
@@ -50,14 +52,10 @@ from reelplane.gateway.ratelimit import (
     refusal,
     user_rule,
 )
-from reelplane.gateway.settings import GatewaySettings
-from reelplane.http.access import log_access, request_id_of
-from reelplane.http.problems import header, problem_response
 from reelplane.http.services import CachedPlan, CachedRead
+from reelplane.http.settings import EdgeSettings
 from reelplane.ports.cache import USER_PLACEHOLDER, GateOutcome
 from reelplane.settings import load_section
-from reelplane.upload.tus import ALLOWED_REQUEST_HEADERS as TUS_REQUEST_HEADERS
-from reelplane.upload.tus import EXPOSED_HEADERS as TUS_EXPOSED_HEADERS
 
 
 class _Drawn(NamedTuple):
@@ -70,29 +68,6 @@ class _Drawn(NamedTuple):
     outcome: GateOutcome | None
 
 
-#: Request headers a browser client may send beyond the CORS-safelisted ones:
-#: the web client's (Authorization, X-Request-Id), tus-js-client's (the tus
-#: headers) and an HLS or MP4 player's (Range, for byte ranges of segments).
-CORS_REQUEST_HEADERS = tuple(
-    sorted(
-        {"authorization", "content-type", "x-request-id", "x-requested-with", "range"}
-        | {h.lower() for h in TUS_REQUEST_HEADERS}
-    )
-)
-#: Response headers a browser client may read beyond the CORS-safelisted ones:
-#: the request id, Retry-After of a 429, the tus headers (offset, location) and
-#: what a player reads of a byte range.
-CORS_EXPOSED_HEADERS = (
-    "X-Request-Id",
-    "Retry-After",
-    "Content-Range",
-    "Accept-Ranges",
-    "ETag",
-    *TUS_EXPOSED_HEADERS,
-)
-#: Methods a browser client uses (tus: HEAD, PATCH, DELETE).
-CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-
 #: Where a request handed on by `Edge.serve_cached_read` keeps what the gate
 #: found, so the middleware does not draw the buckets a second time.
 _DRAWN = "edge_drawn"
@@ -101,7 +76,7 @@ _DRAWN = "edge_drawn"
 class Edge:
     """The edge's rules for one app (see the module docstring)."""
 
-    def __init__(self, settings: GatewaySettings, cached_reads: list[CachedRead]) -> None:
+    def __init__(self, settings: EdgeSettings, cached_reads: list[CachedRead]) -> None:
         self.settings = settings
         self.cached_reads = {r.path: r for r in cached_reads}
         # A plan depends on the query string alone (the user is a placeholder
@@ -233,77 +208,6 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
 
 
-class EdgeCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS, with a short way through for a request that carries no
-    Origin (not a CORS request: mobile apps, curl, same-origin pages). Starlette
-    would parse every header to learn that, then add only `Vary: Origin` to the
-    response, which is all this does for such a request. A preflight it refuses
-    is answered with a problem (403), not Starlette's plain text."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if header(scope, b"origin") is None:
-                await self.app(scope, receive, functools.partial(_vary_on_origin, send))
-                return
-            if scope["method"] == "OPTIONS" and header(scope, b"access-control-request-method"):
-                await self._preflight(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
-
-    async def _preflight(self, scope: Scope, receive: Receive, send: Send) -> None:
-        asked = Headers(scope=scope)
-        response = self.preflight_response(request_headers=asked)
-        if response.status_code < 400:
-            await response(scope, receive, send)
-            return
-        keep = {
-            k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")
-        }
-        problem = problem_response(
-            Request(scope),
-            403,
-            "cors-refused",
-            "CORS request refused",
-            self._refusal_reason(asked),
-            headers=keep,
-        )
-        await problem(scope, receive, send)
-
-    def _refusal_reason(self, asked: Headers) -> str:
-        """What a refused preflight asked for that this server does not allow."""
-        reasons = []
-        origin = asked["origin"]
-        if not self.is_allowed_origin(origin):
-            reasons.append(f"origin {origin!r} is not allowed (REELPLANE_CORS_ALLOWED_ORIGINS)")
-        method = asked["access-control-request-method"]
-        if method not in self.allow_methods:
-            reasons.append(f"method {method!r} is not allowed")
-        requested = asked.get("access-control-request-headers") or ""
-        refused = [
-            h.strip()
-            for h in requested.lower().split(",")
-            if h.strip() and h.strip() not in self.allow_headers
-        ]
-        if refused:
-            reasons.append(f"request headers {', '.join(refused)} are not allowed")
-        if "access-control-request-private-network" in asked:
-            reasons.append("private network access is not allowed")
-        return "; ".join(reasons) or "the preflight asks for what this server does not allow"
-
-
-async def _vary_on_origin(send: Send, message: Message) -> None:
-    if message["type"] == "http.response.start":
-        headers = list(message.get("headers", ()))
-        for i, (name, value) in enumerate(headers):
-            if name.lower() == b"vary":
-                headers[i] = (name, value + b", Origin")
-                break
-        else:
-            headers.append((b"vary", b"Origin"))
-        message["headers"] = headers
-    await send(message)
-
-
 def _planner(cached: CachedRead) -> Callable[[bytes], CachedPlan | None]:
     def plan(query_string: bytes) -> CachedPlan | None:
         return cached.plan(QueryParams(query_string))
@@ -332,17 +236,8 @@ def install_edge(app: FastAPI, cached_reads: list[CachedRead]) -> Edge:
     """Mount the edge on an app: the gate inside, CORS outside it (so refusals,
     401 and 429, carry CORS headers too and a browser can read them). Returns
     the `Edge`, whose `serve_cached_read` the app calls before its middleware."""
-    gateway = load_section(GatewaySettings)
-    app.state.gateway_settings = gateway
-    edge = Edge(gateway, cached_reads)
+    settings = load_section(EdgeSettings)
+    edge = Edge(settings, cached_reads)
     app.add_middleware(EdgeMiddleware, edge=edge)
-    app.add_middleware(
-        EdgeCORSMiddleware,
-        allow_origins=gateway.cors_allowed_origins,
-        allow_methods=CORS_METHODS,
-        allow_headers=CORS_REQUEST_HEADERS,
-        expose_headers=CORS_EXPOSED_HEADERS,
-        allow_credentials=False,  # bearer tokens, not cookies
-        max_age=600,
-    )
+    install_cors(app, settings.cors_allowed_origins)
     return edge
