@@ -281,7 +281,7 @@ async def measure_freshness(data: Path, *, real: bool, trials: int) -> dict[str,
     import uuid
 
     from reelplane.backends import open_backends
-    from reelplane.engagement.consumers import run_consumer
+    from reelplane.events.consumer import run_consumer
     from reelplane.events.envelope import VideoWatched, VideoWatchedPayload, encode_event
     from reelplane.settings import load_section, load_settings
     from reelplane_ml.embedded import EmbeddedRecommender

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 
 from reelplane.backends import Backends
-from reelplane.engagement.consumers import run_consumer
+from reelplane.events.consumer import run_consumer
 from reelplane.events.envelope import Event
 from reelplane.feed.recommender import RecommendedVideo
 from reelplane.feed.settings import FeedSettings

@@ -11,7 +11,6 @@ is exact even across a crash.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 
@@ -22,12 +21,10 @@ from reelplane.engagement.history import WatchRecord, record_watch
 from reelplane.engagement.settings import EngagementSettings
 from reelplane.engagement.tables import TABLES
 from reelplane.engagement.trending import add_points
-from reelplane.events.dedup import RelationalDeduplicator
+from reelplane.events.consumer import run_consumer
 from reelplane.events.envelope import Event, VideoViewed, VideoWatched
-from reelplane.events.runner import ConsumerRunner, Handler, RetryPolicy
+from reelplane.events.runner import Handler
 from reelplane.settings import load_section
-
-log = logging.getLogger(__name__)
 
 ENGAGEMENT_GROUP = "engagement"
 VIEWS_LEDGER = "engagement-views-ledger"
@@ -36,36 +33,6 @@ VIEWS_LEDGER = "engagement-views-ledger"
 def event_ms(event: Event) -> int:
     """When the event happened, in milliseconds since the epoch."""
     return int(event.occurred_at.timestamp() * 1000)
-
-
-async def run_consumer(
-    backends: Backends,
-    stop: asyncio.Event,
-    *,
-    topics: list[str],
-    group: str,
-    handler: Handler,
-) -> None:
-    """Run one consumer group member until stop is set (restarting after a crash
-    of the runner itself, e.g. a lost connection)."""
-    await backends.bus.ensure_topics(topics, backends.settings.bus_partitions)
-    retry = RetryPolicy(max_attempts=backends.settings.consumer_max_attempts)
-    while not stop.is_set():
-        runner = ConsumerRunner(
-            backends.bus,
-            topics=topics,
-            group=group,
-            handler=handler,
-            dedup=RelationalDeduplicator(backends.database),
-            retry=retry,
-        )
-        try:
-            await runner.run(stop)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("consumer crashed; restarting", extra={"group": group})
-            await asyncio.sleep(1.0)
 
 
 def counters_handler(backends: Backends) -> Handler:

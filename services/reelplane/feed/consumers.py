@@ -18,9 +18,9 @@ from datetime import datetime
 from sqlalchemy import select
 
 from reelplane.backends import Backends
-from reelplane.engagement.consumers import run_consumer
 from reelplane.engagement.core import is_completion
 from reelplane.engagement.settings import EngagementSettings
+from reelplane.events.consumer import run_consumer
 from reelplane.events.envelope import Event, UserFollowed, VideoReady, VideoWatched
 from reelplane.events.runner import Handler
 from reelplane.feed import foryou, timelines

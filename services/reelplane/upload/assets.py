@@ -24,7 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelplane.backends import Backends
-from reelplane.engagement.consumers import run_consumer
+from reelplane.events.consumer import run_consumer
 from reelplane.events.envelope import Event, VideoDeleted, utc_now
 from reelplane.events.runner import Handler
 from reelplane.schema import video_assets, videos
