@@ -77,12 +77,12 @@ def run(
 
     import kopf
 
-    from reelplane_operator import handlers
+    from reelplane_operator import handlers  # noqa: F401  (registers the handlers)
+    from reelplane_operator.runtime import CONFIG_KEY, OperatorConfig
 
-    config = handlers.CONFIG
-    config.namespace = namespace
-    config.peering = peering
-    config.peering_lifetime_s = peering_lifetime
+    config = OperatorConfig(
+        namespace=namespace, peering=peering, peering_lifetime_s=peering_lifetime
+    )
     if priority is not None:
         config.priority = priority
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
@@ -100,5 +100,6 @@ def run(
             # Kopf types it as its (unexported) NewType of str.
             identity=cast(Any, config.identity),
             liveness_endpoint=liveness,
+            memo=kopf.Memo({CONFIG_KEY: config}),
         )
     )

@@ -46,10 +46,6 @@ class Kube(Protocol):
         """Whether the RayService API is served."""
         ...
 
-    async def peering_status(self, namespace: str | None, name: str) -> dict[str, Any]:
-        """The status (peers) of the Kopf peering object, {} if absent."""
-        ...
-
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -208,19 +204,6 @@ class AioKube:
             installed = False
         self._kuberay = (now, installed)
         return installed
-
-    async def peering_status(self, namespace: str | None, name: str) -> dict[str, Any]:
-        # A cluster-wide operator peers cluster-wide.
-        plural = "kopfpeerings" if namespace else "clusterkopfpeerings"
-        try:
-            obj = await self._request(
-                "GET", f"{_collection('kopf.dev/v1', plural, namespace)}/{name}"
-            )
-        except KubeApiError as exc:
-            if exc.code == 404:
-                return {}
-            raise
-        return dict(obj.get("status") or {})
 
     async def close(self) -> None:
         session, self._session = self._session, None

@@ -18,6 +18,10 @@ from typing import Any, TypeAlias
 from reelplane_operator.models import API_VERSION
 
 Manifest: TypeAlias = dict[str, Any]
+#: A custom resource's identity: (kind, namespace, name).
+ParentKey: TypeAlias = tuple[str, str, str]
+#: A child's identity: (apiVersion, kind, namespace, name).
+ChildKey: TypeAlias = tuple[str, str, str, str]
 
 #: The one server-side-apply field manager for everything the operator writes.
 FIELD_MANAGER = "reelplane-operator"
@@ -118,7 +122,13 @@ def stamped(manifest: Manifest) -> Manifest:
     }
 
 
-def key_of(manifest: Mapping[str, Any]) -> tuple[str, str, str, str]:
+def parent_key(body: Mapping[str, Any]) -> ParentKey:
+    """(kind, namespace, name) of a custom resource."""
+    meta = body["metadata"]
+    return (str(body["kind"]), str(meta["namespace"]), str(meta["name"]))
+
+
+def key_of(manifest: Mapping[str, Any]) -> ChildKey:
     """(apiVersion, kind, namespace, name): a child's identity."""
     meta = manifest.get("metadata", {})
     return (

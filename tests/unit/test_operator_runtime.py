@@ -1,4 +1,5 @@
-"""The operator's CLI and the handlers' runtime glue (retries, lag polling), no cluster."""
+"""The operator's CLI, the handlers' runtime glue (retries, lag polling) and how the
+handlers are registered with Kopf, no cluster."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+import kopf
 import pytest
 from click.testing import CliRunner
 
 from reelplane.cli import main
-from reelplane_operator import handlers
+from reelplane_operator import handlers, runtime
 from reelplane_operator.lag import LagReading
 from tests.unit.test_operator_reconcile import PARENTS, FakeKube, _resource
 
@@ -37,9 +39,9 @@ class FakeReader:
         return None
 
 
-def _runtime(kube: FakeKube) -> handlers.Runtime:
+def _runtime(kube: FakeKube) -> runtime.Runtime:
     PARENTS.clear()
-    return handlers.Runtime(handlers.OperatorConfig(tick_s=0.01), kube)
+    return runtime.Runtime(runtime.OperatorConfig(), kube)
 
 
 async def test_poll_pool_scales_the_deployment_and_reports_errors() -> None:
@@ -66,7 +68,7 @@ async def test_poll_pool_scales_the_deployment_and_reports_errors() -> None:
 
 
 async def test_failed_reconcile_is_retried_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(handlers, "RETRY_DELAYS_S", (0.01,))
+    monkeypatch.setattr(runtime, "RETRY_DELAYS_S", (0.01,))
     kube = FakeKube()
     kube.fail_on = "fra-edge"
     rt = _runtime(kube)
@@ -81,20 +83,6 @@ async def test_failed_reconcile_is_retried_with_backoff(monkeypatch: pytest.Monk
             break
     assert ("EdgePoP", "ns", "fra") not in rt.failures
     assert ("apps/v1", "Deployment", "ns", "fra-edge") in kube.objects
-
-
-async def test_active_without_peering_and_by_priority_with_it() -> None:
-    kube = FakeKube()
-    rt = _runtime(kube)
-    assert await rt.active()
-    rt.config.peering = "p"
-    rt.config.priority = 5
-
-    async def peers(namespace: str | None, name: str) -> dict[str, Any]:
-        return {"other": {"priority": 9, "lifetime": 60}}
-
-    kube.peering_status = peers  # type: ignore[method-assign]
-    assert not await rt.active()
 
 
 async def test_a_burst_of_events_coalesces_into_at_most_two_passes() -> None:
@@ -115,3 +103,33 @@ async def test_a_burst_of_events_coalesces_into_at_most_two_passes() -> None:
     await asyncio.gather(*(rt.reconcile(("EdgePoP", "ns", "fra")) for _ in range(20)))
     assert passes == 2
     assert not rt.running and not rt.rerun
+
+
+def test_lag_is_polled_by_a_kopf_timer_that_puts_no_finalizer_on_pools() -> None:
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry)
+    timers = [h for h in registry._spawning.get_all_handlers() if h.id == handlers.LAG_TIMER_ID]
+    assert len(timers) == 1
+    timer = timers[0]
+    assert timer.fn is handlers.poll_lag
+    assert timer.requires_finalizer is False  # the operator writes only status
+    assert getattr(timer, "interval", None) == handlers.LAG_TICK_S
+    assert (timer.selector.group, timer.selector.any_name) == ("reelplane.io", "transcodepools")
+
+
+async def test_a_pools_timer_polls_it_while_stored_and_stops_matching_when_deleted() -> None:
+    kube = FakeKube()
+    rt = _runtime(kube)
+    memo = kopf.Memo({runtime.RUNTIME_KEY: rt})
+    body = _resource("TranscodePool", "pool", {"maxReplicas": 5})
+    rt.store.observe_parent(body)
+    rt.lag_readers["kafka:9092"] = FakeReader(lag=42)  # type: ignore[assignment]
+    assert handlers._stored(body=kopf.Body(body), memo=memo)
+    await handlers.poll_lag(body=kopf.Body(body), memo=memo)
+    assert (
+        kube.objects[("apps/v1", "Deployment", "ns", "pool-gpu-workers")]["spec"]["replicas"] == 5
+    )
+
+    await handlers.on_parent_event(body=kopf.Body(body), type="DELETED", memo=memo)
+    assert not handlers._stored(body=kopf.Body(body), memo=memo)  # Kopf stops the timer
+    assert ("ns", "pool") not in rt.autoscaler.pools

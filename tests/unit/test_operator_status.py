@@ -1,8 +1,7 @@
-"""Conditions, drift detection, quantities and the peering rule (pure parts)."""
+"""Conditions, drift detection and quantities (pure parts)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,6 @@ from reelplane_operator.conditions import (
 )
 from reelplane_operator.drift import contains, up_to_date
 from reelplane_operator.meta import DIGEST_ANNOTATION, stamped
-from reelplane_operator.peering import is_active
 from reelplane_operator.quantity import mebibytes, parse_quantity, same_quantity
 
 pytestmark = pytest.mark.unit
@@ -175,20 +173,3 @@ def test_quantity_helpers() -> None:
     assert mebibytes("1Gi") == 1024 and mebibytes("1G") == 954
     with pytest.raises(ValueError, match="quantity"):
         parse_quantity("lots")
-
-
-# -- peering -----------------------------------------------------------------------------
-def test_peering_highest_live_priority_is_active() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    fresh = (now - timedelta(seconds=5)).isoformat()
-    stale = (now - timedelta(seconds=120)).isoformat()
-    peers = {
-        "me": {"priority": 50, "lifetime": 60, "lastseen": fresh},
-        "low": {"priority": 10, "lifetime": 60, "lastseen": fresh},
-    }
-    assert is_active(peers, "me", 50, now)
-    assert not is_active({**peers, "high": {"priority": 90, "lastseen": fresh}}, "me", 50, now)
-    assert is_active({**peers, "dead": {"priority": 90, "lastseen": stale}}, "me", 50, now)
-    # Kopf pauses everyone on a tie
-    assert not is_active({**peers, "twin": {"priority": 50, "lastseen": fresh}}, "me", 50, now)
-    assert is_active({}, "me", 1, now)
