@@ -17,15 +17,18 @@ import subprocess
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic_settings import BaseSettings
 
-from reelplane.clitools import one_line_errors
+from reelplane.clitools import is_harness_missing, needs_checkout, one_line_errors
 from reelplane.errors import ConfigError, ReelplaneError
 from reelplane.settings import Settings, load_section, load_settings, setting_name
 from reelplane.urls import redact
+
+if TYPE_CHECKING:
+    from reelplane.infra.harness import Harness
 
 T = TypeVar("T")
 
@@ -122,10 +125,13 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
 @main.command()
 @click.option("--host", default=None, help="Bind address (REELPLANE_HTTP_HOST).")
 @click.option("--port", type=int, default=None, help="Port (REELPLANE_HTTP_PORT).")
+@click.option(
+    "--demo", is_flag=True, help="Create demo accounts and upload generated clips (idempotent)."
+)
 @one_line_errors
-def dev(host: str | None, port: int | None) -> None:
+def dev(host: str | None, port: int | None, demo: bool) -> None:
     """Run every service in one process on the embedded backends (or whatever
-    the REELPLANE_* settings choose)."""
+    the REELPLANE_* settings choose), with the web client at /."""
     from reelplane.http.services import SERVICES, WORKERS
 
     overrides: dict[str, Any] = {}
@@ -137,6 +143,9 @@ def dev(host: str | None, port: int | None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # For You from the real recommender, in this process, unless told otherwise.
     os.environ.setdefault("REELPLANE_RECOMMENDER_URL", "embedded:")
+    from reelplane.webclient.cli import prepare_dev
+
+    prepare_dev(settings, demo=demo)
     _serve(settings, list(SERVICES), list(WORKERS))
 
 
@@ -173,6 +182,7 @@ SETTINGS_SECTIONS = (
     ("engagement", "reelplane.engagement.settings:EngagementSettings"),
     ("graph", "reelplane.graph.settings:GraphSettings"),
     ("feed", "reelplane.feed.settings:FeedSettings"),
+    ("web client", "reelplane.webclient.settings:WebSettings"),
     ("transcode worker", "reelplane_transcode.settings:TranscodeSettings"),
 )
 
@@ -207,6 +217,17 @@ def infra() -> None:
     """The real servers (Kafka, Redis, Cassandra, MariaDB, S3, OpenSearch) on 127.0.0.1."""
 
 
+def _make_harness(command: str) -> Harness:
+    """The harness over every real server; a one-line error where it is not installed."""
+    try:
+        from reelplane.infra.registry import make_harness
+    except ModuleNotFoundError as exc:
+        if is_harness_missing(exc):
+            raise needs_checkout(command) from None
+        raise
+    return make_harness()
+
+
 def _print_status(rows: list[Any]) -> None:
     click.echo(f"{'SERVER':<10} {'STATE':<9} {'PID':>7}  {'ADDRESS':<16} URL")
     for r in rows:
@@ -218,9 +239,7 @@ def _print_status(rows: list[Any]) -> None:
 @one_line_errors
 def infra_up(names: tuple[str, ...]) -> None:
     """Install what is missing and start the servers (all, or NAMES); idempotent."""
-    from reelplane.infra.registry import make_harness
-
-    _print_status(make_harness().up(list(names) or None))
+    _print_status(_make_harness("infra up").up(list(names) or None))
 
 
 @infra.command("down")
@@ -228,9 +247,7 @@ def infra_up(names: tuple[str, ...]) -> None:
 @one_line_errors
 def infra_down(names: tuple[str, ...]) -> None:
     """Stop the servers this harness started (never others)."""
-    from reelplane.infra.registry import make_harness
-
-    stopped = make_harness().down(list(names) or None)
+    stopped = _make_harness("infra down").down(list(names) or None)
     click.echo(f"stopped: {', '.join(stopped) if stopped else 'nothing'}")
 
 
@@ -238,9 +255,7 @@ def infra_down(names: tuple[str, ...]) -> None:
 @one_line_errors
 def infra_status() -> None:
     """Show each server, its state and address."""
-    from reelplane.infra.registry import make_harness
-
-    _print_status(make_harness().status())
+    _print_status(_make_harness("infra status").status())
 
 
 @infra.command("env")
@@ -248,9 +263,7 @@ def infra_status() -> None:
 def infra_env() -> None:
     """Print the REELPLANE_* settings that point at the real servers
     (use: eval "$(reelplane infra env)")."""
-    from reelplane.infra.registry import make_harness
-
-    for server in make_harness().servers.values():
+    for server in _make_harness("infra env").servers.values():
         click.echo(f"export {server.setting}='{server.url}'")
 
 
@@ -271,8 +284,6 @@ def _repo_root() -> Path:
 def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
     """Lint, type-check and run the whole test suite against the real servers
     (started through the harness). Extra arguments go to pytest."""
-    from reelplane.infra.registry import make_harness
-
     root = _repo_root()
     bin_dir = Path(sys.executable).parent
     steps: list[tuple[str, list[str]]] = []
@@ -289,7 +300,7 @@ def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
     env = dict(os.environ)
     if not no_infra:
         click.echo("==> infra up", err=True)
-        make_harness().up()
+        _make_harness("test").up()
         # The local Kubernetes control plane for the cluster and operator tests
         # (its first build is long; pytest's per-test timeout must not include it).
         click.echo("==> cluster up", err=True)
@@ -305,17 +316,38 @@ def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
         sys.exit(code)
 
 
+@click.command(
+    "cluster",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@one_line_errors
+def _cluster_needs_checkout(args: tuple[str, ...]) -> None:
+    """A local Kubernetes control plane (needs a source checkout)."""
+    raise needs_checkout("cluster")
+
+
 def _register_subcommands() -> None:
     """Command groups that live with their component (cluster, operator, worker, counters)."""
     from reelplane.engagement.cli import counters
-    from reelplane.infra.cluster_cli import cluster_group
     from reelplane_operator.cli import operator_group
     from reelplane_transcode.cli import worker
 
-    main.add_command(cluster_group, "cluster")
+    try:
+        from reelplane.infra.cluster_cli import cluster_group
+    except ModuleNotFoundError as exc:
+        if not is_harness_missing(exc):
+            raise
+        main.add_command(_cluster_needs_checkout, "cluster")
+    else:
+        main.add_command(cluster_group, "cluster")
     main.add_command(operator_group)
     main.add_command(worker)
     main.add_command(counters)
+    from reelplane.webclient.cli import web_group
+
+    main.add_command(web_group)
     try:  # the recommender's commands; its package may be left out of an image
         from reelplane_ml.train.cli import ml_group
     except ImportError:

@@ -81,10 +81,14 @@ def ensure_ffmpeg(ffmpeg: str = "ffmpeg", ffprobe: str = "ffprobe") -> None:
     One installer at a time, in this process and across processes (a lock file):
     a second caller waits for the first and finds the binaries installed, instead
     of racing it for apt's lock. ConfigError when the install fails."""
-    from reelplane.infra.harness import HarnessError, apt_install
-
     if _present(ffmpeg, ffprobe):
         return
+    try:  # the installer is the local harness's: a runtime image has ffmpeg or no way
+        from reelplane.infra.harness import HarnessError, apt_install
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("reelplane.infra"):
+            raise
+        raise ConfigError("REELPLANE_FFMPEG_PATH", "ffmpeg is missing; install it") from None
     with _install_guard, _locked(INSTALL_LOCK):
         if _present(ffmpeg, ffprobe):  # installed by another thread or process meanwhile
             return
