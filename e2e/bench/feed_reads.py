@@ -300,7 +300,7 @@ async def new_reader(backends: Any) -> tuple[str, str]:
 
 
 async def uncached_assembly(backends: Any, runs: int) -> dict[str, float]:
-    from reelplane.feed.consumers import FeedContext
+    from reelplane.feed.context import FeedContext
     from reelplane.feed.foryou import drop_session, foryou_page
 
     ctx = FeedContext.load()
@@ -317,7 +317,8 @@ async def uncached_assembly(backends: Any, runs: int) -> dict[str, float]:
 async def fanout(backends: Any, followers: int) -> dict[str, float]:
     from sqlalchemy import update
 
-    from reelplane.feed.consumers import FanoutStats, FeedContext, fan_out
+    from reelplane.feed.consumers import FanoutStats, fan_out
+    from reelplane.feed.context import FeedContext
     from reelplane.feed.timelines import TIMELINES
     from reelplane.schema import follows, users
 

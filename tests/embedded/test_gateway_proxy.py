@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from reelplane.backends import open_backends
-from reelplane.feed.consumers import FeedContext
+from reelplane.feed.context import FeedContext
 from reelplane.feed.settings import FeedSettings
 from reelplane.feed.shards import shard_of
 from reelplane.http.app import create_app

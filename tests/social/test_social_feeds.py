@@ -18,7 +18,8 @@ from reelplane.engagement.counters import repair_counters
 from reelplane.events.envelope import VideoLiked, VideoLikePayload
 from reelplane.events.publisher import EventPublisher
 from reelplane.feed import api as feed_api
-from reelplane.feed.consumers import FanoutStats, FeedContext, checkpoint_key, fan_out
+from reelplane.feed.consumers import FanoutStats, checkpoint_key, fan_out
+from reelplane.feed.context import FeedContext
 from reelplane.feed.core import (
     Candidate,
     DiversityRules,

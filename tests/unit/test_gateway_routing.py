@@ -9,7 +9,7 @@ import pytest
 from starlette.datastructures import Headers
 
 from reelplane.errors import ConfigError
-from reelplane.feed.consumers import FeedContext
+from reelplane.feed.context import FeedContext
 from reelplane.feed.settings import FeedSettings
 from reelplane.feed.shards import in_shard, shard_of
 from reelplane.gateway.proxy import forwarded_request_headers, returned_response_headers

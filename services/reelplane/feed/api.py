@@ -13,12 +13,8 @@ from reelplane.backends import Backends
 from reelplane.engagement.tables import TABLES as ENGAGEMENT_TABLES
 from reelplane.errors import InvalidInput, MisdirectedRequest
 from reelplane.feed.catalogue import creator_videos, public_page
-from reelplane.feed.consumers import (
-    FeedContext,
-    consume_completions,
-    consume_fanout,
-    consume_follows,
-)
+from reelplane.feed.consumers import consume_completions, consume_fanout, consume_follows
+from reelplane.feed.context import FeedContext
 from reelplane.feed.following import following_page
 from reelplane.feed.foryou import (
     FORYOU_LIMIT_DEFAULT,
@@ -37,7 +33,7 @@ from reelplane.graph import store as graph_store
 from reelplane.http.cursors import decode_cursor
 from reelplane.http.services import CachedPlan, CachedRead, Service
 from reelplane.http.tables import ensure_tables_once
-from reelplane.ports.cache import USER_PLACEHOLDER
+from reelplane.ports.gate import USER_PLACEHOLDER
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
 users_router = APIRouter(prefix="/v1/users", tags=["feed"])

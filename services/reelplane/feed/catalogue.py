@@ -13,7 +13,7 @@ from sqlalchemy import select
 from reelplane.backends import Backends
 from reelplane.engagement.trending import top_trending
 from reelplane.errors import NotFound
-from reelplane.feed.consumers import FeedContext
+from reelplane.feed.context import FeedContext
 from reelplane.feed.items import FeedItem, FeedPage, hydrate, load_videos
 from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.schema import videos

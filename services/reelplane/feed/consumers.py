@@ -19,20 +19,16 @@ from sqlalchemy import select
 
 from reelplane.backends import Backends
 from reelplane.engagement.core import is_completion
-from reelplane.engagement.settings import EngagementSettings
 from reelplane.events.consumer import run_consumer
 from reelplane.events.envelope import Event, UserFollowed, VideoReady, VideoWatched
 from reelplane.events.runner import Handler
 from reelplane.feed import foryou, timelines
+from reelplane.feed.context import FeedContext
 from reelplane.feed.core import TimelineEntry
-from reelplane.feed.settings import FeedSettings
-from reelplane.feed.shards import in_shard
-from reelplane.feed.timelines import TIMELINES, TimelinePolicy
+from reelplane.feed.timelines import TIMELINES
 from reelplane.graph import store as graph_store
 from reelplane.graph.core import creator_tier
-from reelplane.graph.settings import GraphSettings
 from reelplane.schema import videos
-from reelplane.settings import load_section
 
 log = logging.getLogger(__name__)
 
@@ -57,41 +53,6 @@ class FanoutStats:
     resumed: int = 0
     last_batch_done_at: float = 0.0  # time.monotonic() when the last batch was written
     per_video_rows: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FeedContext:
-    """The settings the feed's consumers use."""
-
-    feed: FeedSettings
-    graph: GraphSettings
-    engagement: EngagementSettings
-
-    @classmethod
-    def load(cls) -> FeedContext:
-        return cls(
-            load_section(FeedSettings),
-            load_section(GraphSettings),
-            load_section(EngagementSettings),
-        )
-
-    def serves(self, user_id: str) -> bool:
-        """Whether this feed's shard serves user_id (always, unsharded)."""
-        return in_shard(user_id, self.feed.feed_shard_index, self.feed.feed_shard_count)
-
-    def group(self, base: str) -> str:
-        """A consumer group of this shard: each shard reads every event for its own users."""
-        if self.feed.feed_shard_count <= 1:
-            return base
-        return f"{base}-shard-{self.feed.feed_shard_index}-of-{self.feed.feed_shard_count}"
-
-    @property
-    def policy(self) -> TimelinePolicy:
-        return TimelinePolicy(
-            cap=self.feed.feed_timeline_cap,
-            ttl_s=self.feed.feed_timeline_ttl_s,
-            trim_every=self.feed.feed_trim_every,
-        )
 
 
 def _ms(at: datetime) -> int:

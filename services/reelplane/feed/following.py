@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from reelplane.backends import Backends
 from reelplane.feed import timelines
-from reelplane.feed.consumers import FeedContext
+from reelplane.feed.context import FeedContext
 from reelplane.feed.core import Position, TimelineEntry, merge_following, pull_sources
 from reelplane.feed.items import FeedPage, hydrate, load_videos
 from reelplane.graph import store as graph_store

@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -35,6 +34,7 @@ from reelplane.engagement.core import likes_version_key
 from reelplane.engagement.history import completed_video_ids
 from reelplane.engagement.likes_version import likes_version
 from reelplane.engagement.trending import top_trending
+from reelplane.feed.context import FeedContext
 from reelplane.feed.core import (
     Candidate,
     DiversityRules,
@@ -53,11 +53,9 @@ from reelplane.feed.items import (
 from reelplane.feed.recommender import Recommender
 from reelplane.graph import store as graph_store
 from reelplane.http.cursors import decode_cursor, encode_cursor
-from reelplane.ports.cache import ITEM_PLACEHOLDER, Cache, Expansion
+from reelplane.ports.cache import Cache
+from reelplane.ports.gate import ITEM_PLACEHOLDER, Expansion
 from reelplane.schema import videos
-
-if TYPE_CHECKING:  # avoids an import cycle (consumers imports this module)
-    from reelplane.feed.consumers import FeedContext
 
 log = logging.getLogger(__name__)
 
