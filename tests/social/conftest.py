@@ -30,14 +30,8 @@ from reelplane.events.publisher import EventPublisher
 from reelplane.http.app import create_app
 from reelplane.infra.harness import Harness
 from reelplane.ports.bus import Bus, Consumer, Delivery, Record
-from reelplane.ports.cache import (
-    Bucket,
-    Cache,
-    Expansion,
-    GateOutcome,
-    Subscription,
-    TokenDecision,
-)
+from reelplane.ports.cache import Cache, Subscription
+from reelplane.ports.gate import Bucket, Expansion, Gate, GateOutcome, TokenDecision
 from reelplane.schema import follows, metadata, users, video_assets, videos
 from reelplane.settings import Settings
 from tests.conftest import BACKENDS, embedded_settings, real_url
@@ -179,6 +173,29 @@ class NamespacedCache:
     async def list_range(self, key: str, limit: int) -> list[bytes]:
         return await self.inner.list_range(self._k(key), limit)
 
+    async def publish(self, channel: str, message: bytes) -> int:
+        return await self.inner.publish(self._k(channel), message)
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
+        return self.inner.subscribe(self._k(channel))
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@dataclass
+class NamespacedGate:
+    """The gate over the namespaced cache's keys: every key prefixed."""
+
+    inner: Gate
+    prefix: str
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
     async def take_tokens(
         self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
     ) -> TokenDecision:
@@ -186,7 +203,7 @@ class NamespacedCache:
             self._k(key), capacity=capacity, refill_per_s=refill_per_s, cost=cost
         )
 
-    async def gate(
+    async def admit(
         self,
         buckets: list[Bucket],
         *,
@@ -198,7 +215,7 @@ class NamespacedCache:
         def prefixed(b: Bucket) -> Bucket:
             return replace(b, key=self._k(b.key))
 
-        got = await self.inner.gate(
+        got = await self.inner.admit(
             [prefixed(b) for b in buckets],
             principal_key=self._k(principal_key) if principal_key is not None else None,
             user_bucket=prefixed(user_bucket) if user_bucket is not None else None,
@@ -211,12 +228,6 @@ class NamespacedCache:
         )
         refused = got.refused.removeprefix(self.prefix) if got.refused is not None else None
         return replace(got, refused=refused)
-
-    async def publish(self, channel: str, message: bytes) -> int:
-        return await self.inner.publish(self._k(channel), message)
-
-    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
-        return self.inner.subscribe(self._k(channel))
 
     async def close(self) -> None:
         await self.inner.close()
@@ -373,6 +384,7 @@ async def open_stack_backends(
             await conn.execute(table.delete())
     backends.bus = NamespacedBus(backends.bus, f"{ns}.")
     backends.cache = NamespacedCache(backends.cache, f"{ns}:")
+    backends.gate = NamespacedGate(backends.gate, f"{ns}:")
     return settings, backends
 
 

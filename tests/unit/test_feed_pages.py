@@ -25,7 +25,7 @@ from reelplane.feed.items import (
     fill_page,
     page_template,
 )
-from reelplane.ports.cache import ITEM_PLACEHOLDER
+from reelplane.ports.gate import ITEM_PLACEHOLDER
 
 pytestmark = pytest.mark.unit
 

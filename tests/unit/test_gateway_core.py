@@ -14,7 +14,7 @@ from reelplane.gateway.accounts import Passwords, check_password_policy, normali
 from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.http.ratelimit import client_ip, ip_rules, retry_after_header_s, user_rule
-from reelplane.ports.cache import TokenBucketState, take_from_bucket
+from reelplane.ports.gate import TokenBucketState, take_from_bucket
 
 pytestmark = pytest.mark.unit
 

@@ -9,20 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from reelplane.errors import InvalidInput
-from reelplane.ports.cache import (
-    ITEM_PLACEHOLDER,
-    USER_PLACEHOLDER,
-    Bucket,
-    Expansion,
-    GateOutcome,
-    TokenBucketState,
-    TokenDecision,
-    bucket_ttl_s,
-    check_expansion,
-    expansion_items,
-    principal_user_id,
-    take_from_bucket,
-)
+from reelplane.ports.gate import TokenBucketState
 
 
 @dataclass
@@ -222,69 +209,6 @@ class MemoryCache:
         if entry.items is None:
             raise InvalidInput(f"cache key {key!r} does not hold a list")
         return list(entry.items[: max(0, limit)])
-
-    async def take_tokens(
-        self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
-    ) -> TokenDecision:
-        return self._take(key, capacity=capacity, refill_per_s=refill_per_s, cost=cost)
-
-    async def gate(
-        self,
-        buckets: list[Bucket],
-        *,
-        principal_key: str | None = None,
-        user_bucket: Bucket | None = None,
-        reads: list[str] | None = None,
-        expand: Expansion | None = None,
-    ) -> GateOutcome:
-        # No await from here to the end: atomic, as the Redis script is.
-        for b in buckets:
-            decision = self._take(b.key, capacity=b.capacity, refill_per_s=b.refill_per_s)
-            if not decision.allowed:
-                return GateOutcome(refused=b.key, retry_after_s=decision.retry_after_s)
-        principal = self._plain(principal_key) if principal_key is not None else None
-        user_id = principal_user_id(principal) if principal is not None else None
-        if user_id is None:
-            return GateOutcome(principal=principal)
-        if user_bucket is not None:
-            key = user_bucket.key.replace(USER_PLACEHOLDER, user_id)
-            decision = self._take(
-                key, capacity=user_bucket.capacity, refill_per_s=user_bucket.refill_per_s
-            )
-            if not decision.allowed:
-                return GateOutcome(
-                    refused=key, retry_after_s=decision.retry_after_s, principal=principal
-                )
-        values = tuple(self._plain(k.replace(USER_PLACEHOLDER, user_id)) for k in reads or [])
-        listing = values[expand.read] if expand is not None and expand.read < len(values) else None
-        if expand is not None:
-            check_expansion(expand)
-        if expand is not None and listing is not None:
-            templates = [t.replace(USER_PLACEHOLDER, user_id) for t in expand.templates]
-            values += tuple(
-                self._plain(t.replace(ITEM_PLACEHOLDER, item))
-                for item in expansion_items(listing)
-                for t in templates
-            )
-        return GateOutcome(principal=principal, values=values)
-
-    def _take(
-        self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
-    ) -> TokenDecision:
-        entry = self._live(key)
-        if entry is not None and entry.bucket is None:
-            raise InvalidInput(f"cache key {key!r} does not hold a token bucket")
-        now_ms = int(time.time() * 1000)
-        state, decision = take_from_bucket(
-            entry.bucket if entry else None,
-            now_ms,
-            capacity=capacity,
-            refill_per_s=refill_per_s,
-            cost=cost,
-        )
-        expires = time.monotonic() + bucket_ttl_s(capacity, refill_per_s)
-        self._data[key] = _Entry(b"", expires, bucket=state)
-        return decision
 
     async def publish(self, channel: str, message: bytes) -> int:
         subs = self._subscribers.get(channel, set())

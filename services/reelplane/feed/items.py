@@ -27,7 +27,7 @@ from reelplane.backends import Backends
 from reelplane.engagement.core import COUNTER_KINDS, counter_key
 from reelplane.engagement.counters import read_counters
 from reelplane.engagement.store import liked_among
-from reelplane.ports.cache import ITEM_PLACEHOLDER
+from reelplane.ports.gate import ITEM_PLACEHOLDER
 from reelplane.schema import users, video_assets, videos
 from reelplane.settings import load_section
 from reelplane.upload.playback import playback_urls

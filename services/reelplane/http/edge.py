@@ -1,7 +1,7 @@
 """The edge of every service's app: rate limits, the session check, and
 cached reads answered before routing (its CORS policy: `reelplane.http.cors`).
 
-One cache round trip (`Cache.gate`) per signed-in request does the IP buckets,
+One round trip to the gate (`Gate.admit`) per signed-in request does the IP buckets,
 the session lookup, the user's bucket and, for a `CachedRead` route, the page
 read (with what the page names: its videos' counters).
 When the session is not in the cache the database resolves it (and caches
@@ -54,7 +54,7 @@ from reelplane.http.ratelimit import (
 )
 from reelplane.http.services import CachedPlan, CachedRead
 from reelplane.http.settings import EdgeSettings
-from reelplane.ports.cache import USER_PLACEHOLDER, GateOutcome
+from reelplane.ports.gate import USER_PLACEHOLDER, GateOutcome
 from reelplane.settings import load_section
 
 
@@ -88,7 +88,7 @@ class Edge:
     async def _draw(
         self, scope: Scope, backends: Backends, authorization: str | None, forwarded: str | None
     ) -> _Drawn:
-        """The one cache round trip: IP buckets, session, user bucket, page
+        """The one gate round trip: IP buckets, session, user bucket, page
         (with the request's Authorization and X-Forwarded-For headers)."""
         buckets = []
         if self.limits:
@@ -97,11 +97,11 @@ class Edge:
             buckets = ip_rules(ip, scope["method"], scope["path"], self.settings)
         token = bearer_from_header(authorization or "")
         if token is None:
-            outcome = await backends.cache.gate(buckets) if buckets else None
+            outcome = await backends.gate.admit(buckets) if buckets else None
             return _Drawn(None, None, None, None, outcome)
         cached = self.cached_reads.get(scope["path"]) if scope["method"] == "GET" else None
         plan = self.plans[cached.path](scope["query_string"]) if cached is not None else None
-        outcome = await backends.cache.gate(
+        outcome = await backends.gate.admit(
             buckets,
             principal_key=session_cache_key(digest := token_hash(token)),
             user_bucket=self.user_bucket,

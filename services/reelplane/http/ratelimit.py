@@ -1,7 +1,7 @@
 """Rate limits: token buckets in the cache, per client IP and per signed-in user.
 
 The policy (which buckets a request draws from) is pure; the bucket arithmetic is
-the cache port's (one atomic script on Redis). The edge middleware
+the gate port's (one atomic script on Redis). The edge middleware
 (`reelplane.http.edge`) draws the buckets before routing, so a refused request
 never reaches a handler or the database.
 """
@@ -13,7 +13,7 @@ import math
 from reelplane.backends import Backends
 from reelplane.errors import TooManyRequests
 from reelplane.http.settings import EdgeSettings
-from reelplane.ports.cache import Bucket
+from reelplane.ports.gate import Bucket
 
 #: Paths under this prefix are limited (health checks and API docs are not).
 LIMITED_PREFIX = "/v1/"
@@ -65,7 +65,7 @@ def refusal(bucket_key: str, retry_after_s: float) -> TooManyRequests:
 
 async def enforce(backends: Backends, rule: Bucket) -> None:
     """Take one token from the rule's bucket or raise TooManyRequests (429)."""
-    decision = await backends.cache.take_tokens(
+    decision = await backends.gate.take_tokens(
         rule.key, capacity=rule.capacity, refill_per_s=rule.refill_per_s
     )
     if not decision.allowed:

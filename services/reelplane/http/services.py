@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from reelplane.backends import Backends
-from reelplane.ports.cache import Expansion
+from reelplane.ports.gate import Expansion
 from reelplane.settings import Settings
 
 #: A long-running task (a consumer, a worker loop) that stops when the event is set.
@@ -40,7 +40,7 @@ WORKERS: dict[str, str] = {
 @dataclass(frozen=True)
 class CachedPlan:
     """How to answer one request from the cache: the keys to read (with
-    `reelplane.ports.cache.USER_PLACEHOLDER` for the caller's user id), more
+    `reelplane.ports.gate.USER_PLACEHOLDER` for the caller's user id), more
     keys one of their values names (`expand`, read in the same round trip) and
     a function from all their values to the response body, or None when the
     cache cannot answer (the route then does)."""

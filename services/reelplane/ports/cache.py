@@ -7,38 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-# Until the edge moves to the gate port, which owns these (reelplane.ports.gate).
-from reelplane.ports.gate import (
-    ITEM_PLACEHOLDER,
-    USER_PLACEHOLDER,
-    Bucket,
-    Expansion,
-    GateOutcome,
-    TokenBucketState,
-    TokenDecision,
-    bucket_ttl_s,
-    check_expansion,
-    expansion_items,
-    principal_user_id,
-    take_from_bucket,
-)
+# Until the feed imports them from the gate port, which owns them.
+from reelplane.ports.gate import ITEM_PLACEHOLDER, USER_PLACEHOLDER, Expansion
 
-__all__ = [
-    "ITEM_PLACEHOLDER",
-    "USER_PLACEHOLDER",
-    "Bucket",
-    "Cache",
-    "Expansion",
-    "GateOutcome",
-    "Subscription",
-    "TokenBucketState",
-    "TokenDecision",
-    "bucket_ttl_s",
-    "check_expansion",
-    "expansion_items",
-    "principal_user_id",
-    "take_from_bucket",
-]
+__all__ = ["ITEM_PLACEHOLDER", "USER_PLACEHOLDER", "Cache", "Expansion", "Subscription"]
 
 
 class Subscription(Protocol):
@@ -104,29 +76,6 @@ class Cache(Protocol):
     async def zscores(self, key: str, members: list[str]) -> list[float | None]:
         """The scores of `members` in the sorted set at key, in order (None for a
         member, or a key, that is missing): Redis ZMSCORE."""
-
-    async def take_tokens(
-        self, key: str, *, capacity: float, refill_per_s: float, cost: float = 1.0
-    ) -> TokenDecision:
-        """Atomically take `cost` tokens from the token bucket at key
-        (`take_from_bucket`, with the cache server's clock). The key expires
-        once the bucket would be full again."""
-
-    async def gate(
-        self,
-        buckets: list[Bucket],
-        *,
-        principal_key: str | None = None,
-        user_bucket: Bucket | None = None,
-        reads: list[str] | None = None,
-        expand: Expansion | None = None,
-    ) -> GateOutcome:
-        """One atomic step (one round trip on Redis) for a request at the edge:
-        take a token from each of `buckets` in order, stopping at the first
-        refusal; then read `principal_key` (a JSON object with a `user_id`); when
-        it is there, take a token from `user_bucket` and, if allowed, read
-        `reads`, then the keys `expand` names. In the keys of `user_bucket` and
-        `reads`, `USER_PLACEHOLDER` stands for the principal's user id."""
 
     async def publish(self, channel: str, message: bytes) -> int:
         """Publish to a channel; return the number of receivers."""
