@@ -21,7 +21,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select, update
 
 from reelplane.backends import Backends
-from reelplane.errors import Unauthorized
+from reelplane.errors import Forbidden, Unauthorized
 from reelplane.events.envelope import utc_now
 from reelplane.schema import sessions, users
 
@@ -35,6 +35,12 @@ class Principal:
 
     user_id: str
     handle: str
+
+
+def ensure_owner(principal: Principal, owner_id: str, what: str) -> None:
+    """Forbidden unless the caller owns the thing (`what` names it in the message)."""
+    if principal.user_id != owner_id:
+        raise Forbidden(f"only the owner may change this {what}")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from reelplane.auth import CurrentUser
+from reelplane.auth import CurrentUser, ensure_owner
 from reelplane.backends import Backends
 from reelplane.engagement import store
 from reelplane.engagement.consumers import consume_engagement
@@ -39,7 +39,6 @@ from reelplane.events.envelope import (
     utc_now,
 )
 from reelplane.events.publisher import EventPublisher
-from reelplane.gateway.authz import ensure_owner
 from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.http.services import Service
 from reelplane.http.tables import ensure_tables_once

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from reelplane.auth import SESSION_TTL, CurrentUser, SessionStore, bearer_token
+from reelplane.auth import SESSION_TTL, CurrentUser, SessionStore, bearer_token, ensure_owner
 from reelplane.backends import Backends
 from reelplane.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from reelplane.events import outbox
@@ -28,7 +28,6 @@ from reelplane.events.envelope import (
     utc_now,
 )
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
-from reelplane.gateway.authz import ensure_owner
 from reelplane.gateway.proxy import install_proxy
 from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.services import Service
