@@ -120,8 +120,10 @@ def make_search(settings: Settings) -> SearchIndex:
         return OpenSearchIndex(settings.search_url, connect_timeout_s=settings.connect_timeout_s)
     from reelplane.adapters.search_sqlite import SqliteSearchIndex
 
-    path = _local_path(settings.search_url)
-    return SqliteSearchIndex(None if str(path) in ("", ".", ":memory:") else path)
+    # As SQLAlchemy reads sqlite URLs: sqlite:///rel/path is relative to the working
+    # directory, sqlite:////abs/path absolute; sqlite:// (or :memory:) in memory.
+    rest = settings.search_url.split("?", 1)[0].removeprefix("sqlite://").removeprefix("/")
+    return SqliteSearchIndex(None if rest in ("", ":memory:") else Path(rest))
 
 
 async def open_search(settings: Settings) -> SearchIndex:
