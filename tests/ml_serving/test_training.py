@@ -133,3 +133,71 @@ def test_ml_train_publishes_and_compares_with_the_current_model(
     assert (tmp_path / "out" / "model.npz").stat().st_size > 0
     bad = runner.invoke(main, ["ml", "train", "--log", str(tmp_path / "out" / "metrics.json")])
     assert bad.exit_code != 0
+
+
+@pytest.mark.embedded
+async def test_a_serving_replica_picks_up_a_published_model_without_restart_or_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reelplane ml train` publishes to the object store; a replica that is
+    serving requests swaps to the new version by itself, in place, while every
+    request in flight and after still gets a page."""
+    import asyncio
+    import time
+
+    from reelplane.backends import open_backends
+    from reelplane.cli import main
+    from reelplane_ml import serving
+    from reelplane_ml.catalogue import store_many
+    from reelplane_ml.embedded import EmbeddedRecommender
+    from reelplane_ml.serving import CandidatesIn, Replica
+    from reelplane_ml.settings import EmbeddedSettings
+    from tests.conftest import embedded_settings
+
+    monkeypatch.setattr(serving, "MODEL_POLL_S", 0.2)
+    monkeypatch.setenv("REELPLANE_OBJECTS_URL", f"file://{tmp_path / 'objects'}")
+    backends = await open_backends(embedded_settings(tmp_path))
+    world = World.generate(WorldConfig(n_users=300, n_videos=1200, n_creators=100, seed=5))
+    now_ms = int(time.time() * 1000)
+    videos = world.features(range(world.n_videos), TextEncoder.shared())
+    await store_many(backends.database, videos, now_ms=now_ms)
+    settings = EmbeddedSettings()
+    replica = Replica.embedded(backends, settings)
+    recommender = EmbeddedRecommender(replica, settings)
+    replica.start()
+    try:
+        await asyncio.wait_for(replica.follower.loaded.wait(), 30)
+        before = replica.core.version
+        pages: list[int] = []
+        stop = asyncio.Event()
+
+        async def keep_asking() -> None:
+            k = 0
+            while not stop.is_set():
+                page = await recommender.recommend(CandidatesIn(user_id=f"u{k % 50}", limit=10))
+                pages.append(len(page.items))
+                k += 1
+                await asyncio.sleep(0.01)
+
+        asker = asyncio.create_task(keep_asking())
+        args = ["ml", "train", "--sim", "--sim-users", "300", "--sim-videos", "1200",
+                "--sim-impressions", "40", "--epochs", "1", "--no-final-fit",
+                "--version", "m-pickup"]  # fmt: skip
+        result = await asyncio.to_thread(CliRunner().invoke, main, args)
+        assert result.exit_code == 0, result.output
+
+        async def swapped() -> None:
+            while replica.core.version != "m-pickup":  # noqa: ASYNC110 (polls the core)
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(swapped(), 60)
+        await asyncio.sleep(0.5)  # requests keep coming after the swap
+        stop.set()
+        await asker  # raises if any request failed
+        assert before != "m-pickup" and replica.core.version == "m-pickup"
+        assert len(replica.core) == world.n_videos  # the whole catalogue re-indexed
+        assert pages and min(pages) == 10
+    finally:
+        await recommender.close()
+        await replica.stop()
+        await backends.close()

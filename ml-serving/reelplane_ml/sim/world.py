@@ -282,18 +282,24 @@ class World:
         ]
 
     def logged_exposure(
-        self, per_user: int, *, popular_share: float = 0.6, seed: int = 1
+        self,
+        per_user: int,
+        *,
+        popular_share: float = 0.6,
+        popularity_exponent: float = 0.9,
+        seed: int = 1,
     ) -> InteractionLog:
         """An earlier recommender's log: per user about `per_user` impressions
         over the history window, `popular_share` of them from a Zipf popularity
-        prior, the rest interest-driven (noisy), each answered by the watch
-        model. This is the exposure-biased log a trainer gets."""
+        prior (exponent `popularity_exponent`), the rest interest-driven
+        (noisy), each answered by the watch model. This is the exposure-biased
+        log a trainer gets."""
         rng = np.random.default_rng(seed)
         cfg = self.cfg
         v = self.n_videos
         # the old system's popularity: Zipf over a quality-leaning order
         order = np.argsort(-(self.quality + rng.normal(0, 0.15, v)))
-        zipf = 1.0 / np.arange(1, v + 1) ** 0.9
+        zipf = 1.0 / np.arange(1, v + 1) ** popularity_exponent
         pop_cdf = np.cumsum(zipf / zipf.sum())
         lo = cfg.start_ms - int(cfg.history_days * DAY_MS)
         n_int = round(per_user * (1 - popular_share))
