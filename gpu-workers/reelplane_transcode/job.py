@@ -21,16 +21,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
 from reelplane.backends import Backends
 from reelplane.errors import ReelplaneError
 from reelplane.events.envelope import VideoUploaded, utc_now
 from reelplane.events.publisher import EventPublisher
+from reelplane.leases import RowLease
 from reelplane.media.ffprobe import run_ffprobe
 from reelplane.media.ranges import content_type_for
 from reelplane.schema import video_assets, videos
@@ -204,6 +204,13 @@ class TranscodeJob:
         self.worker_id = worker_id
         self.publisher = EventPublisher(backends.bus)
         self.poll_s = min(1.0, settings.transcode_lease_s / 4)
+        self.lease = RowLease(
+            video_assets,
+            video_assets.c.sha256,
+            video_assets.c.lease_owner,
+            video_assets.c.lease_expires_at,
+            settings.transcode_lease_s,
+        )
         self.ladder = load_ladder(settings)  # a bad ladder file stops the worker at start
         self._accel: AccelChoice | None = None
 
@@ -265,57 +272,35 @@ class TranscodeJob:
     async def _claim(self, sha256: str) -> bool:
         now = utc_now()
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(video_assets)
-                .where(
-                    video_assets.c.sha256 == sha256,
-                    video_assets.c.state.in_(("pending", "transcoding")),
-                    or_(
-                        video_assets.c.lease_owner.is_(None),
-                        video_assets.c.lease_expires_at < now,
-                        video_assets.c.lease_owner == self.worker_id,
-                    ),
-                )
-                .values(
-                    state="transcoding",
-                    lease_owner=self.worker_id,
-                    lease_expires_at=now + timedelta(seconds=self.settings.transcode_lease_s),
-                    attempts=video_assets.c.attempts + 1,
-                    updated_at=now,
-                )
+            claimed = await self.lease.take(
+                conn,
+                sha256,
+                self.worker_id,
+                also_from=(self.worker_id,),
+                where=(video_assets.c.state.in_(("pending", "transcoding")),),
+                values={
+                    "state": "transcoding",
+                    "attempts": video_assets.c.attempts + 1,
+                    "updated_at": now,
+                },
             )
-            if result.rowcount:
+            if claimed:
                 await conn.execute(
                     update(videos)
                     .where(videos.c.asset_sha256 == sha256, videos.c.state.in_(_ACTIVE))
                     .values(state="transcoding", progress_pct=0, updated_at=now)
                 )
-        return bool(result.rowcount)
+        return claimed
 
     async def _renew(self, sha256: str) -> bool:
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(video_assets)
-                .where(
-                    video_assets.c.sha256 == sha256,
-                    video_assets.c.lease_owner == self.worker_id,
-                    video_assets.c.state == "transcoding",
-                )
-                .values(
-                    lease_expires_at=utc_now() + timedelta(seconds=self.settings.transcode_lease_s)
-                )
+            return await self.lease.renew(
+                conn, sha256, self.worker_id, where=(video_assets.c.state == "transcoding",)
             )
-        return bool(result.rowcount)
 
     async def _release(self, sha256: str) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
-                update(video_assets)
-                .where(
-                    video_assets.c.sha256 == sha256, video_assets.c.lease_owner == self.worker_id
-                )
-                .values(lease_owner=None, lease_expires_at=None)
-            )
+            await self.lease.release(conn, sha256, self.worker_id)
 
     async def _keep_lease(self, sha256: str, owner: asyncio.Task[Any]) -> None:
         """Renew the lease every third of it; cancel the run if it was lost."""
@@ -473,10 +458,11 @@ class TranscodeJob:
                 update(video_assets)
                 .where(
                     video_assets.c.sha256 == sha256,
-                    video_assets.c.lease_owner == self.worker_id,
+                    self.lease.held_by(self.worker_id),
                     video_assets.c.state == "transcoding",
                 )
                 .values(
+                    **self.lease.hold(None, now),
                     state="ready",
                     master_playlist_key=outputs.master_key,
                     poster_key=outputs.poster_key,
@@ -484,8 +470,6 @@ class TranscodeJob:
                     renditions=outputs.renditions,
                     ready_at=now,
                     updated_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
                     failure_reason=None,
                 )
             )
@@ -514,14 +498,11 @@ class TranscodeJob:
         async with self.db.transaction() as conn:
             result = await conn.execute(
                 update(video_assets)
-                .where(
-                    video_assets.c.sha256 == sha256, video_assets.c.lease_owner == self.worker_id
-                )
+                .where(video_assets.c.sha256 == sha256, self.lease.held_by(self.worker_id))
                 .values(
+                    **self.lease.hold(None, now),
                     state="failed",
                     failure_reason=reason[:500],
-                    lease_owner=None,
-                    lease_expires_at=None,
                     updated_at=now,
                 )
             )

@@ -42,7 +42,7 @@ def stuck_settings(platform_settings: Settings) -> UploadSettings:
 async def test_a_video_whose_event_was_lost_is_announced_again_and_becomes_ready(
     platform_settings: Settings, media: Media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reelplane.upload import engine as engine_module
+    from reelplane.upload.engine import accept as engine_module
 
     async def published_then_lost(database: Any, publisher: Any, video_id: str) -> bool:
         # The upload is marked announced, as after a publish into an in-process

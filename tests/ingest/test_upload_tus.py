@@ -425,13 +425,13 @@ async def test_a_replica_keeps_its_lease_for_the_next_patch_and_others_wait_it_o
             return written.offset
 
         locks: list[str] = []
-        take_lease = here._lock
+        take_lease = here.leases.lock
 
         async def counted(upload_id: str) -> Any:
             locks.append(upload_id)
             return await take_lease(upload_id)
 
-        monkeypatch.setattr(here, "_lock", counted)
+        monkeypatch.setattr(here.leases, "lock", counted)
         assert await patch(here, 0, 3 * MIB) == 3 * MIB  # less than a part: a pending tail
         # The next PATCH on this replica takes over the lease its last one kept,
         # with the row as that PATCH left it (the tail goes on in its first part).

@@ -270,7 +270,7 @@ async def test_playback_api_gives_urls_and_the_origin_serves_byte_ranges(
 async def test_a_lost_announcement_is_published_by_the_janitor(
     platform_settings: Settings, media: Media, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reelplane.upload import engine as engine_module
+    from reelplane.upload.engine import accept as engine_module
 
     async def lose(*_: object, **__: object) -> bool:
         return False  # the process "died" right after committing, before publishing

@@ -1,0 +1,217 @@
+"""The accept path: a complete upload is read back, hashed when needed, probed,
+then rejected (the video fails, its objects go) or accepted: pointed at its
+content-addressed asset (a new one, or an existing one: dedup) and announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select, update
+
+from reelplane.backends import Backends
+from reelplane.events.envelope import utc_now
+from reelplane.events.publisher import EventPublisher
+from reelplane.media.ffprobe import run_ffprobe
+from reelplane.media.probe import ProbeResult, SourceLimits, rejection_reason
+from reelplane.ports.objects import ObjectStore
+from reelplane.schema import uploads, video_assets, videos
+from reelplane.upload.announce import announce_outcomes, announce_uploaded
+from reelplane.upload.engine.hashing import RunningHashes
+from reelplane.upload.engine.rows import Upload
+from reelplane.upload.errors import MediaRejected
+from reelplane.upload.settings import UploadSettings
+
+log = logging.getLogger(__name__)
+
+
+def log_rejected(video_id: str, owner_id: str, size_bytes: int, reason: str) -> None:
+    """One line per rejected upload, saying why (the video's failure_reason)."""
+    log.info(
+        "upload rejected",
+        extra={
+            "video_id": video_id,
+            "owner_id": owner_id,
+            "size_bytes": size_bytes,
+            "reason": reason,
+        },
+    )
+
+
+def _write_chunk(out: IO[bytes], hasher: Any | None, chunk: bytes) -> None:
+    out.write(chunk)
+    if hasher is not None:
+        hasher.update(chunk)
+
+
+async def remove_objects(objects: ObjectStore, upload: Upload) -> None:
+    """Every object an unfinished or rejected upload stored."""
+    if upload.multipart_id:
+        await objects.abort_multipart(upload.object_key, upload.multipart_id)
+    if upload.pending_key:
+        await objects.delete(upload.pending_key)
+    async for info in objects.list_objects(f"uploads/{upload.id}/"):
+        await objects.delete(info.key)
+
+
+class Acceptor:
+    """Validates complete uploads and publishes them (or rejects them)."""
+
+    def __init__(self, backends: Backends, settings: UploadSettings, hashes: RunningHashes) -> None:
+        self.db = backends.database
+        self.objects = backends.objects
+        self.publisher = EventPublisher(backends.bus)
+        self.settings = settings
+        self.hashes = hashes
+
+    @property
+    def limits(self) -> SourceLimits:
+        s = self.settings
+        return SourceLimits(
+            max_duration_s=s.upload_max_duration_s,
+            min_duration_s=s.upload_min_duration_s,
+            min_side_px=s.upload_min_side_px,
+            max_side_px=s.upload_max_side_px,
+            max_aspect_ratio=s.upload_max_aspect_ratio,
+        )
+
+    async def finish(self, upload: Upload, *, sha256: str | None = None) -> None:
+        """Validate and publish a complete upload (idempotent; the janitor calls it
+        again for one whose process died half-way). MediaRejected when rejected."""
+        scratch = self.settings.upload_work_dir
+        if scratch is not None:
+            scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="reelplane-probe-", dir=scratch) as folder:
+            path = Path(folder) / "source"
+            computed = await self._download(upload.object_key, path, hashing=sha256 is None)
+            sha256 = sha256 or computed
+            probe = await run_ffprobe(
+                path, binary=self.settings.ffprobe_path, timeout_s=self.settings.ffprobe_timeout_s
+            )
+        assert sha256 is not None
+        reason = rejection_reason(probe, self.limits)
+        if reason is not None:
+            await self.reject(upload, reason)
+            raise MediaRejected(reason, video_id=upload.id)
+        await self.accept(upload, sha256, probe)
+
+    async def _download(self, key: str, path: Path, *, hashing: bool) -> str | None:
+        """Stream an object to a local file (SHA-256 on the way when asked)."""
+        hasher = hashlib.sha256() if hashing else None
+        with path.open("wb") as out:
+            async for chunk in self.objects.stream(key, chunk_size=1 << 20):
+                await asyncio.to_thread(_write_chunk, out, hasher, chunk)
+        return hasher.hexdigest() if hasher is not None else None
+
+    async def reject(self, upload: Upload, reason: str) -> None:
+        """Mark the video failed with `reason` and remove every object of the upload."""
+        log_rejected(upload.id, upload.owner_id, upload.length, reason)
+        await remove_objects(self.objects, upload)
+        now = utc_now()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                update(uploads)
+                .where(uploads.c.id == upload.id)
+                .values(state="failed", updated_at=now)
+            )
+            await conn.execute(
+                update(videos)
+                .where(videos.c.id == upload.id)
+                .values(state="failed", failure_reason=reason[:500], updated_at=now)
+            )
+        self.hashes.forget(upload.id)
+        await self.announce_outcomes([upload.id])
+
+    async def accept(self, upload: Upload, sha256: str, probe: ProbeResult) -> None:
+        """Point the video at its content-addressed asset (a new one, or an
+        existing one: dedup) and publish `video.uploaded` (and `video.ready`
+        when the asset was already transcoded)."""
+        video = probe.video
+        assert video is not None
+        now = utc_now()
+        duplicate = False
+        async with self.db.transaction() as conn:
+            inserted = await self.db.insert_if_absent(
+                conn,
+                video_assets,
+                {
+                    "sha256": sha256,
+                    "state": "pending",
+                    "source_key": upload.object_key,
+                    "renditions": [],
+                    "duration_ms": probe.duration_ms,
+                    "width": video.display_width,
+                    "height": video.display_height,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            # FOR UPDATE (MySQL) / the write lock just taken (SQLite) orders this
+            # against a worker finishing the same asset, so a duplicate never
+            # misses the moment its asset becomes ready.
+            asset = (
+                await conn.execute(
+                    select(video_assets).where(video_assets.c.sha256 == sha256).with_for_update()
+                )
+            ).one()
+            state = "uploaded"
+            values: dict[str, Any] = {}
+            if not inserted and asset.state in ("failed", "deleted"):
+                # The earlier transcode of these bytes failed, or every video on the
+                # asset was deleted and its objects removed: start again from this copy.
+                await conn.execute(
+                    update(video_assets)
+                    .where(video_assets.c.sha256 == sha256)
+                    .values(
+                        state="pending",
+                        source_key=upload.object_key,
+                        failure_reason=None,
+                        attempts=0,
+                        updated_at=now,
+                    )
+                )
+            elif not inserted:
+                duplicate = asset.source_key != upload.object_key
+                if asset.state == "ready":
+                    state = "ready"
+                    values = {"ready_at": now, "progress_pct": 100}
+                elif asset.state == "transcoding":
+                    state = "transcoding"
+            await conn.execute(
+                update(videos)
+                .where(videos.c.id == upload.id, videos.c.state == "uploading")
+                .values(
+                    state=state,
+                    sha256=sha256,
+                    asset_sha256=sha256,
+                    size_bytes=upload.length,
+                    duration_ms=probe.duration_ms,
+                    width=video.display_width,
+                    height=video.display_height,
+                    updated_at=now,
+                    **values,
+                )
+            )
+            await conn.execute(
+                update(uploads)
+                .where(uploads.c.id == upload.id)
+                .values(state="done", updated_at=now)
+            )
+        self.hashes.forget(upload.id)
+        if duplicate:
+            # Same bytes already stored as the asset's source: keep one copy.
+            await self.objects.delete(upload.object_key)
+        await announce_uploaded(self.db, self.publisher, upload.id)
+        if state == "ready":
+            await self.announce_outcomes([upload.id])
+
+    async def announce_outcomes(self, video_ids: list[str]) -> None:
+        try:
+            await announce_outcomes(self.db, self.publisher, video_ids)
+        except Exception:  # the janitor publishes it later; the state is committed
+            log.warning("could not announce video outcome yet", exc_info=True)

@@ -1,0 +1,107 @@
+"""The upload janitor's pass: uploads and announcements nobody finished.
+
+Expires abandoned uploads, finishes uploads whose process died while
+validating, publishes events whose publication was lost, and announces again
+videos left waiting for a transcode nobody is doing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, or_, select
+
+from reelplane.events.envelope import utc_now
+from reelplane.schema import uploads
+from reelplane.upload.announce import announce_outcomes, announce_uploaded, reannounce_stalled
+from reelplane.upload.errors import MediaRejected, UploadLocked
+
+if TYPE_CHECKING:
+    from reelplane.upload.engine.operations import UploadEngine
+
+
+async def sweep(engine: UploadEngine) -> dict[str, int]:
+    """One janitor pass; how many uploads it expired and finished, and how many
+    videos it announced and announced again."""
+    now = utc_now()
+    settle = now - timedelta(seconds=engine.settings.upload_announce_after_s)
+    counts = {"expired": 0, "finished": 0, "announced": 0, "reannounced": 0}
+    free = engine.leases.row.free(now)
+    async with engine.db.connect() as conn:
+        expired = (
+            (
+                await conn.execute(
+                    select(uploads.c.id)
+                    .where(
+                        or_(
+                            uploads.c.state == "active",
+                            # finished partial uploads no final upload joined
+                            and_(uploads.c.state == "done", uploads.c.concat == "partial"),
+                        ),
+                        uploads.c.expires_at < now,
+                        free,
+                    )
+                    .limit(100)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        stuck = (
+            (
+                await conn.execute(
+                    select(uploads.c.id)
+                    .where(uploads.c.state == "completing", uploads.c.updated_at < settle, free)
+                    .limit(20)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        unannounced = (
+            (
+                await conn.execute(
+                    select(uploads.c.id)
+                    .where(
+                        and_(
+                            uploads.c.state == "done",
+                            uploads.c.announced_at.is_(None),
+                            uploads.c.updated_at < settle,
+                        )
+                    )
+                    .limit(500)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for upload_id in expired:
+        with contextlib.suppress(UploadLocked):
+            token, locked = await engine.leases.lock(upload_id)
+            try:
+                await engine.end(locked, "failed", "the upload expired unfinished")
+                await engine.acceptor.announce_outcomes([upload_id])
+                counts["expired"] += 1
+            finally:
+                await engine.leases.unlock(upload_id, token)
+    for upload_id in stuck:
+        with contextlib.suppress(UploadLocked, MediaRejected):
+            token, locked = await engine.leases.lock(upload_id)
+            try:
+                await engine.acceptor.finish(locked)
+                counts["finished"] += 1
+            finally:
+                await engine.leases.unlock(upload_id, token)
+    for upload_id in unannounced:
+        if await announce_uploaded(engine.db, engine.acceptor.publisher, upload_id):
+            counts["announced"] += 1
+    counts["announced"] += len(
+        await announce_outcomes(engine.db, engine.acceptor.publisher, older_than=settle)
+    )
+    stalled = now - timedelta(seconds=engine.settings.upload_reannounce_after_s)
+    counts["reannounced"] = len(
+        await reannounce_stalled(engine.db, engine.acceptor.publisher, stalled_before=stalled)
+    )
+    return counts
