@@ -41,7 +41,9 @@ from typing import Any
 import numpy as np
 
 # Module level: FastAPI resolves the route's (string) annotations from here.
-from reelplane_ml.serving import CandidatesIn, CandidatesOut
+from fastapi import Response
+
+from reelplane_ml.serving import CandidatesIn, CandidatesOut, candidates_response
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPICS = 64
@@ -125,9 +127,9 @@ def serve_embedded(port: int) -> None:
     state: dict[str, Any] = {}
 
     @app.post("/v1/candidates", response_model=CandidatesOut)
-    async def candidates(body: CandidatesIn) -> CandidatesOut:
+    async def candidates(body: CandidatesIn) -> Response:
         recommender: EmbeddedRecommender = state["rec"]
-        return await recommender.recommend(body)
+        return candidates_response(*await recommender.page(body))
 
     async def main() -> None:
         backends = await open_backends(load_settings())
@@ -263,16 +265,101 @@ class Load:
         await self.session.close()
 
 
-async def measure_http(url: str, rate: float, seconds: float) -> dict[str, Any]:
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its live
+    descendants (a Ray driver's GCS, raylet, proxy and replica workers)."""
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for pid in cpu:
+        p = pid
+        while p > 1 and p != root:
+            p = parent.get(p, 0)
+        if p == root:
+            total += cpu[pid]
+    return total
+
+
+async def measure_http(url: str, rate: float, seconds: float, server_pid: int) -> dict[str, Any]:
+    """Open-loop cache misses at `rate`, then the closed-loop ladder; each step
+    also reports the server's CPU ms per request (all its processes)."""
     load = Load(url)
     await load.warm()
     load.errors = 0
-    miss = await load.open_loop(rate, seconds)
-    ladder = [await load.closed_loop(c, min(seconds, 8)) for c in (8, 16, 32, 64)]
+
+    async def with_cpu(step: Any) -> dict[str, Any]:
+        before = tree_cpu_s(server_pid)
+        served = load.n
+        errors = load.errors
+        out: dict[str, Any] = await step
+        n = load.n - served - (load.errors - errors)
+        out["server_cpu_ms_per_req"] = (tree_cpu_s(server_pid) - before) * 1000 / max(n, 1)
+        return out
+
+    miss = await with_cpu(load.open_loop(rate, seconds))
+    ladder = [await with_cpu(load.closed_loop(c, min(seconds, 8))) for c in (8, 16, 32, 64)]
     await load.close()
     within = [r for r in ladder if r["p99_ms"] <= 100]
     best = max(within, key=lambda r: r["rps"]) if within else None
-    return {"cache_miss": miss, "ladder": ladder, "best_within_100ms": best}
+    cpu_ms = min(r["server_cpu_ms_per_req"] for r in ladder)
+    return {
+        "cache_miss": miss,
+        "ladder": ladder,
+        "best_within_100ms": best,
+        "server_cpu_ms_per_req": cpu_ms,
+        "per_core_rps": 1000 / cpu_ms,
+    }
+
+
+async def measure_core(data: Path, requests: int = 480) -> dict[str, Any]:
+    """The core alone, in-process, on the same catalogue: CPU ms per cache-miss
+    request (retrieval + ranking, no HTTP, cache or database), one at a time
+    and in micro-batches of 16: what the HTTP server adds is the difference."""
+    from reelplane.backends import open_backends
+    from reelplane.settings import load_section, load_settings
+    from reelplane_ml.serving import PreparedRequest, Replica
+    from reelplane_ml.settings import EmbeddedSettings
+    from reelplane_ml.types import RecommendRequest, UserState
+
+    os.environ.update(env_for(data))
+    backends = await open_backends(load_settings())
+    replica = Replica.embedded(backends, load_section(EmbeddedSettings))
+    await replica.follower.poll()
+    await replica.follower.maybe_rebuild()
+    now_ms = int(time.time() * 1000)
+    out: dict[str, Any] = {"videos": len(replica.core), "index": replica.core.index_kind}
+    for size in (1, 16):
+        batches = [
+            [
+                PreparedRequest(
+                    RecommendRequest(f"core-{size}-{b}-{i}", now_ms=now_ms, limit=20),
+                    UserState(f"core-{size}-{b}-{i}"),
+                    None,
+                )
+                for i in range(size)
+            ]
+            for b in range(requests // size)
+        ]
+        replica.compute(batches[0])  # warm
+        started = time.thread_time()
+        for batch in batches[1:]:
+            replica.compute(batch)
+        out[f"cpu_ms_per_req_batch{size}"] = (
+            (time.thread_time() - started) * 1000 / ((len(batches) - 1) * size)
+        )
+    await backends.close()
+    return out
 
 
 # -- freshness -----------------------------------------------------------------------------
@@ -398,7 +485,7 @@ async def run_http(kind: str, data: Path, args: argparse.Namespace) -> dict[str,
     port = free_port()
     proc = start_server(kind, data, port, timeout_s=600)
     try:
-        return await measure_http(f"http://127.0.0.1:{port}", args.rate, args.seconds)
+        return await measure_http(f"http://127.0.0.1:{port}", args.rate, args.seconds, proc.pid)
     finally:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -418,7 +505,8 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="http,freshness,retrievable",
-        help="comma-separated: http (embedded, and Ray with --ray), freshness, retrievable",
+        help="comma-separated: core, http (the core alone, then embedded and, with --ray, "
+        "Ray Serve over HTTP), freshness, retrievable",
     )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench/recommender_serving.json")
     parser.add_argument("--serve-embedded", type=int, help=argparse.SUPPRESS)
@@ -438,6 +526,9 @@ def main() -> None:
         data = Path(tmp)
         print(f"seeding {args.videos} videos ...", flush=True)
         results["seed_s"] = asyncio.run(seed(data, args.videos))
+        if "core" in parts or "http" in parts:
+            print("the core alone ...", flush=True)
+            results["core"] = asyncio.run(measure_core(data))
         if "http" in parts:
             print("embedded /v1/candidates ...", flush=True)
             results["embedded"] = asyncio.run(run_http("embedded", data, args))
@@ -460,6 +551,16 @@ def main() -> None:
             results["retrievable"] = asyncio.run(measure_retrievable(data, args.trials))
 
     rows: list[tuple[str, str, str]] = []
+    if "core" in results:
+        c = results["core"]
+        rows.append(
+            (
+                "core alone (retrieve + rank, in-process), cache miss",
+                f"{c['cpu_ms_per_req_batch1']:.2f} CPU-ms/req single, "
+                f"{c['cpu_ms_per_req_batch16']:.2f} in batches of 16",
+                "",
+            )
+        )
     for kind, goal_p99, goal_rps in (("embedded", 30, 600), ("ray", 40, 400)):
         if kind not in results:
             continue
@@ -476,10 +577,19 @@ def main() -> None:
             rows.append(
                 (
                     f"{kind}: {step['concurrency']} clients",
-                    f"{step['rps']:.0f} req/s, p99 {step['p99_ms']:.1f} ms",
+                    f"{step['rps']:.0f} req/s, p99 {step['p99_ms']:.1f} ms, "
+                    f"server {step['server_cpu_ms_per_req']:.2f} CPU-ms/req",
                     "",
                 )
             )
+        rows.append(
+            (
+                f"{kind}: server CPU per cache miss (all its processes)",
+                f"{r['server_cpu_ms_per_req']:.2f} ms = {r['per_core_rps']:.0f} req/s per core; "
+                f"{5750 / r['per_core_rps']:.0f} cores for 5,750 req/s",
+                "",
+            )
+        )
         best = r["best_within_100ms"]
         rows.append(
             (

@@ -967,7 +967,9 @@ class _Pick:
             cap_left[0] -= 1
 
     def candidates(self) -> list[Candidate]:
-        return [Candidate(v, tuple(srcs), s) for v, (srcs, s) in self.found.items()]
+        # tuple.__new__ directly: a NamedTuple's own constructor costs ~2x, x300 a request
+        new = tuple.__new__
+        return [new(Candidate, (v, tuple(srcs), s)) for v, (srcs, s) in self.found.items()]
 
 
 def _recent_intent(vec: F32, rows: Sequence[int]) -> F32:

@@ -61,13 +61,18 @@ class EmbeddedRecommender:
         )
 
     async def recommend(self, body: CandidatesIn) -> CandidatesOut:
+        page, version = await self.page(body)
+        return CandidatesOut(items=to_wire(page), model_version=version)
+
+    async def page(self, body: CandidatesIn) -> tuple[list[Recommendation], str]:
+        """The ranked page and the model version that ranked it."""
         if not self.replica.ready:
             raise RecommenderUnavailable("the recommender's catalogue is still loading")
         prepared = await self.replica.prepare(body)
         page, retrieved = await self.batcher.submit(prepared)
         if retrieved and prepared.cached is not None:
             await self.replica.remember(body.user_id, prepared.cached)
-        return CandidatesOut(items=to_wire(page), model_version=self.replica.core.version)
+        return page, self.replica.core.version
 
     async def close(self) -> None:
         await self.batcher.close()

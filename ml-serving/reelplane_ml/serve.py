@@ -27,7 +27,7 @@ import contextlib
 import logging
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -40,7 +40,7 @@ from reelplane_ml.serving import (
     PreparedRequest,
     Replica,
     ServeUserConfig,
-    to_wire,
+    candidates_response,
 )
 from reelplane_ml.settings import EmbeddedSettings, ServeSettings
 from reelplane_ml.types import Candidate, Recommendation
@@ -146,7 +146,7 @@ class Recommender:
         self.replica.cache_ttl_s = ServeUserConfig.model_validate(config).cache_ttl_s
 
     @api.post("/v1/candidates", response_model=CandidatesOut)
-    async def candidates(self, body: CandidatesIn) -> CandidatesOut:
+    async def candidates(self, body: CandidatesIn) -> Response:
         """Up to `limit` videos for the user, best first, with source and reasons."""
         prepared = await self.replica.prepare(body)
         if prepared.cached is None:
@@ -154,7 +154,7 @@ class Recommender:
             await self.replica.remember(body.user_id, retrieved)
             prepared.cached = retrieved
         page, version = await self.ranker.rank.remote(prepared)
-        return CandidatesOut(items=to_wire(page), model_version=version)
+        return candidates_response(page, version)
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
 from reelplane.backends import Backends
 from reelplane.errors import NotFound
@@ -70,6 +71,16 @@ class CandidateOut(BaseModel):
 class CandidatesOut(BaseModel):
     items: list[CandidateOut]
     model_version: str = ""
+
+
+def candidates_json(page: Sequence[Recommendation], model_version: str) -> bytes:
+    """The `CandidatesOut` body of a page, serialised by orjson straight from the
+    Recommendation dataclasses (their fields are CandidateOut's): no model per item."""
+    return orjson.dumps({"items": page, "model_version": model_version})
+
+
+def candidates_response(page: Sequence[Recommendation], model_version: str) -> Response:
+    return Response(candidates_json(page, model_version), media_type="application/json")
 
 
 def to_wire(recs: Sequence[Recommendation]) -> list[CandidateOut]:
@@ -167,6 +178,9 @@ class Replica:
     stats: StatsSnapshot = field(init=False)
     follower: CatalogueFollower = field(init=False)
     _followed: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
+    # users whose followees are being looked up next, and a lookup in flight
+    _follow_waiting: dict[str, list[asyncio.Future[frozenset[str]]]] = field(default_factory=dict)
+    _follow_lookup: asyncio.Task[None] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -286,16 +300,38 @@ class Replica:
 
     # -- requests ---------------------------------------------------------------------
     async def followed(self, user_id: str) -> frozenset[str]:
-        """The creators the user follows (kept FOLLOWED_TTL_S in memory)."""
-        now = time.monotonic()
+        """The creators the user follows (kept FOLLOWED_TTL_S in memory). The
+        users asked for while one query runs are looked up together by the next
+        (one query per batch of requests, not one per request)."""
         hit = self._followed.get(user_id)
-        if hit is not None and now - hit[0] < FOLLOWED_TTL_S:
+        if hit is not None and time.monotonic() - hit[0] < FOLLOWED_TTL_S:
             return hit[1]
-        ids = frozenset(await graph_store.followee_ids(self.backends.database, user_id))
-        if len(self._followed) >= FOLLOWED_MAX_USERS:
-            self._followed.clear()
-        self._followed[user_id] = (now, ids)
-        return ids
+        future: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
+        self._follow_waiting.setdefault(user_id, []).append(future)
+        if self._follow_lookup is None or self._follow_lookup.done():
+            self._follow_lookup = asyncio.create_task(self._look_up_followed())
+        return await future
+
+    async def _look_up_followed(self) -> None:
+        while self._follow_waiting:
+            waiting, self._follow_waiting = self._follow_waiting, {}
+            try:
+                found = await graph_store.followees_of(self.backends.database, list(waiting))
+            except Exception as exc:
+                for futures in waiting.values():
+                    for f in futures:
+                        if not f.done():
+                            f.set_exception(exc)
+                continue
+            now = time.monotonic()
+            if len(self._followed) + len(waiting) > FOLLOWED_MAX_USERS:
+                self._followed.clear()
+            for user_id, futures in waiting.items():
+                ids = frozenset(found.get(user_id, ()))
+                self._followed[user_id] = (now, ids)
+                for f in futures:
+                    if not f.done():
+                        f.set_result(ids)
 
     async def prepare(self, body: CandidatesIn, *, now_ms: int | None = None) -> PreparedRequest:
         """The request, the user as the cache knows them now, and the cached

@@ -4,6 +4,7 @@ features table, and requests served with real-time signals (embedded backends)."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from reelplane.events.envelope import (
     VideoWatched,
     VideoWatchedPayload,
 )
+from reelplane_ml.artifact import default_artifact, model_key
 from reelplane_ml.batching import BatcherClosed, MicroBatcher
 from reelplane_ml.catalogue import CatalogueFollower, changes_since, store_many, tombstone
 from reelplane_ml.core import RecommenderCore
@@ -199,3 +201,40 @@ async def test_user_config_changes_exploration_and_ttl_in_place(backends: Backen
     assert replica.cache_ttl_s == 5
     assert replica.core.version == version  # nothing published: the same model
     await recommender.close()
+
+
+async def test_a_pinned_model_version_is_swapped_in_place_while_requests_keep_succeeding(
+    backends: Backends,
+) -> None:
+    """A Serve user_config naming another model version (the Recommender's
+    `modelVersion`) is applied by `reconfigure` on the running replica: no
+    restart, and every request before, during and after gets a full page."""
+    replica, recommender = await _serving(backends)
+    replica.start()
+    await asyncio.wait_for(replica.follower.loaded.wait(), 30)
+    pinned = dataclasses.replace(default_artifact(), version="m-pinned")
+    await backends.objects.put(model_key("m-pinned"), pinned.to_bytes())
+    core = replica.core
+    pages: list[tuple[int, str]] = []
+    stop = asyncio.Event()
+
+    async def keep_asking() -> None:
+        k = 0
+        while not stop.is_set():
+            page = await recommender.recommend(CandidatesIn(user_id=f"pin{k % 40}", limit=10))
+            pages.append((len(page.items), page.model_version))
+            k += 1
+            await asyncio.sleep(0)
+
+    asker = asyncio.create_task(keep_asking())
+    await asyncio.sleep(0.2)
+    await replica.reconfigure(ServeUserConfig.model_validate({"model_version": "m-pinned"}))
+    await asyncio.sleep(0.2)
+    stop.set()
+    await asker  # raises if any request failed
+    assert replica.core is core and core.version == "m-pinned"  # the same replica, in place
+    assert {n for n, _ in pages} == {10}
+    versions = [v for _, v in pages]
+    assert versions[0] == "content-0" and versions[-1] == "m-pinned"
+    await recommender.close()
+    await replica.stop()

@@ -170,6 +170,23 @@ async def followee_ids(db: Database, user_id: str) -> dict[str, datetime]:
         return {r.followee_id: r.created_at for r in rows}
 
 
+async def followees_of(db: Database, user_ids: list[str]) -> dict[str, set[str]]:
+    """Whom each of many users follows, in one query (users following nobody
+    are absent): the recommender asks for a whole batch of requests at once."""
+    if not user_ids:
+        return {}
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            select(follows.c.follower_id, follows.c.followee_id).where(
+                follows.c.follower_id.in_(user_ids)
+            )
+        )
+        out: dict[str, set[str]] = {}
+        for r in rows:
+            out.setdefault(r.follower_id, set()).add(r.followee_id)
+        return out
+
+
 async def follower_batch(
     db: Database, user_id: str, *, after: tuple[datetime, str] | None, limit: int
 ) -> list[tuple[datetime, str]]:
