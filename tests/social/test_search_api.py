@@ -18,7 +18,7 @@ from tests.conftest import BACKENDS, real_url
 from tests.helpers import assert_problem
 from tests.social.conftest import Stack, eventually_ok, open_stack_backends
 
-SERVICES = ["gateway", "graph", "search"]
+SERVICES = ["gateway", "upload", "graph", "engagement", "search"]
 
 
 @asynccontextmanager
@@ -102,6 +102,20 @@ async def test_uploaded_videos_and_new_users_are_found_as_you_type(stack: Stack)
         return bool(items) and items[0]["followers"] == 1
 
     await eventually_ok(followed, timeout_s=15)
+
+
+async def test_a_like_raises_the_video_s_counters_in_results(stack: Stack) -> None:
+    ada = await stack.sign_up("ada")
+    bob = await stack.sign_up("bob")
+    vid = await stack.ready_video(ada.user_id, caption="juggling fire")
+    await wait_for(stack, "juggl", "videos", "video_id", {vid})
+    r = await stack.client.put(f"/v1/videos/{vid}/like", headers=bob.auth)
+    assert r.status_code == 200, r.text
+
+    async def liked() -> bool:
+        return (await search(stack, "juggling"))["items"][0]["likes"] == 1
+
+    await eventually_ok(liked, timeout_s=15)
 
 
 async def test_a_deleted_video_leaves_results_within_5_s(stack: Stack) -> None:

@@ -15,6 +15,8 @@ from reelplane.events.envelope import (
     VideoDeletedPayload,
     VideoLiked,
     VideoLikePayload,
+    VideoViewed,
+    VideoViewedPayload,
 )
 from reelplane.gateway.routing import RouteTable
 from reelplane.search.core import (
@@ -101,10 +103,12 @@ def test_the_indexer_rereads_what_an_event_names_and_ignores_the_rest() -> None:
     created = UserCreated(key="u", payload=AccountPayload(user_id="u", handle="ada"))
     followed = UserFollowed(key="f", payload=FollowPayload(follower_id="f", followee_id="u"))
     liked = VideoLiked(key="u", payload=VideoLikePayload(user_id="u", video_id="v"))
+    viewed = VideoViewed(key="u", payload=VideoViewedPayload(user_id="u", video_id="v"))
     assert changes_of(deleted) == [Change("video", "v")]
     assert changes_of(created) == [Change("user", "u")]
     assert changes_of(followed) == [Change("user", "u")]  # the followee's count changed
-    assert changes_of(liked) == []
+    assert changes_of(liked) == [Change("video", "v")]  # its counters changed
+    assert changes_of(viewed) == []  # views alone do not re-index
 
 
 def test_the_gateway_routes_search_paths_to_the_search_service() -> None:

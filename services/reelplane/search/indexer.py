@@ -1,9 +1,12 @@
-"""The search indexer: keeps the index in step with `videos`, `accounts` and `graph`.
+"""The search indexer: keeps the index in step with `videos`, `accounts`, `graph`
+and `engagement`.
 
 Each event names what changed; the handler reads that thing's current state
 from the relational store (and its counters from the cache) and writes it to
 the index whole. So replays, duplicates and out-of-order delivery converge on
 the same index: a deleted or never-ready video is removed, whatever came first.
+Likes and comments refresh a video's counters (its popularity); views alone do
+not (they are the bulk of engagement), they ride along with the next refresh.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from sqlalchemy import select
 from reelplane.backends import Backends, open_search
 from reelplane.engagement.counters import read_counters
 from reelplane.events.envelope import (
+    CommentCreated,
+    CommentDeleted,
     Event,
     UserCreated,
     UserFollowed,
@@ -24,16 +29,19 @@ from reelplane.events.envelope import (
     UserUpdated,
     VideoDeleted,
     VideoFailed,
+    VideoLiked,
     VideoReady,
+    VideoUnliked,
 )
 from reelplane.events.runner import Handler
 from reelplane.ports.search import SearchIndex, UserDoc, VideoDoc
 from reelplane.schema import users, videos
+from reelplane.videos.model import VideoState
 
 log = logging.getLogger(__name__)
 
 INDEXER_GROUP = "search-indexer"
-INDEXER_TOPICS = ["videos", "accounts", "graph"]
+INDEXER_TOPICS = ["videos", "accounts", "graph", "engagement"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class Change:
 def changes_of(event: Event) -> list[Change]:
     """The documents an event touches (pure); none for events search ignores."""
     if isinstance(event, VideoReady | VideoDeleted | VideoFailed):
+        return [Change("video", event.payload.video_id)]
+    if isinstance(event, VideoLiked | VideoUnliked | CommentCreated | CommentDeleted):
         return [Change("video", event.payload.video_id)]
     if isinstance(event, UserCreated | UserUpdated):
         return [Change("user", event.payload.user_id)]
@@ -74,7 +84,7 @@ async def load_video(backends: Backends, video_id: str) -> VideoDoc | None:
                 .where(videos.c.id == video_id)
             )
         ).first()
-    if row is None or row.state != "ready":
+    if row is None or row.state != VideoState.READY:
         return None
     counters = (await read_counters(backends.cache, [video_id]))[video_id]
     ready_at = row.ready_at or row.created_at
@@ -134,7 +144,7 @@ def indexer_handler(backends: Backends, index: SearchIndex) -> Handler:
 
 async def run_indexer(backends: Backends, stop: asyncio.Event) -> None:
     """The indexer's consumer-group member, until `stop` is set."""
-    from reelplane.engagement.consumers import run_consumer
+    from reelplane.events.consumer import run_consumer
 
     index = await open_search(backends.settings)
     try:
