@@ -90,7 +90,7 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
     import uvicorn
 
     from reelplane.backends import open_backends
-    from reelplane.http.app import create_app
+    from reelplane.http.app import create_app, freeze_startup_heap
     from reelplane.http.services import served_services
     from reelplane.logs import configure_logging
 
@@ -101,6 +101,7 @@ def _serve(settings: Settings, services: list[str], workers: list[str] | None = 
         backends = await open_backends(settings)
         try:
             app = create_app(settings, services, workers=workers, backends=backends)
+            freeze_startup_heap()
             config = uvicorn.Config(
                 app,
                 host=settings.http_host,

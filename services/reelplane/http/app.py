@@ -3,6 +3,7 @@ process for `reelplane dev` (same code, different settings)."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -97,6 +98,16 @@ class ReelplaneAPI(FastAPI):
         ):
             return
         await super().__call__(scope, receive, send)
+
+
+def freeze_startup_heap() -> None:
+    """Call once, when a server has built its app and opened its backends: what
+    exists then (modules, routes, models, clients: ~170k objects) lives as long as
+    the process, so the cyclic GC stops walking it. Otherwise every full
+    collection walks it all, a 0.1-0.5 s pause that every request in flight waits
+    out (the p99 of the cached feed reads)."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(
