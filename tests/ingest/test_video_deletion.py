@@ -41,10 +41,13 @@ def _unique_clip(path: Path) -> Path:
 
 
 async def _delete_through_the_gateway(platform: Platform, video_id: str, token: str) -> None:
-    """DELETE /v1/videos/{id} on the gateway (which publishes video.deleted),
-    then the upload service's handler for that event."""
+    """DELETE /v1/videos/{id} through the gateway (upload's route publishes
+    video.deleted), then the upload service's handler for that event."""
     gateway = create_app(
-        platform.backends.settings, ["gateway"], backends=platform.backends, run_background=False
+        platform.backends.settings,
+        ["gateway", "upload"],
+        backends=platform.backends,
+        run_background=False,
     )
     gateway.state.backends = platform.backends  # what its lifespan would set
     async with httpx.AsyncClient(

@@ -36,7 +36,7 @@ from reelplane.schema import follows, metadata, users, video_assets, videos
 from reelplane.settings import Settings
 from tests.conftest import BACKENDS, embedded_settings, real_url
 
-SOCIAL_SERVICES = ["gateway", "graph", "engagement", "feed"]
+SOCIAL_SERVICES = ["gateway", "upload", "graph", "engagement", "feed"]
 PASSWORD = "correct horse battery"
 
 #: Settings every social test runs with (cheap password hashing, small tiers).

@@ -20,7 +20,7 @@ from tests.social.conftest import SOCIAL_SERVICES, Stack, eventually_ok
 async def with_upload(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """A client on the social services plus upload (`GET /v1/videos/{id}`), on
     the stack's backends."""
-    app = create_app(stack.settings, [*SOCIAL_SERVICES, "upload"], backends=stack.backends)
+    app = create_app(stack.settings, SOCIAL_SERVICES, backends=stack.backends)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.8", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://social") as client:

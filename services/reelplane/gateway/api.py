@@ -1,4 +1,4 @@
-"""Gateway HTTP API: sign up, log in, log out, who am I, delete a video.
+"""Gateway HTTP API: sign up, log in, log out, who am I.
 
 Handlers are thin: validate (pydantic + `accounts`), hash in a worker thread
 (argon2id is CPU- and memory-heavy), write the relational store, publish.
@@ -15,23 +15,21 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from reelplane.auth import SESSION_TTL, CurrentUser, SessionStore, bearer_token, ensure_owner
+from reelplane.auth import SESSION_TTL, CurrentUser, SessionStore, bearer_token
 from reelplane.backends import Backends
-from reelplane.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from reelplane.errors import Conflict, InvalidInput, Unauthorized
 from reelplane.events import outbox
 from reelplane.events.envelope import (
     AccountPayload,
     UserCreated,
     UserUpdated,
-    VideoDeleted,
-    VideoDeletedPayload,
     utc_now,
 )
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
 from reelplane.gateway.proxy import install_proxy
 from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.services import Service
-from reelplane.schema import users, videos
+from reelplane.schema import users
 from reelplane.settings import Settings, load_section
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
@@ -201,33 +199,6 @@ async def change_profile(body: ProfileChange, user: CurrentUser, request: Reques
     return Account(
         user_id=row.id, handle=row.handle, display_name=display_name, created_at=row.created_at
     )
-
-
-@router.delete("/videos/{video_id}", status_code=204, tags=["videos"], summary="Delete a video")
-async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Response:
-    """Owner only (403 otherwise). Marks the video deleted and publishes
-    `video.deleted`; feeds drop it on their next read."""
-    backends = _backends(request)
-    async with backends.database.transaction() as conn:
-        row = (
-            await conn.execute(
-                select(videos.c.owner_id, videos.c.state).where(videos.c.id == video_id)
-            )
-        ).first()
-        if row is None or row.state == "deleted":
-            raise NotFound(f"no video {video_id!r}")
-        ensure_owner(user, row.owner_id, "video")
-        now = utc_now()
-        await conn.execute(
-            update(videos).where(videos.c.id == video_id).values(state="deleted", updated_at=now)
-        )
-        event = VideoDeleted(
-            key=row.owner_id,
-            payload=VideoDeletedPayload(video_id=video_id, owner_id=row.owner_id),
-        )
-        await outbox.stage(conn, event)
-    await outbox.flush(backends.database, backends.bus, [event])
-    return Response(status_code=204)
 
 
 def configure(app: FastAPI, settings: Settings) -> None:

@@ -1,5 +1,5 @@
 """HTTP handlers of the upload service: the tus 1.0 endpoints, video status with
-playback URLs, and byte-range serving of the transcoded objects.
+playback URLs, video deletion, and byte-range serving of the transcoded objects.
 
 Handlers parse headers (`tus`), call the engine, and shape the response; every
 tus response, errors included, carries `Tus-Resumable`.
@@ -18,14 +18,16 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.requests import ClientDisconnect
 
-from reelplane.auth import CurrentUser, MaybeUser
+from reelplane.auth import CurrentUser, MaybeUser, ensure_owner
 from reelplane.backends import Backends
 from reelplane.engagement.counters import read_counters
 from reelplane.engagement.store import liked_among
 from reelplane.errors import NotFound, ReelplaneError
+from reelplane.events import outbox
+from reelplane.events.envelope import VideoDeleted, VideoDeletedPayload, utc_now
 from reelplane.http.problems import problem_response
 from reelplane.http.services import Service
 from reelplane.media.ffprobe import install_ffmpeg
@@ -428,6 +430,33 @@ async def get_video(
         counters=VideoCounters(likes=counts.likes, comments=counts.comments, views=counts.views),
         viewer_liked=liked,
     )
+
+
+@videos_router.delete("/{video_id}", status_code=204, summary="Delete a video")
+async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Response:
+    """Owner only (403 otherwise). Marks the video deleted and publishes
+    `video.deleted`; feeds drop it on their next read."""
+    backends: Backends = request.app.state.backends
+    async with backends.database.transaction() as conn:
+        row = (
+            await conn.execute(
+                select(videos.c.owner_id, videos.c.state).where(videos.c.id == video_id)
+            )
+        ).first()
+        if row is None or row.state == "deleted":
+            raise NotFound(f"no video {video_id!r}")
+        ensure_owner(user, row.owner_id, "video")
+        now = utc_now()
+        await conn.execute(
+            update(videos).where(videos.c.id == video_id).values(state="deleted", updated_at=now)
+        )
+        event = VideoDeleted(
+            key=row.owner_id,
+            payload=VideoDeletedPayload(video_id=video_id, owner_id=row.owner_id),
+        )
+        await outbox.stage(conn, event)
+    await outbox.flush(backends.database, backends.bus, [event])
+    return Response(status_code=204)
 
 
 # -- objects (origin) ---------------------------------------------------------------------
