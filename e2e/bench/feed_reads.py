@@ -53,13 +53,14 @@ def serve_stack(port: int) -> None:
     """The social services as `reelplane serve` runs them (bus in-process: reads only)."""
     import uvicorn
 
-    from reelplane.http.app import create_app
+    from reelplane.http.app import create_app, freeze_startup_heap
     from reelplane.logs import configure_logging
     from reelplane.settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
     app = create_app(settings, SOCIAL_SERVICES, run_background=False)
+    freeze_startup_heap()  # as `reelplane serve` does
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -7,11 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-# Until the feed imports them from the gate port, which owns them.
-from reelplane.ports.gate import ITEM_PLACEHOLDER, USER_PLACEHOLDER, Expansion
-
-__all__ = ["ITEM_PLACEHOLDER", "USER_PLACEHOLDER", "Cache", "Expansion", "Subscription"]
-
 
 class Subscription(Protocol):
     """Messages published on one channel after the subscription started."""
