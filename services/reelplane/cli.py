@@ -330,7 +330,8 @@ def _cluster_needs_checkout(args: tuple[str, ...]) -> None:
 
 
 def _register_subcommands() -> None:
-    """Command groups that live with their component (cluster, operator, worker, counters)."""
+    """Command groups that live with their component (cluster, operator, worker, counters,
+    search)."""
     from reelplane.engagement.cli import counters
     from reelplane_operator.cli import operator_group
     from reelplane_transcode.cli import worker
@@ -346,6 +347,9 @@ def _register_subcommands() -> None:
     main.add_command(operator_group)
     main.add_command(worker)
     main.add_command(counters)
+    from reelplane.search.cli import search_group
+
+    main.add_command(search_group)
     from reelplane.webclient.cli import web_group
 
     main.add_command(web_group)

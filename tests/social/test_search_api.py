@@ -113,7 +113,7 @@ async def test_a_like_raises_the_video_s_counters_in_results(stack: Stack) -> No
     assert r.status_code == 200, r.text
 
     async def liked() -> bool:
-        return (await search(stack, "juggling"))["items"][0]["likes"] == 1
+        return bool((await search(stack, "juggling"))["items"][0]["likes"] == 1)
 
     await eventually_ok(liked, timeout_s=15)
 
@@ -187,3 +187,20 @@ async def test_bad_queries_get_results_or_a_clear_422_never_a_500(stack: Stack) 
 async def test_readiness_checks_the_search_backend(stack: Stack) -> None:
     r = await stack.client.get("/readyz")
     assert r.json()["checks"]["search"]["status"] == "ok", r.text
+
+
+async def test_reindex_backfills_what_happened_before_the_indexer(stack: Stack) -> None:
+    from reelplane.backends import open_search
+    from reelplane.search.indexer import reindex_all
+
+    (old,) = await stack.bulk_users("veteran", 1)  # made in the store: no event
+    vid = await stack.ready_video(old.user_id, caption="archive footage", publish=False)
+    assert (await search(stack, "archive"))["items"] == []
+    index = await open_search(stack.settings)
+    try:
+        videos, users = await reindex_all(stack.backends, index)
+    finally:
+        await index.close()
+    assert videos >= 1 and users >= 1
+    assert [i["video_id"] for i in (await search(stack, "archive"))["items"]] == [vid]
+    assert [i["handle"] for i in (await search(stack, "veteran", "users"))["items"]] == ["veteran0"]

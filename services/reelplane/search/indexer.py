@@ -157,3 +157,73 @@ async def run_indexer(backends: Backends, stop: asyncio.Event) -> None:
         )
     finally:
         await index.close()
+
+
+async def reindex_all(
+    backends: Backends, index: SearchIndex, *, batch: int = 500
+) -> tuple[int, int]:
+    """Write every ready video and every user to the index (a backfill: what
+    happened before the indexer ran, or an index rebuilt from scratch).
+    Returns (videos, users) written."""
+    counts = [0, 0]
+    last = ""
+    while True:  # users, by id
+        async with backends.database.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(users.c.id, users.c.handle, users.c.display_name, users.c.follower_count)
+                    .where(users.c.id > last)
+                    .order_by(users.c.id)
+                    .limit(batch)
+                )
+            ).all()
+        if not rows:
+            break
+        await index.upsert_users(
+            [UserDoc(r.id, r.handle, r.display_name, int(r.follower_count)) for r in rows]
+        )
+        counts[1] += len(rows)
+        last = rows[-1].id
+    last = ""
+    while True:  # ready videos, by id
+        async with backends.database.connect() as conn:
+            clips = (
+                await conn.execute(
+                    select(
+                        videos.c.id,
+                        videos.c.owner_id,
+                        videos.c.caption,
+                        videos.c.hashtags,
+                        videos.c.ready_at,
+                        videos.c.created_at,
+                        users.c.handle,
+                    )
+                    .join(users, users.c.id == videos.c.owner_id)
+                    .where(videos.c.id > last, videos.c.state == "ready")
+                    .order_by(videos.c.id)
+                    .limit(batch)
+                )
+            ).all()
+        if not clips:
+            break
+        counters = await read_counters(backends.cache, [r.id for r in clips])
+        await index.upsert_videos(
+            [
+                VideoDoc(
+                    video_id=r.id,
+                    owner_id=r.owner_id,
+                    handle=r.handle,
+                    caption=r.caption,
+                    hashtags=tuple(r.hashtags or ()),
+                    ready_at_ms=int((r.ready_at or r.created_at).timestamp() * 1000),
+                    likes=counters[r.id].likes,
+                    comments=counters[r.id].comments,
+                    views=counters[r.id].views,
+                )
+                for r in clips
+            ]
+        )
+        counts[0] += len(clips)
+        last = clips[-1].id
+    await index.refresh()
+    return counts[0], counts[1]
