@@ -207,6 +207,16 @@ def test_unreachable_kafka_is_reported_as_degraded(
     assert "127.0.0.1:1" in reason["message"]
 
 
+def test_a_polled_pool_carries_no_finalizer(
+    k8s: Kubectl, namespace: str, created: list[dict[str, Any]]
+) -> None:
+    """Its lag is read by a Kopf timer, registered without Kopf's finalizer: a pool is
+    deleted without the operator (which writes only status)."""
+    pool = k8s.get("transcodepool", "nvenc-a10", namespace)
+    assert condition(pool, "Degraded") == "True"  # the timer has read (failed to read) lag
+    assert not pool["metadata"].get("finalizers")
+
+
 def test_spec_change_updates_the_children(
     k8s: Kubectl, namespace: str, created: list[dict[str, Any]]
 ) -> None:
