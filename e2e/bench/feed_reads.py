@@ -17,7 +17,10 @@
    follower has it.
 
 Prints a table and writes JSON (default .cache/bench/feed_reads.json). Goals
-(issue 5): stack throughput >= 0.7 x baseline, p99 <= 50 ms at 80% load.
+(issue 5): stack throughput >= 0.7 x baseline, p99 <= 50 ms at 80% load. Each
+closed-loop run also counts the CPU time per request of its server and of Redis
+(from /proc): on a shared machine the throughput moves with the neighbours'
+load, what a request costs much less.
 """
 
 from __future__ import annotations
@@ -119,6 +122,10 @@ class LoadResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    #: CPU time per request of the server under test and of Redis (closed-loop
+    #: rounds only): what a request costs, whatever else runs on the machine.
+    server_cpu_us: float | None = None
+    redis_cpu_us: float | None = None
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -195,6 +202,14 @@ async def load(
         _pct(latencies, 0.5),
         _pct(latencies, 0.99),
     )
+
+
+def _cpu_s(pid: int | None) -> float:
+    """CPU time (user + system, s) a process has used so far; 0 without a pid."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -428,7 +443,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         uid, token = await new_reader(backends)
         app_port, base_port = _free_port(), _free_port()
         path = f"/v1/feed/foryou?limit={args.limit}"
-        with child(["serve-stack", str(app_port)], env, app_port):
+        with child(["serve-stack", str(app_port)], env, app_port) as stack_proc:
             # The first request assembles and caches the page.
             import httpx
 
@@ -454,8 +469,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
             ).encode()
             base_req = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
-            with child(["serve-baseline", str(base_port), redis_url, key], env, base_port):
+            with child(
+                ["serve-baseline", str(base_port), redis_url, key], env, base_port
+            ) as base_proc:
                 targets = {"baseline": (base_port, base_req), "stack": (app_port, stack_req)}
+                pids = {"baseline": base_proc.pid, "stack": stack_proc.pid}
+                redis_pid = harness.servers["redis"].running_pid()
                 for port, req in targets.values():
                     await load("warm-up", port, req, concurrency=8, seconds=1)
                 # Rounds of back-to-back pairs: a burst of load from a neighbour on
@@ -464,9 +483,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for _ in range(args.rounds):
                     pair = {}
                     for target, (port, req) in targets.items():
-                        pair[target] = await load(
+                        cpu = _cpu_s(pids[target]), _cpu_s(redis_pid)
+                        got = await load(
                             target, port, req, concurrency=args.concurrency, seconds=args.seconds
                         )
+                        n = max(1, got.requests)
+                        got.server_cpu_us = (_cpu_s(pids[target]) - cpu[0]) * 1e6 / n
+                        got.redis_cpu_us = (
+                            (_cpu_s(redis_pid) - cpu[1]) * 1e6 / n if redis_pid else None
+                        )
+                        pair[target] = got
                     rounds.append(pair)
                 ratios = sorted(r["stack"].rps / r["baseline"].rps for r in rounds)
                 best = {t: max((r[t] for r in rounds), key=lambda x: x.rps) for t in targets}
@@ -484,6 +510,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         )
                     )
         results["round_ratios"] = [round(x, 3) for x in ratios]
+        results["cpu_us_per_request"] = [
+            {t: {"server": r[t].server_cpu_us, "redis": r[t].redis_cpu_us} for t in r}
+            for r in rounds
+        ]
+        # Server + Redis CPU per request, baseline over stack: the ratio the
+        # throughput would have if CPU were the only limit (robust to neighbours).
+        costs = sorted(
+            ((r["baseline"].server_cpu_us or 0) + (r["baseline"].redis_cpu_us or 0))
+            / max(1e-9, (r["stack"].server_cpu_us or 0) + (r["stack"].redis_cpu_us or 0))
+            for r in rounds
+        )
+        results["cpu_cost_ratio"] = costs[len(costs) // 2]
         results["load"] = [asdict(r) for r in loads]
         by = {(r.target, r.mode): r for r in loads}
         results["throughput_ratio"] = ratios[len(ratios) // 2]  # the median round
@@ -514,6 +552,16 @@ def print_table(r: dict[str, Any]) -> None:
         f"{r['throughput_ratio']:.2f} (goal >= 0.70: {ok_ratio}); rounds {r['round_ratios']}"
     )
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in r['load_average_at_start'])}")
+    cpu = r["cpu_us_per_request"]
+    print(
+        "CPU per request, server + Redis, by round (us): "
+        + "; ".join(
+            f"stack {c['stack']['server']:.0f}+{c['stack']['redis'] or 0:.0f}, "
+            f"baseline {c['baseline']['server']:.0f}+{c['baseline']['redis'] or 0:.0f}"
+            for c in cpu
+        )
+        + f"; baseline/stack cost, median: {r['cpu_cost_ratio']:.2f}"
+    )
     print(f"stack p99 at 80% load: {r['stack_p99_at_80pct_ms']:.1f} ms (goal <= 50: {ok_p99})")
     a = r["uncached_assembly"]
     print(
