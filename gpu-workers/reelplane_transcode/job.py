@@ -24,17 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
-
 from reelplane.backends import Backends
 from reelplane.errors import ReelplaneError
-from reelplane.events.envelope import VideoUploaded, utc_now
+from reelplane.events.envelope import VideoUploaded
 from reelplane.events.publisher import EventPublisher
-from reelplane.leases import RowLease
 from reelplane.media.ffprobe import run_ffprobe
 from reelplane.media.ranges import content_type_for
-from reelplane.schema import video_assets, videos
-from reelplane.upload.announce import announce_outcomes
+from reelplane.videos import store
+from reelplane.videos.announce import announce_outcomes
+from reelplane.videos.model import AssetState, Rendition
 from reelplane_transcode.accel import AccelChoice, choose_accel, probe_capabilities
 from reelplane_transcode.command import (
     INIT_SEGMENT,
@@ -60,7 +58,6 @@ from reelplane_transcode.settings import TranscodeSettings, load_ladder
 log = logging.getLogger(__name__)
 
 MASTER_PLAYLIST = "master.m3u8"
-_ACTIVE = ("uploaded", "transcoding")
 
 
 class TranscodeFailed(ReelplaneError):
@@ -86,7 +83,7 @@ class Outputs:
     master_key: str
     poster_key: str
     still_keys: list[str]
-    renditions: list[dict[str, Any]]
+    renditions: list[Rendition]
 
 
 ProgressHook = Callable[[int], Awaitable[None]]
@@ -136,9 +133,10 @@ async def run_ffmpeg(
         raise TranscodeFailed(f"ffmpeg exited with {code}: {' | '.join(message)[:400]}")
 
 
-def describe_outputs(ladder: Ladder, out: Path) -> tuple[str, list[dict[str, Any]]]:
+def describe_outputs(ladder: Ladder, out: Path) -> tuple[str, list[Rendition]]:
     """Measure what ffmpeg wrote and render the master playlist. Returns the
-    master playlist text and one description per rendition."""
+    master playlist text and one description per rendition (its `playlist_key`
+    relative to `out`)."""
     audio_media: AudioMedia | None = None
     audio_peak = audio_avg = 0
     audio_codec = ""
@@ -153,7 +151,7 @@ def describe_outputs(ladder: Ladder, out: Path) -> tuple[str, list[dict[str, Any
             uri=f"{ladder.audio.name}/{MEDIA_PLAYLIST}", channels=ladder.audio.channels
         )
     variants: list[Variant] = []
-    descriptions: list[dict[str, Any]] = []
+    descriptions: list[Rendition] = []
     for r in ladder.renditions:
         folder = out / r.name
         playlist = parse_media_playlist((folder / MEDIA_PLAYLIST).read_text())
@@ -174,16 +172,16 @@ def describe_outputs(ladder: Ladder, out: Path) -> tuple[str, list[dict[str, Any
         )
         variants.append(variant)
         descriptions.append(
-            {
-                "name": r.name,
-                "codec": r.codec,
-                "width": r.width,
-                "height": r.height,
-                "bandwidth": variant.bandwidth,
-                "average_bandwidth": variant.average_bandwidth,
-                "codecs": codecs,
-                "playlist": variant.uri,
-            }
+            Rendition(
+                name=r.name,
+                codec=r.codec,
+                width=r.width,
+                height=r.height,
+                bandwidth=variant.bandwidth,
+                average_bandwidth=variant.average_bandwidth,
+                codecs=codecs,
+                playlist_key=variant.uri,
+            )
         )
     return render_master_playlist(variants, audio_media), descriptions
 
@@ -204,13 +202,7 @@ class TranscodeJob:
         self.worker_id = worker_id
         self.publisher = EventPublisher(backends.bus)
         self.poll_s = min(1.0, settings.transcode_lease_s / 4)
-        self.lease = RowLease(
-            video_assets,
-            video_assets.c.sha256,
-            video_assets.c.lease_owner,
-            video_assets.c.lease_expires_at,
-            settings.transcode_lease_s,
-        )
+        self.lease = store.asset_lease(settings.transcode_lease_s)
         self.ladder = load_ladder(settings)  # a bad ladder file stops the worker at start
         self._accel: AccelChoice | None = None
 
@@ -240,17 +232,17 @@ class TranscodeJob:
         unless it is done or another live worker is on it."""
         sha256 = event.payload.sha256
         while True:
-            asset = await self._asset(sha256)
+            asset = await store.asset(self.db, sha256)
             if asset is None:
                 log.warning("video.uploaded for an unknown asset", extra={"sha256": sha256})
                 return
-            if asset.state == "deleted":
+            if asset.state == AssetState.DELETED:
                 return  # every video on it was deleted (and its objects removed)
-            if asset.state in ("ready", "failed"):
+            if asset.state in (AssetState.READY, AssetState.FAILED):
                 # Whoever changed a video's state announces it (the upload service for
                 # a duplicate of a ready asset, _finalize/_fail here); a publication
                 # lost in a crash is re-sent by the upload service's janitor.
-                settled = await self._settle_videos(sha256, asset)
+                settled = await store.settle_waiting_videos(self.db, sha256, asset)
                 await announce_outcomes(self.db, self.publisher, settled)
                 return
             if asset.attempts >= self.settings.transcode_max_attempts and await self._claim(sha256):
@@ -263,44 +255,14 @@ class TranscodeJob:
                 continue
             await asyncio.sleep(self.poll_s)  # a live worker holds it: wait for its outcome
 
-    async def _asset(self, sha256: str) -> Any:
-        async with self.db.connect() as conn:
-            return (
-                await conn.execute(select(video_assets).where(video_assets.c.sha256 == sha256))
-            ).first()
-
     async def _claim(self, sha256: str) -> bool:
-        now = utc_now()
-        async with self.db.transaction() as conn:
-            claimed = await self.lease.take(
-                conn,
-                sha256,
-                self.worker_id,
-                also_from=(self.worker_id,),
-                where=(video_assets.c.state.in_(("pending", "transcoding")),),
-                values={
-                    "state": "transcoding",
-                    "attempts": video_assets.c.attempts + 1,
-                    "updated_at": now,
-                },
-            )
-            if claimed:
-                await conn.execute(
-                    update(videos)
-                    .where(videos.c.asset_sha256 == sha256, videos.c.state.in_(_ACTIVE))
-                    .values(state="transcoding", progress_pct=0, updated_at=now)
-                )
-        return claimed
+        return await store.claim_asset(self.db, self.lease, sha256, self.worker_id)
 
     async def _renew(self, sha256: str) -> bool:
-        async with self.db.transaction() as conn:
-            return await self.lease.renew(
-                conn, sha256, self.worker_id, where=(video_assets.c.state == "transcoding",)
-            )
+        return await store.renew_claim(self.db, self.lease, sha256, self.worker_id)
 
     async def _release(self, sha256: str) -> None:
-        async with self.db.transaction() as conn:
-            await self.lease.release(conn, sha256, self.worker_id)
+        await store.release_claim(self.db, self.lease, sha256, self.worker_id)
 
     async def _keep_lease(self, sha256: str, owner: asyncio.Task[Any]) -> None:
         """Renew the lease every third of it; cancel the run if it was lost."""
@@ -405,16 +367,11 @@ class TranscodeJob:
             if pct == last["pct"] or now - last["at"] < self.settings.transcode_progress_interval_s:
                 return
             last.update(at=now, pct=pct)
-            async with self.db.transaction() as conn:
-                await conn.execute(
-                    update(videos)
-                    .where(videos.c.asset_sha256 == sha256, videos.c.state.in_(_ACTIVE))
-                    .values(state="transcoding", progress_pct=pct, updated_at=utc_now())
-                )
+            await store.write_progress(self.db, sha256, pct)
 
         return write
 
-    async def _store(self, sha256: str, out: Path, renditions: list[dict[str, Any]]) -> Outputs:
+    async def _store(self, sha256: str, out: Path, renditions: list[Rendition]) -> Outputs:
         """Upload every output under a prefix of this run; the master playlist last."""
         prefix = f"assets/{sha256}/{uuid.uuid4().hex[:12]}/"
         files = await asyncio.to_thread(_output_files, out)
@@ -434,13 +391,13 @@ class TranscodeJob:
             await self._delete_prefix(prefix)
             raise
         stills = sorted(k for k in keys if k.startswith(prefix + STILLS_DIR + "/"))
-        for r in renditions:
-            r["playlist_key"] = prefix + r.pop("playlist")
         return Outputs(
             master_key=master_key,
             poster_key=prefix + POSTER_NAME,
             still_keys=stills,
-            renditions=renditions,
+            renditions=[
+                r.model_copy(update={"playlist_key": prefix + r.playlist_key}) for r in renditions
+            ],
         )
 
     async def _delete_prefix(self, prefix: str) -> None:
@@ -452,82 +409,22 @@ class TranscodeJob:
     async def _finalize(self, sha256: str, outputs: Outputs) -> bool:
         """Flip the asset and all its waiting videos to ready in one transaction,
         if our lease still holds. Returns False when another worker took over."""
-        now = utc_now()
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(video_assets)
-                .where(
-                    video_assets.c.sha256 == sha256,
-                    self.lease.held_by(self.worker_id),
-                    video_assets.c.state == "transcoding",
-                )
-                .values(
-                    **self.lease.hold(None, now),
-                    state="ready",
-                    master_playlist_key=outputs.master_key,
-                    poster_key=outputs.poster_key,
-                    still_keys=outputs.still_keys,
-                    renditions=outputs.renditions,
-                    ready_at=now,
-                    updated_at=now,
-                    failure_reason=None,
-                )
-            )
-            if not result.rowcount:
-                return False
-            ids = await self._waiting_videos(conn, sha256)
-            if ids:
-                await conn.execute(
-                    update(videos)
-                    .where(videos.c.id.in_(ids))
-                    .values(state="ready", progress_pct=100, ready_at=now, updated_at=now)
-                )
+        ids = await store.finalize_asset(
+            self.db,
+            self.lease,
+            sha256,
+            self.worker_id,
+            master_key=outputs.master_key,
+            poster_key=outputs.poster_key,
+            still_keys=outputs.still_keys,
+            renditions=outputs.renditions,
+        )
+        if ids is None:
+            return False
         await announce_outcomes(self.db, self.publisher, ids)
         return True
 
-    async def _waiting_videos(self, conn: Any, sha256: str) -> list[str]:
-        rows = await conn.execute(
-            select(videos.c.id)
-            .where(videos.c.asset_sha256 == sha256, videos.c.state.in_(_ACTIVE))
-            .with_for_update()
-        )
-        return [r.id for r in rows]
-
     async def _fail(self, sha256: str, reason: str) -> None:
-        now = utc_now()
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                update(video_assets)
-                .where(video_assets.c.sha256 == sha256, self.lease.held_by(self.worker_id))
-                .values(
-                    **self.lease.hold(None, now),
-                    state="failed",
-                    failure_reason=reason[:500],
-                    updated_at=now,
-                )
-            )
-            ids = await self._waiting_videos(conn, sha256) if result.rowcount else []
-            if ids:
-                await conn.execute(
-                    update(videos)
-                    .where(videos.c.id.in_(ids))
-                    .values(state="failed", failure_reason=reason[:500], updated_at=now)
-                )
+        ids = await store.fail_asset(self.db, self.lease, sha256, self.worker_id, reason)
         log.warning("transcode failed", extra={"sha256": sha256, "videos": ids, "reason": reason})
         await announce_outcomes(self.db, self.publisher, ids)
-
-    async def _settle_videos(self, sha256: str, asset: Any) -> list[str]:
-        """Videos still waiting on an asset that is already done follow its
-        outcome; returns the ids this changed."""
-        now = utc_now()
-        async with self.db.transaction() as conn:
-            if asset.state == "ready":
-                values: dict[str, Any] = {"state": "ready", "progress_pct": 100, "ready_at": now}
-            else:
-                values = {"state": "failed", "failure_reason": asset.failure_reason}
-            ids = await self._waiting_videos(conn, sha256)
-            if ids:
-                await conn.execute(
-                    update(videos).where(videos.c.id.in_(ids)).values(updated_at=now, **values)
-                )
-        return ids

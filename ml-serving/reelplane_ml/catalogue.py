@@ -33,6 +33,7 @@ from reelplane.events.envelope import Event, VideoDeleted, VideoReady
 from reelplane.events.runner import Handler
 from reelplane.ports.relational import Database
 from reelplane.schema import video_assets, video_features, videos
+from reelplane.videos.model import VideoState
 from reelplane_ml.core import RecommenderCore
 from reelplane_ml.types import IMAGE_DIM, TEXT_DIM, VideoFeatures
 
@@ -184,7 +185,7 @@ async def compute_features(backends: Backends, video_id: str) -> VideoFeatures |
     )
     async with backends.database.connect() as conn:
         row = (await conn.execute(query)).first()
-    if row is None or row.state != "ready":
+    if row is None or row.state != VideoState.READY:
         return None
     images = []
     ffmpeg = shutil.which("ffmpeg")

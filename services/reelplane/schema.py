@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from reelplane.videos.model import VideoState
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as naive UTC and read back as aware UTC on every
@@ -86,7 +88,7 @@ sessions = Table(
 
 # -- ingestion ----------------------------------------------------------------
 #: Lifecycle of a video: uploading -> uploaded -> transcoding -> ready | failed.
-VIDEO_STATES = ("uploading", "uploaded", "transcoding", "ready", "failed", "deleted")
+VIDEO_STATES = tuple(VideoState)
 
 # Transcoded output is content-addressed by the source's SHA-256: two uploads of
 # the same bytes are two videos sharing one asset (dedup, one transcode).

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from reelplane.events.envelope import utc_now
 from reelplane.schema import uploads, video_assets
 from reelplane.settings import Settings
-from reelplane.upload.announce import stable_event_id
+from reelplane.videos.announce import stable_event_id
 from reelplane.upload.settings import UploadSettings
 from tests.helpers import eventually
 from tests.ingest.conftest import Media

@@ -13,6 +13,7 @@ from reelplane.events import outbox
 from reelplane.events.envelope import Event, utc_now
 from reelplane.ports.relational import Database
 from reelplane.schema import comments, likes, processed_events, users, video_views, videos
+from reelplane.videos.model import VideoState
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ async def visible_video(conn: AsyncConnection, video_id: str) -> VisibleVideo:
     row = (
         await conn.execute(
             select(videos.c.owner_id, videos.c.duration_ms).where(
-                videos.c.id == video_id, videos.c.state == "ready"
+                videos.c.id == video_id, videos.c.state == VideoState.READY
             )
         )
     ).first()

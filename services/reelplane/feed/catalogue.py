@@ -17,6 +17,7 @@ from reelplane.feed.context import FeedContext
 from reelplane.feed.items import FeedItem, FeedPage, hydrate, load_videos
 from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.schema import videos
+from reelplane.videos.model import VideoState
 
 #: At most this share of a public page's first page is trending videos.
 PUBLIC_TRENDING_SHARE = 0.5
@@ -53,7 +54,7 @@ async def newest_ready(
 ) -> list[tuple[int, str]]:
     """(ready_ms, video_id) of ready videos (of owner_id, or everyone's), newest
     first, strictly after `before`, at most limit + 1 (the extra one says more exist)."""
-    query = select(videos.c.id, videos.c.ready_at).where(videos.c.state == "ready")
+    query = select(videos.c.id, videos.c.ready_at).where(videos.c.state == VideoState.READY)
     if owner_id is not None:
         query = query.where(videos.c.owner_id == owner_id)
     if before is not None:

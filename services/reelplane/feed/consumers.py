@@ -29,6 +29,7 @@ from reelplane.feed.timelines import TIMELINES
 from reelplane.graph import store as graph_store
 from reelplane.graph.core import creator_tier
 from reelplane.schema import videos
+from reelplane.videos.model import VideoState
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ async def _ready_video(backends: Backends, video_id: str) -> tuple[str, int] | N
         row = (
             await conn.execute(
                 select(videos.c.owner_id, videos.c.ready_at).where(
-                    videos.c.id == video_id, videos.c.state == "ready"
+                    videos.c.id == video_id, videos.c.state == VideoState.READY
                 )
             )
         ).first()
@@ -146,7 +147,7 @@ async def backfill(backends: Backends, ctx: FeedContext, follower_id: str, creat
         rows = (
             await conn.execute(
                 select(videos.c.id, videos.c.ready_at)
-                .where(videos.c.owner_id == creator_id, videos.c.state == "ready")
+                .where(videos.c.owner_id == creator_id, videos.c.state == VideoState.READY)
                 .order_by(videos.c.ready_at.desc())
                 .limit(ctx.feed.feed_backfill_videos)
             )

@@ -17,6 +17,7 @@ from reelplane.feed.items import FeedPage, hydrate, load_videos
 from reelplane.graph import store as graph_store
 from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.schema import videos
+from reelplane.videos.model import VideoState
 
 #: Timeline reads per page at most (each skips entries of unfollowed creators).
 MAX_ROUNDS = 4
@@ -37,7 +38,7 @@ async def _pulled(
     if not creators:
         return []
     query = select(videos.c.id, videos.c.owner_id, videos.c.ready_at).where(
-        videos.c.owner_id.in_(creators), videos.c.state == "ready"
+        videos.c.owner_id.in_(creators), videos.c.state == VideoState.READY
     )
     if before is not None:
         # Coarse bound in SQL (stored precision differs per backend), exact one in Python.

@@ -56,6 +56,7 @@ from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.ports.cache import Cache
 from reelplane.ports.gate import ITEM_PLACEHOLDER, Expansion
 from reelplane.schema import videos
+from reelplane.videos.model import VideoState
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ async def _recent_ready(
 ) -> dict[str, int]:
     """Ready videos since `since` (of `owners` when given): id -> ready ms."""
     query = select(videos.c.id, videos.c.ready_at).where(
-        videos.c.state == "ready", videos.c.ready_at >= since
+        videos.c.state == VideoState.READY, videos.c.ready_at >= since
     )
     if owners is not None:
         if not owners:
@@ -288,7 +289,7 @@ async def _unseen_ready(
     for round_ in range(CATALOG_ROUNDS):
         query = (
             select(videos.c.id, videos.c.ready_at)
-            .where(videos.c.state == "ready", videos.c.owner_id != user_id)
+            .where(videos.c.state == VideoState.READY, videos.c.owner_id != user_id)
             .order_by(videos.c.ready_at.desc(), videos.c.id.desc())
             .limit(page)
             .offset(round_ * page)

@@ -32,6 +32,7 @@ from reelplane.schema import users, video_assets, videos
 from reelplane.settings import load_section
 from reelplane.upload.playback import playback_urls
 from reelplane.upload.settings import UploadSettings
+from reelplane.videos.model import VideoState
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ async def load_videos(backends: Backends, video_ids: list[str]) -> dict[str, Vid
         )
         .join(users, users.c.id == videos.c.owner_id)
         .outerjoin(video_assets, video_assets.c.sha256 == videos.c.asset_sha256)
-        .where(videos.c.id.in_(set(video_ids)), videos.c.state == "ready")
+        .where(videos.c.id.in_(set(video_ids)), videos.c.state == VideoState.READY)
     )
     async with backends.database.connect() as conn:
         rows = (await conn.execute(query)).all()

@@ -18,18 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelplane.backends import Backends
 from reelplane.events.consumer import run_consumer
 from reelplane.events.envelope import Event, VideoDeleted, utc_now
 from reelplane.events.runner import Handler
-from reelplane.schema import video_assets, videos
 from reelplane.upload.engine import UploadEngine
 from reelplane.upload.settings import UploadSettings
+from reelplane.videos import store
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +58,14 @@ async def release_video_media(backends: Backends, video_id: str) -> AssetObjects
     deleted). A video deleted while still uploading has its upload dropped.
     Safe to repeat."""
     async with backends.database.transaction() as conn:
-        video = (
-            await conn.execute(
-                select(videos.c.state, videos.c.asset_sha256).where(videos.c.id == video_id)
-            )
-        ).first()
-        if video is None or video.state != "deleted":
+        deleted, sha256 = await store.deleted_video_asset(conn, video_id)
+        if not deleted:
             return AssetObjects()
-        sha256 = video.asset_sha256
         doomed = AssetObjects()
         if sha256 is not None:
-            doomed = await _tombstone_if_unused(conn, sha256, utc_now())
+            found = await store.tombstone_if_unused(conn, sha256, utc_now())
+            if found is not None:
+                doomed = asset_objects(found.source_key, found.master_playlist_key)
     if sha256 is None:
         await UploadEngine(backends, UploadSettings()).abandon(video_id)
         return doomed
@@ -83,47 +76,6 @@ async def release_video_media(backends: Backends, video_id: str) -> AssetObjects
             extra={"video_id": video_id, "sha256": sha256, "keys": list(doomed.keys)},
         )
     return doomed
-
-
-async def _tombstone_if_unused(conn: AsyncConnection, sha256: str, now: datetime) -> AssetObjects:
-    """Mark the asset deleted if no live video uses it; what to remove then."""
-    # Write first: the row lock (MySQL) / the database write lock (SQLite) orders
-    # this against an upload of the same bytes attaching a video to the asset
-    # (UploadEngine._accept locks the row too), so a new user is either counted
-    # here or finds the tombstone and revives the asset.
-    locked = await conn.execute(
-        update(video_assets).where(video_assets.c.sha256 == sha256).values(updated_at=now)
-    )
-    if not locked.rowcount:
-        return AssetObjects()
-    asset = (await conn.execute(select(video_assets).where(video_assets.c.sha256 == sha256))).one()
-    if asset.state == "deleted":
-        return AssetObjects()
-    users = (
-        await conn.execute(
-            select(func.count())
-            .select_from(videos)
-            .where(videos.c.asset_sha256 == sha256, videos.c.state != "deleted")
-        )
-    ).scalar_one()
-    if users:
-        return AssetObjects()
-    await conn.execute(
-        update(video_assets)
-        .where(video_assets.c.sha256 == sha256)
-        .values(
-            state="deleted",
-            master_playlist_key=None,
-            poster_key=None,
-            still_keys=None,
-            renditions=[],
-            # A worker still transcoding it loses its lease: it stops, and drops
-            # what it stored (its run folder) when it cannot finalize.
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-    )
-    return asset_objects(asset.source_key, asset.master_playlist_key)
 
 
 async def remove_objects(backends: Backends, doomed: AssetObjects) -> None:

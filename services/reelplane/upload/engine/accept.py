@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from reelplane.backends import Backends
 from reelplane.events.envelope import utc_now
@@ -20,12 +20,14 @@ from reelplane.events.publisher import EventPublisher
 from reelplane.media.ffprobe import run_ffprobe
 from reelplane.media.probe import ProbeResult, SourceLimits, rejection_reason
 from reelplane.ports.objects import ObjectStore
-from reelplane.schema import uploads, video_assets, videos
-from reelplane.upload.announce import announce_outcomes, announce_uploaded
+from reelplane.schema import uploads
 from reelplane.upload.engine.hashing import RunningHashes
 from reelplane.upload.engine.rows import Upload
 from reelplane.upload.errors import MediaRejected
 from reelplane.upload.settings import UploadSettings
+from reelplane.videos import store
+from reelplane.videos.announce import announce_outcomes, announce_uploaded
+from reelplane.videos.model import VideoState
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +121,8 @@ class Acceptor:
                 .where(uploads.c.id == upload.id)
                 .values(state="failed", updated_at=now)
             )
-            await conn.execute(
-                update(videos)
-                .where(videos.c.id == upload.id)
-                .values(state="failed", failure_reason=reason[:500], updated_at=now)
+            await store.set_video_state(
+                conn, upload.id, VideoState.FAILED, reason=reason[: store.REASON_CHARS], now=now
             )
         self.hashes.forget(upload.id)
         await self.announce_outcomes([upload.id])
@@ -133,81 +133,27 @@ class Acceptor:
         when the asset was already transcoded)."""
         video = probe.video
         assert video is not None
-        now = utc_now()
-        duplicate = False
-        async with self.db.transaction() as conn:
-            inserted = await self.db.insert_if_absent(
-                conn,
-                video_assets,
-                {
-                    "sha256": sha256,
-                    "state": "pending",
-                    "source_key": upload.object_key,
-                    "renditions": [],
-                    "duration_ms": probe.duration_ms,
-                    "width": video.display_width,
-                    "height": video.display_height,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-            # FOR UPDATE (MySQL) / the write lock just taken (SQLite) orders this
-            # against a worker finishing the same asset, so a duplicate never
-            # misses the moment its asset becomes ready.
-            asset = (
-                await conn.execute(
-                    select(video_assets).where(video_assets.c.sha256 == sha256).with_for_update()
-                )
-            ).one()
-            state = "uploaded"
-            values: dict[str, Any] = {}
-            if not inserted and asset.state in ("failed", "deleted"):
-                # The earlier transcode of these bytes failed, or every video on the
-                # asset was deleted and its objects removed: start again from this copy.
-                await conn.execute(
-                    update(video_assets)
-                    .where(video_assets.c.sha256 == sha256)
-                    .values(
-                        state="pending",
-                        source_key=upload.object_key,
-                        failure_reason=None,
-                        attempts=0,
-                        updated_at=now,
-                    )
-                )
-            elif not inserted:
-                duplicate = asset.source_key != upload.object_key
-                if asset.state == "ready":
-                    state = "ready"
-                    values = {"ready_at": now, "progress_pct": 100}
-                elif asset.state == "transcoding":
-                    state = "transcoding"
-            await conn.execute(
-                update(videos)
-                .where(videos.c.id == upload.id, videos.c.state == "uploading")
-                .values(
-                    state=state,
-                    sha256=sha256,
-                    asset_sha256=sha256,
-                    size_bytes=upload.length,
-                    duration_ms=probe.duration_ms,
-                    width=video.display_width,
-                    height=video.display_height,
-                    updated_at=now,
-                    **values,
-                )
-            )
-            await conn.execute(
-                update(uploads)
-                .where(uploads.c.id == upload.id)
-                .values(state="done", updated_at=now)
-            )
+        source = store.SourceFacts(
+            video_id=upload.id,
+            sha256=sha256,
+            source_key=upload.object_key,
+            size_bytes=upload.length,
+            duration_ms=probe.duration_ms,
+            width=video.display_width,
+            height=video.display_height,
+        )
+        done = (
+            update(uploads)
+            .where(uploads.c.id == upload.id)
+            .values(state="done", updated_at=utc_now())
+        )
+        state, duplicate = await store.attach_to_asset(self.db, source, also=[done])
         self.hashes.forget(upload.id)
         if duplicate:
             # Same bytes already stored as the asset's source: keep one copy.
             await self.objects.delete(upload.object_key)
         await announce_uploaded(self.db, self.publisher, upload.id)
-        if state == "ready":
+        if state == VideoState.READY:
             await self.announce_outcomes([upload.id])
 
     async def announce_outcomes(self, video_ids: list[str]) -> None:

@@ -20,6 +20,7 @@ from reelplane.upload.engine.hashing import Hashing
 from reelplane.upload.engine.parts import part_plan
 from reelplane.upload.engine.rows import Upload
 from reelplane.upload.errors import BadTusRequest, PartialUploadIncomplete, UploadTooLarge
+from reelplane.videos.model import VideoState
 
 if TYPE_CHECKING:
     from reelplane.upload.engine.operations import UploadEngine
@@ -62,7 +63,7 @@ async def create_final(
             except BaseException:
                 # A final upload takes no PATCH, so one that could not be joined
                 # can never finish: end it now (the partials are kept for a retry).
-                await engine.end(final, "failed", "joining the partial uploads failed")
+                await engine.end(final, VideoState.FAILED, "joining the partial uploads failed")
                 await engine.acceptor.announce_outcomes([final.id])
                 raise
             await engine.leases.commit(
@@ -76,7 +77,7 @@ async def create_final(
                 state="completing",
             )
             for partial in partials:
-                await engine.end(partial, "deleted", "joined into a final upload")
+                await engine.end(partial, VideoState.DELETED, "joined into a final upload")
             done = replace(final, state="completing", offset=length, parts=tuple(parts))
             await engine.acceptor.finish(done, sha256=sha256)
         finally:

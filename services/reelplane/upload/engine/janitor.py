@@ -15,8 +15,9 @@ from sqlalchemy import and_, or_, select
 
 from reelplane.events.envelope import utc_now
 from reelplane.schema import uploads
-from reelplane.upload.announce import announce_outcomes, announce_uploaded, reannounce_stalled
 from reelplane.upload.errors import MediaRejected, UploadLocked
+from reelplane.videos.announce import announce_outcomes, announce_uploaded, reannounce_stalled
+from reelplane.videos.model import VideoState
 
 if TYPE_CHECKING:
     from reelplane.upload.engine.operations import UploadEngine
@@ -81,7 +82,7 @@ async def sweep(engine: UploadEngine) -> dict[str, int]:
         with contextlib.suppress(UploadLocked):
             token, locked = await engine.leases.lock(upload_id)
             try:
-                await engine.end(locked, "failed", "the upload expired unfinished")
+                await engine.end(locked, VideoState.FAILED, "the upload expired unfinished")
                 await engine.acceptor.announce_outcomes([upload_id])
                 counts["expired"] += 1
             finally:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from reelplane.backends import Backends
 from reelplane.errors import NotFound, ReelplaneError
 from reelplane.events.envelope import utc_now
-from reelplane.schema import uploads, videos
+from reelplane.schema import uploads
 from reelplane.upload.engine import concat, janitor
 from reelplane.upload.engine.accept import Acceptor, log_rejected, remove_objects
 from reelplane.upload.engine.body import ReadAhead, RequestBody, refuse_bytes_past_end
@@ -30,6 +30,8 @@ from reelplane.upload.errors import (
 from reelplane.upload.metadata import video_metadata
 from reelplane.upload.settings import UploadSettings
 from reelplane.upload.tus import Checksum, check_fits, check_offset
+from reelplane.videos import store
+from reelplane.videos.model import VideoState
 
 
 class UploadEngine:
@@ -72,7 +74,7 @@ class UploadEngine:
             "owner_id": owner_id,
             "caption": meta.caption,
             "hashtags": meta.hashtags,
-            "state": "uploading",
+            "state": VideoState.UPLOADING,
             "size_bytes": length,
             "created_at": now,
             "updated_at": now,
@@ -82,10 +84,8 @@ class UploadEngine:
             reason = "the file is empty (0 bytes)"
             log_rejected(video_id, owner_id, length, reason)
             async with self.db.transaction() as conn:
-                await conn.execute(
-                    videos.insert().values(
-                        **{**video_row, "state": "failed"}, failure_reason=reason
-                    )
+                await store.insert_video(
+                    conn, **{**video_row, "state": VideoState.FAILED}, failure_reason=reason
                 )
             await self.acceptor.announce_outcomes([video_id])
             raise MediaRejected(reason, video_id=video_id)
@@ -111,7 +111,7 @@ class UploadEngine:
         try:
             async with self.db.transaction() as conn:
                 if concat != "partial":
-                    await conn.execute(videos.insert().values(**video_row))
+                    await store.insert_video(conn, **video_row)
                 await conn.execute(uploads.insert().values(**upload_row))
         except BaseException:
             await self.objects.abort_multipart(object_key, multipart_id)
@@ -138,18 +138,11 @@ class UploadEngine:
         if upload.state == "terminated":
             raise UploadGone(f"upload {upload_id} was terminated or expired")
         if upload.state == "failed":
-            reason = await self._failure_reason(upload_id)
+            reason = await store.failure_reason(self.db, upload_id) or "unknown reason"
             raise UploadGone(f"upload {upload_id} was rejected: {reason}")
         if upload.state == "active" and upload.expires_at <= utc_now():
             raise UploadGone(f"upload {upload_id} expired at {upload.expires_at.isoformat()}")
         return upload
-
-    async def _failure_reason(self, video_id: str) -> str:
-        async with self.db.connect() as conn:
-            reason = (
-                await conn.execute(select(videos.c.failure_reason).where(videos.c.id == video_id))
-            ).scalar_one_or_none()
-        return str(reason or "unknown reason")
 
     # -- appending ---------------------------------------------------------------
     async def append(
@@ -250,7 +243,7 @@ class UploadEngine:
             raise UploadGone(f"upload {upload_id} is complete; delete the video instead")
         token, locked = await self.leases.lock(upload_id)
         try:
-            await self.end(locked, "deleted", "terminated by its owner")
+            await self.end(locked, VideoState.DELETED, "terminated by its owner")
         finally:
             await self.leases.unlock(upload_id, token)
 
@@ -265,12 +258,12 @@ class UploadEngine:
         try:
             if locked.state != "active":
                 return False
-            await self.end(locked, "deleted", "the video was deleted")
+            await self.end(locked, VideoState.DELETED, "the video was deleted")
             return True
         finally:
             await self.leases.unlock(upload_id, token)
 
-    async def end(self, upload: Upload, video_state: str, reason: str) -> None:
+    async def end(self, upload: Upload, video_state: VideoState, reason: str) -> None:
         """End an unfinished upload (under its lease): its objects go, its video
         takes `video_state` with `reason`."""
         await remove_objects(self.objects, upload)
@@ -281,11 +274,7 @@ class UploadEngine:
                 .where(uploads.c.id == upload.id)
                 .values(state="terminated", updated_at=now, pending_key=None)
             )
-            await conn.execute(
-                update(videos)
-                .where(videos.c.id == upload.id)
-                .values(state=video_state, failure_reason=reason, updated_at=now)
-            )
+            await store.set_video_state(conn, upload.id, video_state, reason=reason, now=now)
         self.hashes.forget(upload.id)
 
     # -- janitor -------------------------------------------------------------------

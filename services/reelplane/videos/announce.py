@@ -31,6 +31,7 @@ from reelplane.events.envelope import (
 from reelplane.events.publisher import EventPublisher
 from reelplane.ports.relational import Database
 from reelplane.schema import uploads, video_assets, videos
+from reelplane.videos.model import SETTLED, WAITING_FOR_TRANSCODE, VideoState, renditions_of
 
 _NAMESPACE = uuid.UUID("6f1c2a4e-0b7d-4c53-9a8e-52d1f0c3a9b1")
 
@@ -111,10 +112,11 @@ async def reannounce_stalled(
         .join(uploads, uploads.c.id == videos.c.id)
         .join(video_assets, video_assets.c.sha256 == videos.c.asset_sha256)
         .where(
-            videos.c.state.in_(("uploaded", "transcoding")),
+            videos.c.state.in_(WAITING_FOR_TRANSCODE),
             videos.c.updated_at < stalled_before,
             uploads.c.state == "done",
             uploads.c.announced_at < stalled_before,
+            # no worker holds a live transcode lease on its asset
             or_(video_assets.c.lease_expires_at.is_(None), video_assets.c.lease_expires_at < now),
         )
         .order_by(videos.c.updated_at)
@@ -168,7 +170,7 @@ async def announce_outcomes(
             video_assets.c.renditions,
         )
         .outerjoin(video_assets, video_assets.c.sha256 == videos.c.asset_sha256)
-        .where(videos.c.state.in_(("ready", "failed")), videos.c.announced_at.is_(None))
+        .where(videos.c.state.in_(SETTLED), videos.c.announced_at.is_(None))
         .limit(limit)
     )
     if video_ids is not None:
@@ -181,8 +183,8 @@ async def announce_outcomes(
         rows = (await conn.execute(query)).all()
     done: list[str] = []
     for row in rows:
-        if row.state == "ready":
-            names = [str(r.get("name")) for r in (row.renditions or []) if isinstance(r, dict)]
+        if row.state == VideoState.READY:
+            names = [r.name for r in renditions_of(row.renditions)]
             await publisher.publish(
                 VideoReady(
                     id=stable_event_id("video.ready", row.id),
