@@ -15,8 +15,8 @@ from sqlalchemy import update
 from reelplane.events.envelope import utc_now
 from reelplane.schema import uploads, video_assets
 from reelplane.settings import Settings
-from reelplane.videos.announce import stable_event_id
 from reelplane.upload.settings import UploadSettings
+from reelplane.videos.announce import stable_event_id
 from tests.helpers import eventually
 from tests.ingest.conftest import Media
 from tests.upload_support import (
