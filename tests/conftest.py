@@ -5,6 +5,7 @@ Layers (pytest markers; every test carries exactly one):
   embedded     the embedded adapters (SQLite, local files, in-process bus/cache)
   integration  the real servers, started on demand through the project's harness
   e2e          full-stack scenarios as a user runs them
+  browser      the web client in a real browser against a real `reelplane dev`
 
 Contract tests (tests/contract) are parametrized over both adapters of a port:
 the `embedded` parameter carries the embedded marker, the real one the
@@ -24,7 +25,7 @@ from reelplane.infra.harness import Harness
 from reelplane.infra.registry import make_harness
 from reelplane.settings import Settings
 
-LAYERS = ("unit", "embedded", "integration", "e2e")
+LAYERS = ("unit", "embedded", "integration", "e2e", "browser")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

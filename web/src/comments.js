@@ -32,12 +32,17 @@ export function Comments({ item, onClose, onCount }) {
     load(null);
     sheet.current.focus();
   }, [item.video_id]);
+  // Esc closes it wherever focus is (a disabled button drops focus to the page).
+  useEffect(() => {
+    const onEscape = (event) => {
+      if (event.key === "Escape") onClose();
+    };
+    addEventListener("keydown", onEscape);
+    return () => removeEventListener("keydown", onEscape);
+  }, [onClose]);
 
   const onKey = (event) => {
-    if (event.key === "Escape") {
-      event.stopPropagation();
-      onClose();
-    } else if (event.key === "Tab") {
+    if (event.key === "Tab") {
       // Keep focus inside the sheet while it is open.
       const focusable = sheet.current.querySelectorAll("button, textarea, a[href]");
       const first = focusable[0];
@@ -60,6 +65,7 @@ export function Comments({ item, onClose, onCount }) {
       setList((all) => [made, ...all]);
       setText("");
       onCount(1);
+      sheet.current.querySelector("textarea").focus();
     } catch (error) {
       toast(`Could not post: ${error.message}`);
     } finally {

@@ -39,12 +39,17 @@ function durationOf(file) {
   });
 }
 
-/** Why `file` cannot be uploaded (checked before any request), or null. */
-async function refusal(file, maxBytes) {
+/** Why `file` is not a video we take (checked before any request), or null. */
+function typeRefusal(file) {
   if (!(file.type.startsWith("video/") || VIDEO_EXTENSIONS.test(file.name))) {
     return `${file.name} is not a video: choose an MP4, MOV, WebM or MKV file.`;
   }
   if (file.size === 0) return `${file.name} is empty.`;
+  return null;
+}
+
+/** Why `file` cannot be uploaded (size, duration), or null. */
+async function refusal(file, maxBytes) {
   if (file.size > maxBytes) return `${file.name} is ${bytes(file.size)}; the limit is ${bytes(maxBytes)}.`;
   const duration = await durationOf(file);
   if (duration && duration > MAX_DURATION_S) {
@@ -110,6 +115,12 @@ export function UploadPage() {
   const submit = async (event) => {
     event.preventDefault();
     if (!file) return;
+    const wrongType = typeRefusal(file);
+    if (wrongType) {
+      setProblem(wrongType);
+      setState("refused");
+      return;
+    }
     setState("checking");
     const maxBytes = await maxUploadBytes().catch(() => Infinity);
     const why = await refusal(file, maxBytes);
