@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from reelplane.auth import CurrentUser, ensure_owner
@@ -40,10 +40,10 @@ from reelplane.events.envelope import (
 )
 from reelplane.events.publisher import EventPublisher
 from reelplane.http.cursors import decode_cursor, encode_cursor
+from reelplane.http.deps import BackendsDep, section
 from reelplane.http.services import Service
-from reelplane.http.tables import ensure_tables_once
+from reelplane.http.tables import tables_ready
 from reelplane.ports.widerow import Clustering
-from reelplane.settings import load_section
 
 router = APIRouter(prefix="/v1", tags=["engagement"])
 
@@ -128,17 +128,7 @@ class RowCursor(BaseModel):
     item: str
 
 
-def _backends(request: Request) -> Backends:
-    backends: Backends = request.app.state.backends
-    return backends
-
-
-def _settings(request: Request) -> EngagementSettings:
-    state = request.app.state
-    if not hasattr(state, "engagement_settings"):
-        state.engagement_settings = load_section(EngagementSettings)
-    settings: EngagementSettings = state.engagement_settings
-    return settings
+EngagementSettingsDep = Annotated[EngagementSettings, Depends(section(EngagementSettings))]
 
 
 async def _require_video(backends: Backends, video_id: str) -> store.VisibleVideo:
@@ -147,8 +137,7 @@ async def _require_video(backends: Backends, video_id: str) -> store.VisibleVide
 
 
 @router.put("/videos/{video_id}/like", response_model=LikeState, summary="Like (idempotent)")
-async def like(video_id: str, user: CurrentUser, request: Request) -> LikeState:
-    backends = _backends(request)
+async def like(video_id: str, user: CurrentUser, backends: BackendsDep) -> LikeState:
     await _require_video(backends, video_id)
     payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
     event = VideoLiked(key=user.user_id, payload=payload)
@@ -161,8 +150,7 @@ async def like(video_id: str, user: CurrentUser, request: Request) -> LikeState:
 
 
 @router.delete("/videos/{video_id}/like", response_model=LikeState, summary="Unlike")
-async def unlike(video_id: str, user: CurrentUser, request: Request) -> LikeState:
-    backends = _backends(request)
+async def unlike(video_id: str, user: CurrentUser, backends: BackendsDep) -> LikeState:
     await _require_video(backends, video_id)
     payload = VideoLikePayload(user_id=user.user_id, video_id=video_id)
     event = VideoUnliked(key=user.user_id, payload=payload)
@@ -177,11 +165,14 @@ async def unlike(video_id: str, user: CurrentUser, request: Request) -> LikeStat
     "/videos/{video_id}/comments", status_code=201, response_model=CommentOut, summary="Comment"
 )
 async def add_comment(
-    video_id: str, body: NewComment, user: CurrentUser, request: Request
+    video_id: str,
+    body: NewComment,
+    user: CurrentUser,
+    backends: BackendsDep,
+    settings: EngagementSettingsDep,
 ) -> CommentOut:
     """Stored and returned as plain text (length-limited); clients escape it."""
-    backends = _backends(request)
-    text = clean_comment(body.text, _settings(request).comment_max_chars)
+    text = clean_comment(body.text, settings.comment_max_chars)
     await _require_video(backends, video_id)
     comment_id, now = uuid.uuid4().hex, utc_now()
     event = CommentCreated(
@@ -214,10 +205,9 @@ async def add_comment(
 
 @router.get("/videos/{video_id}/comments", response_model=CommentPage, summary="Comments")
 async def list_comments(
-    video_id: str, request: Request, cursor: str | None = None, limit: PageSize = 20
+    video_id: str, backends: BackendsDep, cursor: str | None = None, limit: PageSize = 20
 ) -> CommentPage:
     position = decode_cursor(TimeCursor, cursor) if cursor else None
-    backends = _backends(request)
     async with backends.database.connect() as conn:
         await store.visible_video(conn, video_id)
         rows = await store.list_comments(
@@ -248,8 +238,7 @@ async def list_comments(
 
 
 @router.delete("/comments/{comment_id}", status_code=204, summary="Delete a comment (author)")
-async def delete_comment(comment_id: str, user: CurrentUser, request: Request) -> Response:
-    backends = _backends(request)
+async def delete_comment(comment_id: str, user: CurrentUser, backends: BackendsDep) -> Response:
     async with backends.database.transaction() as conn:
         author, video_id = await store.comment_owner(conn, comment_id)
         ensure_owner(user, author, "comment")
@@ -270,8 +259,7 @@ async def delete_comment(comment_id: str, user: CurrentUser, request: Request) -
 @router.post(
     "/videos/{video_id}/views", status_code=202, response_model=Accepted, summary="Count a view"
 )
-async def view(video_id: str, user: CurrentUser, request: Request) -> Accepted:
-    backends = _backends(request)
+async def view(video_id: str, user: CurrentUser, backends: BackendsDep) -> Accepted:
     await _require_video(backends, video_id)
     await EventPublisher(backends.bus).publish(
         VideoViewed(
@@ -284,9 +272,8 @@ async def view(video_id: str, user: CurrentUser, request: Request) -> Accepted:
 @router.post(
     "/videos/{video_id}/watch", status_code=202, response_model=Accepted, summary="Watch event"
 )
-async def watch(video_id: str, body: Watch, user: CurrentUser, request: Request) -> Accepted:
+async def watch(video_id: str, body: Watch, user: CurrentUser, backends: BackendsDep) -> Accepted:
     """Report how long the caller watched (`watched_ms` of `duration_ms`)."""
-    backends = _backends(request)
     video = await _require_video(backends, video_id)
     duration_ms = video.duration_ms or body.duration_ms
     if not duration_ms:
@@ -302,20 +289,20 @@ async def watch(video_id: str, body: Watch, user: CurrentUser, request: Request)
 
 
 @router.get("/videos/{video_id}/counters", response_model=CountersOut, summary="Counters")
-async def counters(video_id: str, request: Request) -> CountersOut:
+async def counters(video_id: str, backends: BackendsDep) -> CountersOut:
     """Likes, comments and views from the cache (eventually consistent)."""
-    backends = _backends(request)
     await _require_video(backends, video_id)
     c = (await read_counters(backends.cache, [video_id]))[video_id]
     return CountersOut(video_id=video_id, likes=c.likes, comments=c.comments, views=c.views)
 
 
 @router.get("/trending", response_model=list[TrendingItem], summary="Trending videos")
-async def trending(request: Request, limit: PageSize = 20) -> list[TrendingItem]:
+async def trending(
+    backends: BackendsDep, s: EngagementSettingsDep, limit: PageSize = 20
+) -> list[TrendingItem]:
     """Likes + completions over the sliding window (30 minutes by default)."""
-    s = _settings(request)
     top = await top_trending(
-        _backends(request).cache,
+        backends.cache,
         now_ms=int(time.time() * 1000),
         window_s=s.trending_window_s,
         bucket_s=s.trending_bucket_s,
@@ -324,14 +311,18 @@ async def trending(request: Request, limit: PageSize = 20) -> list[TrendingItem]
     return [TrendingItem(video_id=v, points=p) for v, p in top]
 
 
-@router.get("/me/history", response_model=HistoryPage, summary="My watch history")
+@router.get(
+    "/me/history",
+    response_model=HistoryPage,
+    summary="My watch history",
+    dependencies=[Depends(tables_ready(TABLES))],
+)
 async def history(
-    user: CurrentUser, request: Request, cursor: str | None = None, limit: PageSize = 20
+    user: CurrentUser, backends: BackendsDep, cursor: str | None = None, limit: PageSize = 20
 ) -> HistoryPage:
     position = decode_cursor(RowCursor, cursor) if cursor else None
-    await ensure_tables_once(request, TABLES)
     rows = await history_page(
-        _backends(request).widerow,
+        backends.widerow,
         user.user_id,
         before=Clustering(position.ts, position.item) if position else None,
         limit=limit + 1,

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from reelplane.auth import CurrentUser, MaybeUser
-from reelplane.backends import Backends
 from reelplane.engagement.tables import TABLES as ENGAGEMENT_TABLES
 from reelplane.errors import InvalidInput, MisdirectedRequest
 from reelplane.feed.catalogue import creator_videos, public_page
@@ -31,8 +30,9 @@ from reelplane.feed.shards import shard_of
 from reelplane.feed.timelines import TIMELINES
 from reelplane.graph import store as graph_store
 from reelplane.http.cursors import decode_cursor
+from reelplane.http.deps import BackendsDep, per_app
 from reelplane.http.services import CachedPlan, CachedRead, Service
-from reelplane.http.tables import ensure_tables_once
+from reelplane.http.tables import tables_ready
 from reelplane.ports.gate import USER_PLACEHOLDER
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
@@ -42,35 +42,32 @@ users_router = APIRouter(prefix="/v1/users", tags=["feed"])
 EMBEDDED_RECOMMENDER = "embedded:"
 
 
-def _backends(request: Request) -> Backends:
-    backends: Backends = request.app.state.backends
-    return backends
+#: The feed's settings (with graph's and engagement's), read once per app.
+feed_context = per_app("feed_context", lambda _request: FeedContext.load())
+FeedContextDep = Annotated[FeedContext, Depends(feed_context)]
 
 
-def feed_context(request: Request) -> FeedContext:
-    state = request.app.state
-    if not hasattr(state, "feed_context"):
-        state.feed_context = FeedContext.load()
-    ctx: FeedContext = state.feed_context
-    return ctx
+def make_recommender(ctx: FeedContext) -> Recommender | None:
+    """The configured recommender client, or None."""
+    feed = ctx.feed
+    url = feed.recommender_url.strip()
+    if url == EMBEDDED_RECOMMENDER:
+        from reelplane_ml.embedded import EmbeddedClient
+
+        return EmbeddedClient(timeout_s=feed.recommender_timeout_s)
+    return HttpRecommender(url, timeout_s=feed.recommender_timeout_s) if url else None
 
 
-def recommender_of(request: Request) -> Recommender | None:
-    """The configured recommender client (made once per app), or None."""
+async def app_recommender(request: Request, ctx: FeedContextDep) -> Recommender | None:
+    """The app's recommender client, made once (it keeps its connections)."""
     state = request.app.state
     if not hasattr(state, "recommender"):
-        feed = feed_context(request).feed
-        url = feed.recommender_url.strip()
-        if url == EMBEDDED_RECOMMENDER:
-            from reelplane_ml.embedded import EmbeddedClient
-
-            state.recommender = EmbeddedClient(timeout_s=feed.recommender_timeout_s)
-        else:
-            state.recommender = (
-                HttpRecommender(url, timeout_s=feed.recommender_timeout_s) if url else None
-            )
+        state.recommender = make_recommender(ctx)
     recommender: Recommender | None = state.recommender
     return recommender
+
+
+RecommenderDep = Annotated[Recommender | None, Depends(app_recommender)]
 
 
 def ensure_served_here(ctx: FeedContext, user_id: str) -> None:
@@ -84,19 +81,23 @@ def ensure_served_here(ctx: FeedContext, user_id: str) -> None:
         )
 
 
-@router.get("/following", response_model=FeedPage, summary="Following feed")
+@router.get(
+    "/following",
+    response_model=FeedPage,
+    summary="Following feed",
+    dependencies=[Depends(tables_ready([TIMELINES]))],
+)
 async def following(
     user: CurrentUser,
-    request: Request,
+    backends: BackendsDep,
+    ctx: FeedContextDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> FeedPage:
     """Videos of the creators you follow, newest first (never cached: a follow
     or unfollow shows on the next read)."""
-    ctx = feed_context(request)
     ensure_served_here(ctx, user.user_id)
-    await ensure_tables_once(request, [TIMELINES])
-    return await following_page(_backends(request), ctx, user.user_id, cursor, limit)
+    return await following_page(backends, ctx, user.user_id, cursor, limit)
 
 
 @router.get(
@@ -104,34 +105,36 @@ async def following(
     response_model=FeedPage,
     summary="For You feed",
     responses={200: {"content": {"application/json": {}}}},
+    dependencies=[Depends(tables_ready(ENGAGEMENT_TABLES))],
 )
 async def foryou(
     user: CurrentUser,
-    request: Request,
+    backends: BackendsDep,
+    ctx: FeedContextDep,
+    recommender: RecommenderDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=FORYOU_LIMIT_MAX)] = FORYOU_LIMIT_DEFAULT,
 ) -> Response:
     """Recommended videos under the diversity rules; pages are cached for 300 s
     (counters and `viewer_liked` are read fresh every time) and a cursor never
     repeats a video of the pages before it."""
-    ctx = feed_context(request)
     ensure_served_here(ctx, user.user_id)
-    await ensure_tables_once(request, ENGAGEMENT_TABLES)
     body = await foryou_page(
-        _backends(request),
+        backends,
         ctx,
         user.user_id,
         cursor,
         limit,
-        recommender=recommender_of(request),
+        recommender=recommender,
     )
     return Response(content=body, media_type="application/json")
 
 
 @router.get("/public", response_model=FeedPage, summary="Public feed (no sign-in needed)")
 async def public(
-    request: Request,
     viewer: MaybeUser,
+    backends: BackendsDep,
+    ctx: FeedContextDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> FeedPage:
@@ -140,8 +143,8 @@ async def public(
     newest ready videos; no video repeats along a cursor. With a session,
     `viewer_liked` is the caller's."""
     return await public_page(
-        _backends(request),
-        feed_context(request),
+        backends,
+        ctx,
         viewer.user_id if viewer else None,
         cursor,
         limit,
@@ -151,15 +154,14 @@ async def public(
 @users_router.get("/{ref}/videos", response_model=FeedPage, summary="A user's videos, newest first")
 async def user_videos(
     ref: str,
-    request: Request,
     viewer: MaybeUser,
+    backends: BackendsDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 18,
 ) -> FeedPage:
     """The ready videos of a user (`ref`: a user id or a handle) as feed items,
     newest first, with cursor paging: a profile's grid, and the vertical player
     it opens. No sign-in needed; with a session `viewer_liked` is the caller's."""
-    backends = _backends(request)
     async with backends.database.connect() as conn:
         owner = await graph_store.find_user(conn, ref)
     return await creator_videos(

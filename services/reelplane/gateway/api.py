@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,7 @@ from reelplane.events.envelope import (
 from reelplane.gateway.accounts import Passwords, check_password_policy, normalize_handle
 from reelplane.gateway.proxy import install_proxy
 from reelplane.gateway.settings import GatewaySettings
+from reelplane.http.deps import BackendsDep
 from reelplane.http.services import Service
 from reelplane.schema import users
 from reelplane.settings import Settings, load_section
@@ -67,14 +69,13 @@ class SessionOut(BaseModel):
     expires_in_s: int
 
 
-def _passwords(request: Request) -> Passwords:
+async def app_passwords(request: Request) -> Passwords:
+    """The app's password hasher, made once by `configure`."""
     passwords: Passwords = request.app.state.passwords
     return passwords
 
 
-def _backends(request: Request) -> Backends:
-    backends: Backends = request.app.state.backends
-    return backends
+PasswordsDep = Annotated[Passwords, Depends(app_passwords)]
 
 
 async def _open_session(backends: Backends, user_id: str, handle: str) -> SessionOut:
@@ -88,16 +89,15 @@ async def _open_session(backends: Backends, user_id: str, handle: str) -> Sessio
 
 
 @router.post("/accounts", status_code=201, response_model=SessionOut, summary="Sign up")
-async def sign_up(body: SignUp, request: Request) -> SessionOut:
+async def sign_up(body: SignUp, backends: BackendsDep, passwords: PasswordsDep) -> SessionOut:
     """Create an account (handle + password) and return a session for it."""
     handle = normalize_handle(body.handle)
     check_password_policy(body.password, handle)
-    backends = _backends(request)
     async with backends.database.connect() as conn:
         taken = (await conn.execute(select(users.c.id).where(users.c.handle == handle))).first()
     if taken is not None:
         raise Conflict(f"the handle {handle!r} is taken")
-    password_hash = await asyncio.to_thread(_passwords(request).hash, body.password)
+    password_hash = await asyncio.to_thread(passwords.hash, body.password)
     user_id = uuid.uuid4().hex
     display_name = body.display_name.strip()
     # Announced on `accounts` (the search index lists the new user).
@@ -124,10 +124,8 @@ async def sign_up(body: SignUp, request: Request) -> SessionOut:
 
 
 @router.post("/sessions", status_code=201, response_model=SessionOut, summary="Log in")
-async def log_in(body: LogIn, request: Request) -> SessionOut:
+async def log_in(body: LogIn, backends: BackendsDep, passwords: PasswordsDep) -> SessionOut:
     """Check handle + password and open a session (an opaque bearer token)."""
-    backends = _backends(request)
-    passwords = _passwords(request)
     try:
         handle = normalize_handle(body.handle)
     except InvalidInput:  # no such account can exist; still pay for a verify below
@@ -151,17 +149,17 @@ async def log_in(body: LogIn, request: Request) -> SessionOut:
 
 
 @router.delete("/sessions/current", status_code=204, summary="Log out")
-async def log_out(user: CurrentUser, request: Request) -> Response:
+async def log_out(user: CurrentUser, request: Request, backends: BackendsDep) -> Response:
     """Revoke the calling session; the token is refused from the next request on."""
     token = bearer_token(request)
     assert token is not None  # CurrentUser guarantees it
-    await SessionStore(_backends(request)).revoke(token)
+    await SessionStore(backends).revoke(token)
     return Response(status_code=204)
 
 
 @router.get("/me", response_model=Account, summary="The signed-in account")
-async def me(user: CurrentUser, request: Request) -> Account:
-    async with _backends(request).database.connect() as conn:
+async def me(user: CurrentUser, backends: BackendsDep) -> Account:
+    async with backends.database.connect() as conn:
         row = (
             await conn.execute(
                 select(users.c.id, users.c.handle, users.c.display_name, users.c.created_at).where(
@@ -175,9 +173,8 @@ async def me(user: CurrentUser, request: Request) -> Account:
 
 
 @router.patch("/me", response_model=Account, summary="Change the signed-in account's profile")
-async def change_profile(body: ProfileChange, user: CurrentUser, request: Request) -> Account:
+async def change_profile(body: ProfileChange, user: CurrentUser, backends: BackendsDep) -> Account:
     """Set the display name; announced as `user.updated` on `accounts`."""
-    backends = _backends(request)
     display_name = body.display_name.strip()
     async with backends.database.transaction() as conn:
         await conn.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from reelplane.auth import CurrentUser, MaybeUser
@@ -16,8 +16,8 @@ from reelplane.graph import store
 from reelplane.graph.core import CreatorTier, check_follow, creator_tier
 from reelplane.graph.settings import GraphSettings
 from reelplane.http.cursors import decode_cursor, encode_cursor
+from reelplane.http.deps import BackendsDep, section
 from reelplane.http.services import Service
-from reelplane.settings import load_section
 
 router = APIRouter(prefix="/v1/users", tags=["graph"])
 
@@ -56,27 +56,18 @@ class EdgeCursor(BaseModel):
     id: str
 
 
-def _graph_settings(request: Request) -> GraphSettings:
-    state = request.app.state
-    if not hasattr(state, "graph_settings"):
-        state.graph_settings = load_section(GraphSettings)
-    settings: GraphSettings = state.graph_settings
-    return settings
-
-
-def _backends(request: Request) -> Backends:
-    backends: Backends = request.app.state.backends
-    return backends
+GraphSettingsDep = Annotated[GraphSettings, Depends(section(GraphSettings))]
 
 
 @router.get("/{ref}", response_model=Profile, summary="A user's profile, counts and tier")
-async def profile(ref: str, request: Request, viewer: MaybeUser) -> Profile:
+async def profile(
+    ref: str, viewer: MaybeUser, backends: BackendsDep, graph: GraphSettingsDep
+) -> Profile:
     """`ref` is a user id or a handle."""
-    backends = _backends(request)
     async with backends.database.connect() as conn:
         user = await store.find_user(conn, ref)
         follows = await store.is_following(conn, viewer.user_id, user.user_id) if viewer else None
-    threshold = _graph_settings(request).celebrity_follower_threshold
+    threshold = graph.celebrity_follower_threshold
     return Profile(
         user_id=user.user_id,
         handle=user.handle,
@@ -89,8 +80,7 @@ async def profile(ref: str, request: Request, viewer: MaybeUser) -> Profile:
 
 
 @router.put("/{ref}/follow", response_model=FollowState, summary="Follow (idempotent)")
-async def follow(ref: str, user: CurrentUser, request: Request) -> FollowState:
-    backends = _backends(request)
+async def follow(ref: str, user: CurrentUser, backends: BackendsDep) -> FollowState:
     async with backends.database.connect() as conn:
         target = await store.find_user(conn, ref)
     check_follow(user.user_id, target.user_id)
@@ -105,8 +95,7 @@ async def follow(ref: str, user: CurrentUser, request: Request) -> FollowState:
 
 
 @router.delete("/{ref}/follow", response_model=FollowState, summary="Unfollow (idempotent)")
-async def unfollow(ref: str, user: CurrentUser, request: Request) -> FollowState:
-    backends = _backends(request)
+async def unfollow(ref: str, user: CurrentUser, backends: BackendsDep) -> FollowState:
     async with backends.database.connect() as conn:
         target = await store.find_user(conn, ref)
     check_follow(user.user_id, target.user_id)
@@ -121,14 +110,14 @@ async def unfollow(ref: str, user: CurrentUser, request: Request) -> FollowState
 
 
 async def _listing(
-    request: Request,
+    backends: Backends,
     ref: str,
     direction: Literal["followers", "following"],
     cursor: str | None,
     limit: int,
 ) -> UserPage:
     position = decode_cursor(EdgeCursor, cursor) if cursor else None
-    async with _backends(request).database.connect() as conn:
+    async with backends.database.connect() as conn:
         user = await store.find_user(conn, ref)
         edges = await store.list_edges(
             conn,
@@ -157,16 +146,16 @@ async def _listing(
 
 @router.get("/{ref}/followers", response_model=UserPage, summary="Followers, newest first")
 async def followers(
-    ref: str, request: Request, cursor: str | None = None, limit: PageSize = 20
+    ref: str, backends: BackendsDep, cursor: str | None = None, limit: PageSize = 20
 ) -> UserPage:
-    return await _listing(request, ref, "followers", cursor, limit)
+    return await _listing(backends, ref, "followers", cursor, limit)
 
 
 @router.get("/{ref}/following", response_model=UserPage, summary="Following, newest first")
 async def following(
-    ref: str, request: Request, cursor: str | None = None, limit: PageSize = 20
+    ref: str, backends: BackendsDep, cursor: str | None = None, limit: PageSize = 20
 ) -> UserPage:
-    return await _listing(request, ref, "following", cursor, limit)
+    return await _listing(backends, ref, "following", cursor, limit)
 
 
 SERVICE = Service("graph", routers=[router], background=[outbox.run_relay])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import Request
 
 from reelplane.backends import Backends
@@ -18,3 +20,13 @@ async def ensure_tables_once(request: Request, tables: list[WideTable]) -> None:
         backends: Backends = state.backends
         await backends.widerow.ensure_tables(missing)
         state.widerow_tables_ready = done | {t.name for t in missing}
+
+
+def tables_ready(tables: list[WideTable]) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency (`dependencies=[Depends(tables_ready(...))]`) that
+    ensures `tables` once per app before the handler reads them."""
+
+    async def dependency(request: Request) -> None:
+        await ensure_tables_once(request, tables)
+
+    return dependency
