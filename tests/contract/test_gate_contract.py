@@ -181,3 +181,26 @@ async def test_admit_still_works_after_redis_forgets_its_scripts(
     await both.gate._client.script_flush()  # what a Redis restart does
     got = await both.gate.admit([], principal_key=f"{ns}:session", reads=[f"{ns}:{{user}}:page"])
     assert got.values == (b"p",)
+
+
+async def test_admit_gives_up_on_a_redis_that_never_answers(both: GateAndCache) -> None:
+    from reelplane.adapters.gate_redis import RedisGate
+
+    if not isinstance(both.gate, RedisGate):
+        pytest.skip("only the Redis adapter waits on a server")
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # reads until the client goes, never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    gate = RedisGate(f"redis://127.0.0.1:{port}/0", command_timeout_s=0.2)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await gate.admit([], principal_key="session:x")
+        # Two tries of 0.2 s each, then the error: never a request left hanging.
+        assert asyncio.get_running_loop().time() - started < 2
+    finally:
+        await gate.close()
+        server.close()
