@@ -42,8 +42,3 @@ async def load_current_artifact(store: ObjectStore) -> ModelArtifact | None:
     """The artifact CURRENT names, None before the first publish."""
     version = await current_version(store)
     return None if version is None else await load_artifact(store, version)
-
-
-async def load_metrics(store: ObjectStore, version: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(await store.get(metrics_key(version)))
-    return data

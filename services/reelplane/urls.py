@@ -20,9 +20,3 @@ def redact(url: str) -> str:
 def query_params(url: str) -> dict[str, str]:
     """The URL's query parameters, last value wins."""
     return {k: v[-1] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
-
-
-def host_port(url: str, default_port: int) -> tuple[str, int]:
-    """host and port of a `scheme://host:port/...` URL."""
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or default_port

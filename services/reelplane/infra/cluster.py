@@ -629,9 +629,6 @@ class LocalCluster:
     def status(self) -> list[ComponentStatus]:
         return [ComponentStatus(s, rss_mib(s.pid)) for s in self.harness.status()]
 
-    def is_up(self) -> bool:
-        return all(s.state in ("ready", "external") for s in self.harness.status())
-
 
 def default_port_offset() -> int:
     """$REELPLANE_CLUSTER_PORT_OFFSET (default 0): another value runs another cluster
