@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from reelplane.backends import open_search
@@ -113,9 +113,13 @@ class SearchState:
             self._index = None
 
 
-def _state(request: Request) -> SearchState:
+async def app_search_index(request: Request) -> SearchIndex:
+    """The app's search index (`configure` puts its SearchState in the app's state)."""
     state: SearchState = request.app.state.search
-    return state
+    return await state.index()
+
+
+SearchIndexDep = Annotated[SearchIndex, Depends(app_search_index)]
 
 
 def _digest(kind: str, query: object) -> str:
@@ -170,7 +174,7 @@ def _hashtag_result(h: HashtagCount) -> HashtagResult:
     responses={422: {"description": "Query too long, bad type or cursor (problem+json)"}},
 )
 async def search(
-    request: Request,
+    index: SearchIndexDep,
     q: Annotated[
         str,
         Query(
@@ -188,7 +192,6 @@ async def search(
     """Best first: text relevance (one typo tolerated in words of 4+ letters)
     times popularity (likes, comments, views; followers for users) and, for
     videos, freshness. A query with no words (only punctuation) finds nothing."""
-    index = await _state(request).index()
     if type == "hashtags":
         prefix = hashtag_prefix(q)
         after, now_ms = _position(type, prefix, cursor)
@@ -222,7 +225,7 @@ async def search(
     responses={422: {"description": "Not a hashtag, or a bad cursor (problem+json)"}},
 )
 async def hashtag_videos(
-    request: Request,
+    index: SearchIndexDep,
     tag: Annotated[str, Path(max_length=101, description="The tag, with or without '#'")],
     limit: PageSize = 20,
     cursor: CursorParam = None,
@@ -232,7 +235,6 @@ async def hashtag_videos(
         raise InvalidInput("a hashtag is 1-100 letters, digits or underscores")
     query = ParsedQuery(hashtags=(name,), prefix_last=False)
     after, now_ms = _position("hashtag", name, cursor)
-    index = await _state(request).index()
     clips = await index.search_videos(query, limit=limit, now_ms=now_ms, after=after)
     return HashtagPage(
         tag=name,

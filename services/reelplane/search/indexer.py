@@ -199,7 +199,7 @@ async def reindex_all(
                         users.c.handle,
                     )
                     .join(users, users.c.id == videos.c.owner_id)
-                    .where(videos.c.id > last, videos.c.state == "ready")
+                    .where(videos.c.id > last, videos.c.state == VideoState.READY)
                     .order_by(videos.c.id)
                     .limit(batch)
                 )
