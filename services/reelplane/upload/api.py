@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -463,11 +463,6 @@ async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Re
 objects_router = APIRouter(prefix="/v1/objects", tags=["playback"])
 
 
-async def _body(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        yield chunk
-
-
 # Two routes, not one with methods=["GET", "HEAD"]: each operation gets its own
 # OpenAPI operationId (`get_object_..._get`, `get_object_..._head`).
 @objects_router.get("/{key:path}", summary="Serve a transcoded object (byte ranges)")
@@ -506,9 +501,7 @@ async def get_object(
     if request.method == "HEAD" or info.size == 0:
         return Response(status_code=status, headers=headers, media_type=media_type)
     chunks = backends.objects.stream(key, byte_range)
-    return StreamingResponse(
-        _body(chunks), status_code=status, headers=headers, media_type=media_type
-    )
+    return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
 
 
 # -- background ---------------------------------------------------------------------------
