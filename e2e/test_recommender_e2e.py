@@ -84,7 +84,9 @@ def dev(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     # a whole crowd behind one IP: the per-IP sign-up and request limits would
     # (rightly) stop it
     env["REELPLANE_RATE_LIMITS_ENABLED"] = "false"
-    log = tmp_path / "dev.log"
+    # kept after the run (tmp folders rotate): what the server said
+    log = ROOT / ".cache" / "e2e" / f"recommender-dev-{request.param}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(VENV / "bin" / "reelplane"), "dev", "--port", str(port)],
@@ -210,6 +212,7 @@ class Platform:
         return shown
 
 
+@pytest.mark.timeout(900)  # uploads, a transcode and ~40 crowd pages on a busy 2-core box
 def test_a_new_creators_good_video_reaches_the_crowd_and_cooking_follows_three_completions(
     dev: str, tmp_path: Path
 ) -> None:
