@@ -33,9 +33,16 @@ MEMORY_BUS_FILE = "bus.sqlite3"
 
 
 def _local_path(url: str) -> Path:
-    """Path of a file:// or sqlite:/// URL; `file://rel/dir` is relative to the cwd."""
+    """Path of a file:// URL; `file://rel/dir` is relative to the cwd."""
     parts = urlsplit(url)
     return Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """Path of a sqlite URL as SQLAlchemy reads it: sqlite:///rel/path is relative to
+    the working directory, sqlite:////abs/path absolute; None for sqlite:// or :memory:."""
+    rest = url.split("?", 1)[0].removeprefix("sqlite://").removeprefix("/")
+    return None if rest in ("", ":memory:") else Path(rest)
 
 
 def make_database(settings: Settings) -> Database:
@@ -98,8 +105,7 @@ def make_widerow(settings: Settings) -> WideRowStore:
         )
     from reelplane.adapters.widerow_sqlite import SqliteWideRowStore
 
-    path = _local_path(settings.widerow_url)
-    return SqliteWideRowStore(None if str(path) in ("", ".", ":memory:") else path)
+    return SqliteWideRowStore(_sqlite_path(settings.widerow_url))
 
 
 def make_objects(settings: Settings) -> ObjectStore:
@@ -120,10 +126,7 @@ def make_search(settings: Settings) -> SearchIndex:
         return OpenSearchIndex(settings.search_url, connect_timeout_s=settings.connect_timeout_s)
     from reelplane.adapters.search_sqlite import SqliteSearchIndex
 
-    # As SQLAlchemy reads sqlite URLs: sqlite:///rel/path is relative to the working
-    # directory, sqlite:////abs/path absolute; sqlite:// (or :memory:) in memory.
-    rest = settings.search_url.split("?", 1)[0].removeprefix("sqlite://").removeprefix("/")
-    return SqliteSearchIndex(None if rest in ("", ":memory:") else Path(rest))
+    return SqliteSearchIndex(_sqlite_path(settings.search_url))
 
 
 async def open_search(settings: Settings) -> SearchIndex:

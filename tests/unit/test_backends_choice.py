@@ -9,7 +9,7 @@ import pytest
 from reelplane.adapters.bus_kafka import KafkaBus, bootstrap_servers
 from reelplane.adapters.bus_memory import MemoryBus
 from reelplane.adapters.cache_memory import MemoryCache
-from reelplane.backends import make_bus, make_cache
+from reelplane.backends import _sqlite_path, make_bus, make_cache
 from reelplane.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -30,3 +30,18 @@ def test_kafka_url_picks_kafka_with_every_bootstrap_server() -> None:
 
 def test_settings_data_dir_is_a_path() -> None:
     assert isinstance(Settings().data_dir, Path)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///.reelplane/widerow.db", Path(".reelplane/widerow.db")),
+        ("sqlite:////var/lib/reelplane/w.db", Path("/var/lib/reelplane/w.db")),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+    ],
+)
+def test_sqlite_urls_are_read_as_sqlalchemy_reads_them(url: str, path: Path | None) -> None:
+    # sqlite:///rel is relative to the working directory: the default wide-row and
+    # search files land in .reelplane, not at the filesystem root.
+    assert _sqlite_path(url) == path
