@@ -40,7 +40,7 @@ from reelplane.adapters.search_opensearch import OpenSearchIndex
 from reelplane.adapters.search_sqlite import SqliteSearchIndex
 from reelplane.infra.registry import make_harness
 from reelplane.ports.search import SearchIndex, UserDoc, VideoDoc
-from reelplane.search.core import parse_query
+from reelplane.ports.search_query import parse_query
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY_MS = 24 * 3600 * 1000

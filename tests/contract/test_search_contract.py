@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from reelplane.ports.search import Position, SearchIndex, UserDoc, VideoDoc
-from reelplane.search.core import parse_query
+from reelplane.ports.search_query import parse_query
 
 NOW = 1_800_000_000_000  # a fixed ranking clock (ms)
 DAY_MS = 24 * 3600 * 1000

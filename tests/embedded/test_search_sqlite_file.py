@@ -8,7 +8,7 @@ import pytest
 
 from reelplane.backends import make_search
 from reelplane.ports.search import UserDoc, VideoDoc
-from reelplane.search.core import parse_query
+from reelplane.ports.search_query import parse_query
 from reelplane.settings import Settings
 
 pytestmark = pytest.mark.embedded

@@ -19,7 +19,7 @@ from reelplane.events.envelope import (
     VideoViewedPayload,
 )
 from reelplane.gateway.routing import RouteTable
-from reelplane.search.core import (
+from reelplane.ports.search_query import (
     MAX_TERM_CHARS,
     MAX_TERMS,
     engagement,

@@ -5,7 +5,7 @@ Two indices, `<prefix>-videos` and `<prefix>-users` (prefix `reelplane` by
 default), one shard each and no replicas unless the URL's `replicas` says so.
 
 Text fields use one analyzer, `words`: split on anything but letters and digits,
-lower case, accents folded; the same split as `reelplane.search.core.words` and
+lower case, accents folded; the same split as `reelplane.ports.search_query.words` and
 the FTS5 adapter. Text fields are `search_as_you_type`, so a typed prefix is a
 term lookup in their edge-n-gram subfield rather than a scan. A query is built
 from parsed words only (never `query_string`), so user input is never syntax:
@@ -23,7 +23,7 @@ from opensearchpy import AsyncOpenSearch, NotFoundError
 from opensearchpy.helpers import async_bulk
 
 from reelplane.ports.search import HashtagCount, Page, Position, Scored, UserDoc, VideoDoc
-from reelplane.search.core import (
+from reelplane.ports.search_query import (
     FRESHNESS_HALF_LIFE_MS,
     FRESHNESS_WEIGHT,
     TYPO_MIN_CHARS,
@@ -101,7 +101,7 @@ def _term_clause(term: str, fields: dict[str, float], *, prefix: bool) -> dict[s
 
 
 def _freshness(now_ms: int) -> dict[str, Any]:
-    """`(1 - w) + w * 0.5 ** (age / half-life)`, as `reelplane.search.core.freshness`."""
+    """`(1 - w) + w * 0.5 ** (age / half-life)`, as `reelplane.ports.search_query.freshness`."""
     return {
         "functions": [
             {

@@ -2,7 +2,7 @@
 
 Tables: `search_videos` / `search_users` hold the documents (and their
 precomputed popularity); `*_fts` are FTS5 indices over their text (unicode61
-with accents removed, the same word split as `reelplane.search.core.words`,
+with accents removed, the same word split as `reelplane.ports.search_query.words`,
 prefix indices for 2 and 3 letters); `search_video_tags` maps each hashtag to
 its videos; `search_terms` is the vocabulary, for typo tolerance: a query word
 the index has never seen is widened to its one-edit variants that it has.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reelplane.ports.search import HashtagCount, Page, Position, Scored, UserDoc, VideoDoc
-from reelplane.search.core import (
+from reelplane.ports.search_query import (
     FRESHNESS_HALF_LIFE_MS,
     FRESHNESS_WEIGHT,
     ParsedQuery,

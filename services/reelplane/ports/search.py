@@ -1,9 +1,9 @@
 """Search port: the video and user index (OpenSearch's model, SQLite FTS5 embedded).
 
 The index holds documents the indexer builds from events (`VideoDoc`, `UserDoc`)
-and answers parsed queries (`reelplane.search.core.ParsedQuery`) one page at a
+and answers parsed queries (`reelplane.ports.search_query.ParsedQuery`) one page at a
 time. Both adapters rank by relevance blended with the document's precomputed
-`popularity` and, for videos, freshness (`reelplane.search.core`); paging is
+`popularity` and, for videos, freshness (`reelplane.ports.search_query`); paging is
 keyset-based on (score, id), with the ranking's clock (`now_ms`) fixed for all
 pages of one listing so the order does not shift while a client pages.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from reelplane.search.core import ParsedQuery
+from reelplane.ports.search_query import ParsedQuery
 
 T = TypeVar("T")
 

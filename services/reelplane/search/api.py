@@ -1,6 +1,6 @@
 """Search HTTP API: videos, users and hashtags by typed text; a hashtag's videos.
 
-Handlers are thin: validate, parse the query (`reelplane.search.core`), ask the
+Handlers are thin: validate, parse the query (`reelplane.ports.search_query`), ask the
 search port for one page, and wrap the keyset position in an opaque cursor.
 The index itself is kept by the indexer (`reelplane.search.indexer`), which runs
 as this service's background task.
@@ -22,7 +22,7 @@ from reelplane.errors import InvalidInput
 from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.http.services import Service
 from reelplane.ports.search import HashtagCount, Page, Position, SearchIndex, UserDoc, VideoDoc
-from reelplane.search.core import MAX_QUERY_CHARS, ParsedQuery, hashtag_prefix, parse_query
+from reelplane.ports.search_query import MAX_QUERY_CHARS, ParsedQuery, hashtag_prefix, parse_query
 from reelplane.search.indexer import run_indexer
 from reelplane.settings import Settings
 
