@@ -278,12 +278,13 @@ def _repo_root() -> Path:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--no-lint", is_flag=True, help="Skip ruff and mypy.")
+@click.option("--no-lint", is_flag=True, help="Skip ruff, mypy and the import contracts.")
 @click.option("--no-infra", is_flag=True, help="Do not start the real servers first.")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @one_line_errors
 def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
-    """Lint, type-check and run the whole test suite against the real servers
+    """Lint, type-check, check the layering contracts ([tool.importlinter] in
+    pyproject.toml) and run the whole test suite against the real servers
     (started through the harness). Extra arguments go to pytest."""
     root = _repo_root()
     bin_dir = Path(sys.executable).parent
@@ -293,6 +294,10 @@ def test(no_lint: bool, no_infra: bool, pytest_args: tuple[str, ...]) -> None:
             ("ruff check", [str(bin_dir / "ruff"), "check", "."]),
             ("ruff format --check", [str(bin_dir / "ruff"), "format", "--check", "."]),
             ("mypy", [str(bin_dir / "mypy")]),
+            (
+                "lint-imports",
+                [str(bin_dir / "lint-imports"), "--no-logo", "--cache-dir", ".cache/import-linter"],
+            ),
         ]
     for title, cmd in steps:
         click.echo(f"==> {title}", err=True)
