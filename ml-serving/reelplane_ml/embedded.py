@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from reelplane.backends import Backends
 from reelplane.events.consumer import run_consumer
 from reelplane.events.envelope import Event
-from reelplane.feed.recommender import RecommendedVideo
 from reelplane.feed.settings import FeedSettings
+from reelplane.ports.recommender import RecommendedVideo
 from reelplane.settings import load_section
 from reelplane_ml.batching import MicroBatcher
 from reelplane_ml.catalogue import features_handler

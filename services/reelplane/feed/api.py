@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from reelplane.adapters.recommender_http import HttpRecommender
 from reelplane.auth import CurrentUser, MaybeUser
 from reelplane.engagement.tables import TABLES as ENGAGEMENT_TABLES
 from reelplane.errors import InvalidInput, MisdirectedRequest
@@ -25,7 +26,6 @@ from reelplane.feed.foryou import (
     page_counters_expansion,
 )
 from reelplane.feed.items import FeedPage
-from reelplane.feed.recommender import HttpRecommender, Recommender
 from reelplane.feed.shards import shard_of
 from reelplane.feed.timelines import TIMELINES
 from reelplane.graph import store as graph_store
@@ -34,6 +34,7 @@ from reelplane.http.deps import BackendsDep, per_app
 from reelplane.http.services import CachedPlan, CachedRead, Service
 from reelplane.http.tables import tables_ready
 from reelplane.ports.gate import USER_PLACEHOLDER
+from reelplane.ports.recommender import Recommender
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
 users_router = APIRouter(prefix="/v1/users", tags=["feed"])

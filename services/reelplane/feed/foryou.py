@@ -50,11 +50,11 @@ from reelplane.feed.items import (
     load_videos,
     page_template,
 )
-from reelplane.feed.recommender import Recommender
 from reelplane.graph import store as graph_store
 from reelplane.http.cursors import decode_cursor, encode_cursor
 from reelplane.ports.cache import Cache
 from reelplane.ports.gate import ITEM_PLACEHOLDER, Expansion
+from reelplane.ports.recommender import Recommender
 from reelplane.schema import videos
 from reelplane.videos.model import VideoState
 
