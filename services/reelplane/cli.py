@@ -183,6 +183,7 @@ SETTINGS_SECTIONS = (
     ("engagement", "reelplane.engagement.settings:EngagementSettings"),
     ("graph", "reelplane.graph.settings:GraphSettings"),
     ("feed", "reelplane.feed.settings:FeedSettings"),
+    ("notify", "reelplane.notify.settings:NotifySettings"),
     ("web client", "reelplane.webclient.settings:WebSettings"),
     ("transcode worker", "reelplane_transcode.settings:TranscodeSettings"),
 )

@@ -1,0 +1,1 @@
+"""notify: per-user notification logs, live WebSocket push and digests."""
