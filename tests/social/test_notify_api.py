@@ -1,0 +1,284 @@
+"""The notify service end to end: two replicas (A serves the WebSockets and
+handles no events, B runs the consumer), on the embedded backends and on the
+real servers (Kafka, Redis, MariaDB, Cassandra). Uvicorn serves both, so the
+WebSockets are real ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from reelplane.backends import Backends, open_backends
+from reelplane.events.envelope import VideoLiked, VideoLikePayload
+from reelplane.events.publisher import EventPublisher
+from reelplane.http.app import create_app
+from reelplane.notify.consumer import notify_handler
+from reelplane.notify.settings import NotifySettings
+from tests.conftest import BACKENDS
+from tests.helpers import assert_problem, serving
+from tests.social.conftest import (
+    Account,
+    NamespacedBus,
+    NamespacedCache,
+    NamespacedGate,
+    Stack,
+    eventually_ok,
+    open_stack_backends,
+)
+
+SERVICES = ["gateway", "upload", "graph", "engagement", "notify"]
+WAIT_S = 15.0
+
+
+@dataclass
+class Replicas:
+    stack: Stack  # its client talks to replica B (which runs the consumer)
+    url_a: str  # replica A: WebSockets, no background tasks
+    url_b: str
+
+    def ws_url(self, base: str) -> str:
+        return base.replace("http://", "ws://") + "/v1/notifications/live"
+
+
+async def second_backends(stack: Stack, ns: str) -> Backends:
+    """Replica B's own connections to the same servers (the same namespace)."""
+    if stack.kind == "embedded":
+        return stack.backends  # one process: the in-process bus and cache are shared
+    b = await open_backends(stack.settings, migrate=False)
+    b.bus = NamespacedBus(b.bus, f"{ns}.")
+    b.cache = NamespacedCache(b.cache, f"{ns}:")
+    b.gate = NamespacedGate(b.gate, f"{ns}:")
+    return b
+
+
+@pytest.fixture(params=BACKENDS)
+async def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path, ns: str, social_env: dict[str, str]
+) -> AsyncIterator[Replicas]:
+    settings, backends = await open_stack_backends(request.param, tmp_path, request, ns)
+    stack = Stack(request.param, settings, backends, None, None)  # type: ignore[arg-type]
+    b = await second_backends(stack, ns)
+    try:
+        async with AsyncExitStack() as es:
+            app_a = create_app(settings, SERVICES, backends=backends, run_background=False)
+            app_b = create_app(settings, SERVICES, backends=b)
+            url_a = await es.enter_async_context(serving(app_a))
+            url_b = await es.enter_async_context(serving(app_b))
+            stack.app = app_b
+            stack.client = await es.enter_async_context(httpx.AsyncClient(base_url=url_b))
+            yield Replicas(stack, url_a, url_b)
+    finally:
+        if b is not backends:
+            await b.close()
+        await backends.close()
+
+
+async def open_live(r: Replicas, who: Account, cursor: str | None = None) -> ClientConnection:
+    """Ada's socket on replica A, authenticated by subprotocol (no token in the URL)."""
+    ws = await connect(
+        r.ws_url(r.url_a),
+        subprotocols=["reelplane.notify.v1", f"bearer.{who.token}"],  # type: ignore[list-item]
+    )
+    assert ws.subprotocol == "reelplane.notify.v1"
+    await ws.send(json.dumps({"type": "hello", **({"cursor": cursor} if cursor else {})}))
+    ready = json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))
+    assert ready == {"type": "ready", "user_id": who.user_id}
+    return ws
+
+
+async def next_notifications(ws: ClientConnection, n: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while len(got) < n:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))
+        if frame["type"] == "notification":
+            got.append(frame)
+    return got
+
+
+async def quiet(ws: ClientConnection, seconds: float = 1.0) -> list[dict[str, Any]]:
+    """Notifications that arrive within `seconds` (expected: none)."""
+    got: list[dict[str, Any]] = []
+    try:
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), seconds))
+            if frame["type"] == "notification":
+                got.append(frame)
+    except TimeoutError:
+        return got
+
+
+async def like(r: Replicas, who: Account, video_id: str) -> None:
+    resp = await r.stack.client.put(f"/v1/videos/{video_id}/like", headers=who.auth)
+    assert resp.status_code == 200, resp.text
+
+
+async def comment(r: Replicas, who: Account, video_id: str, text: str) -> None:
+    resp = await r.stack.client.post(
+        f"/v1/videos/{video_id}/comments", json={"text": text}, headers=who.auth
+    )
+    assert resp.status_code == 201, resp.text
+
+
+async def follow(r: Replicas, who: Account, handle: str) -> None:
+    resp = await r.stack.client.put(f"/v1/users/{handle}/follow", headers=who.auth)
+    assert resp.status_code == 200, resp.text
+
+
+async def inbox(r: Replicas, who: Account, **params: Any) -> dict[str, Any]:
+    resp = await r.stack.client.get("/v1/notifications", params=params, headers=who.auth)
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+async def test_a_socket_on_one_replica_hears_events_handled_by_the_other_and_catches_up(
+    replicas: Replicas,
+) -> None:
+    r = replicas
+    ada = await r.stack.sign_up("ada")
+    bob = await r.stack.sign_up("bob")
+    carol = await r.stack.sign_up("carol")
+    video = await r.stack.ready_video(ada.user_id, caption="hello")
+    ws = await open_live(r, ada)
+    await like(r, bob, video)
+    await comment(r, bob, video, "lovely")
+    await follow(r, bob, "ada")
+    first = await next_notifications(ws, 3)
+    assert sorted(f["notification"]["kind"] for f in first) == ["comment", "follow", "like"]
+    assert {f["notification"]["actor_id"] for f in first} == {bob.user_id}
+    cursor = first[-1]["cursor"]
+    await ws.close()
+
+    await like(r, carol, video)  # while ada is away
+    await comment(r, carol, video, "wow")
+    await follow(r, carol, "ada")
+    await eventually_ok(lambda: _count(r, ada, 6), timeout_s=WAIT_S)  # written to her log meanwhile
+    ws = await open_live(r, ada, cursor)
+    missed = await next_notifications(ws, 3)
+    assert {f["notification"]["actor_id"] for f in missed} == {carol.user_id}
+    assert sorted(f["notification"]["kind"] for f in missed) == ["comment", "follow", "like"]
+    assert await quiet(ws) == []  # exactly those three
+    await ws.close()
+
+
+async def _count(r: Replicas, who: Account, n: int) -> bool:
+    resp = await r.stack.client.get("/v1/notifications/unread-count", headers=who.auth)
+    return bool(resp.json()["unread"] == n)
+
+
+async def test_likes_group_and_own_actions_are_not_notified(replicas: Replicas) -> None:
+    r = replicas
+    ada = await r.stack.sign_up("ada")
+    fans = [await r.stack.sign_up(f"fan{i}") for i in range(4)]
+    video = await r.stack.ready_video(ada.user_id)
+    await like(r, ada, video)  # her own like: nobody is told
+    for fan in fans:
+        await like(r, fan, video)
+    await eventually_ok(lambda: _count(r, ada, 4), timeout_s=WAIT_S)
+    page = await inbox(r, ada)
+    assert len(page["items"]) == 1
+    group = page["items"][0]
+    assert group["summary"] == "fan3 and 3 others liked your video"
+    assert group["count"] == 4 and group["unread"] and page["unread_count"] == 4
+
+
+async def test_mark_one_read_then_all_read(replicas: Replicas) -> None:
+    r = replicas
+    ada = await r.stack.sign_up("ada")
+    bob = await r.stack.sign_up("bob")
+    v1 = await r.stack.ready_video(ada.user_id)
+    v2 = await r.stack.ready_video(ada.user_id)
+    await like(r, bob, v1)
+    await like(r, bob, v2)
+    await eventually_ok(lambda: _count(r, ada, 2), timeout_s=WAIT_S)
+    newest = (await inbox(r, ada))["items"][0]["id"]
+    resp = await r.stack.client.post(f"/v1/notifications/{newest}/read", headers=ada.auth)
+    assert resp.status_code == 204
+    assert await _count(r, ada, 1)
+    items = (await inbox(r, ada))["items"]
+    assert [i["unread"] for i in items] == [False, True]
+    resp = await r.stack.client.post("/v1/notifications/read-all", headers=ada.auth)
+    assert resp.status_code == 204
+    assert await _count(r, ada, 0)
+    # Someone else's notification id is not found in the caller's log.
+    resp = await r.stack.client.post(f"/v1/notifications/{newest}/read", headers=bob.auth)
+    assert_problem(resp, 404)
+
+
+async def test_pages_follow_the_cursor_and_bad_cursors_are_422(replicas: Replicas) -> None:
+    r = replicas
+    ada = await r.stack.sign_up("ada")
+    fans = [await r.stack.sign_up(f"fol{i}") for i in range(5)]
+    for fan in fans:
+        await follow(r, fan, "ada")
+        await like(r, fan, await r.stack.ready_video(ada.user_id))
+    await eventually_ok(lambda: _count(r, ada, 10), timeout_s=WAIT_S)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await inbox(r, ada, limit=2, **({"cursor": cursor} if cursor else {}))
+        seen += [i for g in page["items"] for i in g["ids"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 10
+    resp = await r.stack.client.get(
+        "/v1/notifications", params={"cursor": "not-a-cursor"}, headers=ada.auth
+    )
+    assert_problem(resp, 422)
+    assert_problem(await r.stack.client.get("/v1/notifications"), 401)
+
+
+async def test_replayed_events_change_nothing(replicas: Replicas) -> None:
+    r = replicas
+    ada = await r.stack.sign_up("ada")
+    bob = await r.stack.sign_up("bob")
+    video = await r.stack.ready_video(ada.user_id)
+    event = VideoLiked(
+        key=bob.user_id, payload=VideoLikePayload(user_id=bob.user_id, video_id=video)
+    )
+    publisher = EventPublisher(r.stack.backends.bus)
+    await publisher.publish(event)
+    await eventually_ok(lambda: _count(r, ada, 1), timeout_s=WAIT_S)
+    before = await inbox(r, ada)
+    await publisher.publish(event)  # the same event id again, through the bus
+    await notify_handler(r.stack.backends, NotifySettings())(event)  # and past the dedup
+    await asyncio.sleep(1.0)
+    assert await inbox(r, ada) == before
+    assert before["items"][0]["count"] == 1
+
+
+async def test_the_socket_refuses_a_bad_token_and_a_missing_hello(replicas: Replicas) -> None:
+    r = replicas
+    async with connect(r.ws_url(r.url_a)) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": "nope"}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT_S)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    async with connect(r.ws_url(r.url_a)) as ws:
+        await ws.send("not json")
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT_S)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+
+
+async def test_the_first_message_can_carry_the_token(replicas: Replicas) -> None:
+    r = replicas
+    ada = await r.stack.sign_up("ada")
+    bob = await r.stack.sign_up("bob")
+    async with connect(r.ws_url(r.url_a)) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": ada.token}))
+        assert json.loads(await ws.recv())["type"] == "ready"
+        await follow(r, bob, "ada")
+        (got,) = await next_notifications(ws, 1)
+        assert got["notification"]["kind"] == "follow"
