@@ -2,8 +2,11 @@
 it reports, so a committed change always gets its event, even if the process
 dies right after the commit.
 
-`stage` writes the event inside the caller's transaction; `flush` publishes it
-right after the commit and deletes the row; `relay_once` (run by `run_relay`)
+The one way Reelplane publishes reliably: the services' writes and the video
+events (`reelplane.videos.announce`) alike. `stage` writes the event inside
+the caller's transaction; `flush` (the events in hand) or `flush_staged` (by
+event id) publishes it right after the commit and deletes the row;
+`relay_once` (run by `run_relay`, and by the upload janitor for video events)
 publishes rows a crash left behind, oldest first. An event may then be
 published twice; consumers skip an event id they have applied (see
 `reelplane.events.runner`), so that changes nothing.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -61,19 +65,47 @@ async def flush(database: Database, bus: Bus, events: list[Event]) -> None:
         await conn.execute(delete(outbox).where(outbox.c.event_id.in_([e.id for e in events])))
 
 
-async def relay_once(
-    database: Database, bus: Bus, *, grace_s: float = RELAY_GRACE_S, limit: int = RELAY_BATCH
-) -> int:
-    """Publish outbox rows older than `grace_s`, oldest first; return how many."""
-    cutoff = utc_now() - timedelta(seconds=grace_s)
+async def flush_staged(database: Database, bus: Bus, event_ids: Sequence[str]) -> int:
+    """Publish now those of the staged events `event_ids` still waiting (oldest
+    first) and drop them; how many. A bus failure leaves the rest to the relay."""
     async with database.connect() as conn:
         rows = (
             await conn.execute(
                 select(outbox)
-                .where(outbox.c.created_at <= cutoff)
+                .where(outbox.c.event_id.in_(list(event_ids)))
                 .order_by(outbox.c.created_at, outbox.c.event_id)
-                .limit(limit)
             )
+        ).all()
+    sent: list[str] = []
+    try:
+        for row in rows:
+            await publish_encoded(bus, row.topic, row.key, row.event_type, row.event_id, row.body)
+            sent.append(row.event_id)
+    except Exception as exc:  # the relay retries; the write already succeeded
+        log.warning("event publish failed, left to the outbox relay: %s", exc)
+    if sent:
+        async with database.transaction() as conn:
+            await conn.execute(delete(outbox).where(outbox.c.event_id.in_(sent)))
+    return len(sent)
+
+
+async def relay_once(
+    database: Database,
+    bus: Bus,
+    *,
+    grace_s: float = RELAY_GRACE_S,
+    limit: int = RELAY_BATCH,
+    topics: Sequence[str] | None = None,
+) -> int:
+    """Publish outbox rows older than `grace_s` (of `topics` only, when given),
+    oldest first; return how many."""
+    cutoff = utc_now() - timedelta(seconds=grace_s)
+    query = select(outbox).where(outbox.c.created_at <= cutoff)
+    if topics is not None:
+        query = query.where(outbox.c.topic.in_(list(topics)))
+    async with database.connect() as conn:
+        rows = (
+            await conn.execute(query.order_by(outbox.c.created_at, outbox.c.event_id).limit(limit))
         ).all()
     for row in rows:
         await publish_encoded(bus, row.topic, row.key, row.event_type, row.event_id, row.body)

@@ -1,6 +1,8 @@
 """Every query on `videos` and `video_assets`: the one place that writes a
 video's state, and the asset transitions of the transcode (claim, progress,
-finalize, fail) and of dedup (attach, revive, tombstone).
+finalize, fail) and of dedup (attach, revive, tombstone). A state others
+care about stages its event in the same transaction (`videos.announce`); the
+writer publishes it after the commit.
 
 Functions taking a `conn` run inside the caller's transaction (the upload's
 row changes with the video's); the others open their own.
@@ -21,6 +23,7 @@ from reelplane.events.envelope import utc_now
 from reelplane.leases import RowLease
 from reelplane.ports.relational import Database
 from reelplane.schema import video_assets, videos
+from reelplane.videos.announce import stage_outcomes, stage_uploaded
 from reelplane.videos.model import WAITING_FOR_TRANSCODE, AssetState, Rendition, VideoState
 
 #: Reasons are cut to the column's size.
@@ -40,19 +43,24 @@ def asset_lease(ttl_s: float) -> RowLease:
 
 # -- videos ------------------------------------------------------------------------------
 async def insert_video(conn: AsyncConnection, **values: Any) -> None:
-    """A new video row (`state` among `VideoState`)."""
+    """A new video row (`state` among `VideoState`; a failed one's event is staged)."""
     await conn.execute(videos.insert().values(**values))
+    if values.get("state") == VideoState.FAILED:
+        await stage_outcomes(conn, [values["id"]])
 
 
 async def set_video_state(
     conn: AsyncConnection, video_id: str, state: VideoState, *, reason: str | None, now: datetime
 ) -> None:
-    """Move a video to `state` (failed, deleted), saying why."""
+    """Move a video to `state` (failed, deleted), saying why (a failed one's
+    event is staged)."""
     await conn.execute(
         update(videos)
         .where(videos.c.id == video_id)
         .values(state=state, failure_reason=reason, updated_at=now)
     )
+    if state == VideoState.FAILED:
+        await stage_outcomes(conn, [video_id])
 
 
 async def failure_reason(database: Database, video_id: str) -> str | None:
@@ -81,7 +89,8 @@ async def attach_to_asset(
 ) -> tuple[VideoState, bool]:
     """Point an `uploading` video at its content-addressed asset: a new one, an
     existing one (dedup: the video follows the asset's state), or one whose
-    transcode failed or was deleted (started again from this source). Runs the
+    transcode failed or was deleted (started again from this source), and
+    stage `video.uploaded` (and `video.ready` for a ready asset). Runs the
     statements `also` in the same transaction. Returns the video's new state
     and whether the source is a duplicate (its object is not needed)."""
     sha256, now = source.sha256, utc_now()
@@ -150,6 +159,9 @@ async def attach_to_asset(
         )
         for statement in also:
             await conn.execute(statement)
+        await stage_uploaded(conn, source.video_id)
+        if state == VideoState.READY:
+            await stage_outcomes(conn, [source.video_id])
     return state, duplicate
 
 
@@ -242,6 +254,7 @@ async def finalize_asset(
             await _update_videos(
                 conn, ids, state=VideoState.READY, progress_pct=100, ready_at=now, updated_at=now
             )
+            await stage_outcomes(conn, ids)
     return ids
 
 
@@ -270,6 +283,7 @@ async def fail_asset(
                 failure_reason=reason[:REASON_CHARS],
                 updated_at=now,
             )
+            await stage_outcomes(conn, ids)
     return ids
 
 
@@ -286,6 +300,7 @@ async def settle_waiting_videos(database: Database, sha256: str, done: Row[Any])
         ids = await _waiting_videos(conn, sha256)
         if ids:
             await _update_videos(conn, ids, updated_at=now, **values)
+            await stage_outcomes(conn, ids)
     return ids
 
 

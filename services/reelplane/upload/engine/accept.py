@@ -20,6 +20,7 @@ from reelplane.events.publisher import EventPublisher
 from reelplane.media.ffprobe import run_ffprobe
 from reelplane.media.probe import ProbeResult, SourceLimits, rejection_reason
 from reelplane.ports.objects import ObjectStore
+from reelplane.ports.relational import Database
 from reelplane.schema import uploads
 from reelplane.upload.engine.hashing import RunningHashes
 from reelplane.upload.engine.rows import Upload
@@ -59,6 +60,25 @@ async def remove_objects(objects: ObjectStore, upload: Upload) -> None:
         await objects.delete(upload.pending_key)
     async for info in objects.list_objects(f"uploads/{upload.id}/"):
         await objects.delete(info.key)
+
+
+async def end_upload(
+    database: Database,
+    objects: ObjectStore,
+    upload: Upload,
+    upload_values: dict[str, Any],
+    video_state: VideoState,
+    reason: str,
+) -> None:
+    """Remove every object of the upload, then write its row's `upload_values`
+    and move its video to `video_state` with `reason`, in one transaction."""
+    await remove_objects(objects, upload)
+    now = utc_now()
+    async with database.transaction() as conn:
+        await conn.execute(
+            update(uploads).where(uploads.c.id == upload.id).values(updated_at=now, **upload_values)
+        )
+        await store.set_video_state(conn, upload.id, video_state, reason=reason, now=now)
 
 
 class Acceptor:
@@ -113,17 +133,14 @@ class Acceptor:
     async def reject(self, upload: Upload, reason: str) -> None:
         """Mark the video failed with `reason` and remove every object of the upload."""
         log_rejected(upload.id, upload.owner_id, upload.length, reason)
-        await remove_objects(self.objects, upload)
-        now = utc_now()
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(uploads)
-                .where(uploads.c.id == upload.id)
-                .values(state="failed", updated_at=now)
-            )
-            await store.set_video_state(
-                conn, upload.id, VideoState.FAILED, reason=reason[: store.REASON_CHARS], now=now
-            )
+        await end_upload(
+            self.db,
+            self.objects,
+            upload,
+            {"state": "failed"},
+            VideoState.FAILED,
+            reason[: store.REASON_CHARS],
+        )
         self.hashes.forget(upload.id)
         await self.announce_outcomes([upload.id])
 

@@ -1,8 +1,8 @@
 """The upload janitor's pass: uploads and announcements nobody finished.
 
 Expires abandoned uploads, finishes uploads whose process died while
-validating, publishes events whose publication was lost, and announces again
-videos left waiting for a transcode nobody is doing.
+validating, relays video events left in the outbox (their publication was
+lost), and announces again videos left waiting for a transcode nobody is doing.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, or_, select
 
+from reelplane.events import outbox
 from reelplane.events.envelope import utc_now
 from reelplane.schema import uploads
 from reelplane.upload.errors import MediaRejected, UploadLocked
-from reelplane.videos.announce import announce_outcomes, announce_uploaded, reannounce_stalled
+from reelplane.videos.announce import VIDEO_TOPICS, reannounce_stalled
 from reelplane.videos.model import VideoState
 
 if TYPE_CHECKING:
@@ -61,23 +62,6 @@ async def sweep(engine: UploadEngine) -> dict[str, int]:
             .scalars()
             .all()
         )
-        unannounced = (
-            (
-                await conn.execute(
-                    select(uploads.c.id)
-                    .where(
-                        and_(
-                            uploads.c.state == "done",
-                            uploads.c.announced_at.is_(None),
-                            uploads.c.updated_at < settle,
-                        )
-                    )
-                    .limit(500)
-                )
-            )
-            .scalars()
-            .all()
-        )
     for upload_id in expired:
         with contextlib.suppress(UploadLocked):
             token, locked = await engine.leases.lock(upload_id)
@@ -95,11 +79,12 @@ async def sweep(engine: UploadEngine) -> dict[str, int]:
                 counts["finished"] += 1
             finally:
                 await engine.leases.unlock(upload_id, token)
-    for upload_id in unannounced:
-        if await announce_uploaded(engine.db, engine.acceptor.publisher, upload_id):
-            counts["announced"] += 1
-    counts["announced"] += len(
-        await announce_outcomes(engine.db, engine.acceptor.publisher, older_than=settle)
+    # Video events a crash (or a refusing bus) left in the outbox.
+    counts["announced"] = await outbox.relay_once(
+        engine.db,
+        engine.backends.bus,
+        grace_s=engine.settings.upload_announce_after_s,
+        topics=VIDEO_TOPICS,
     )
     stalled = now - timedelta(seconds=engine.settings.upload_reannounce_after_s)
     counts["reannounced"] = len(

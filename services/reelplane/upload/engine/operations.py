@@ -8,14 +8,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import update
-
 from reelplane.backends import Backends
 from reelplane.errors import NotFound, ReelplaneError
 from reelplane.events.envelope import utc_now
 from reelplane.schema import uploads
 from reelplane.upload.engine import concat, janitor
-from reelplane.upload.engine.accept import Acceptor, log_rejected, remove_objects
+from reelplane.upload.engine.accept import Acceptor, end_upload, log_rejected
 from reelplane.upload.engine.body import ReadAhead, RequestBody, refuse_bytes_past_end
 from reelplane.upload.engine.hashing import RunningHashes
 from reelplane.upload.engine.lease import UploadLeases
@@ -266,15 +264,14 @@ class UploadEngine:
     async def end(self, upload: Upload, video_state: VideoState, reason: str) -> None:
         """End an unfinished upload (under its lease): its objects go, its video
         takes `video_state` with `reason`."""
-        await remove_objects(self.objects, upload)
-        now = utc_now()
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                update(uploads)
-                .where(uploads.c.id == upload.id)
-                .values(state="terminated", updated_at=now, pending_key=None)
-            )
-            await store.set_video_state(conn, upload.id, video_state, reason=reason, now=now)
+        await end_upload(
+            self.db,
+            self.objects,
+            upload,
+            {"state": "terminated", "pending_key": None},
+            video_state,
+            reason,
+        )
         self.hashes.forget(upload.id)
 
     # -- janitor -------------------------------------------------------------------
