@@ -162,7 +162,7 @@ def serve_ray(port: int) -> None:
     os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     # a busy 2-core machine registers the raylet slowly (the default is 10 s)
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
     ray.init(num_cpus=4, object_store_memory=200 * 1024 * 1024, include_dashboard=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     from reelplane_ml.serve import app
@@ -516,7 +516,7 @@ def main() -> None:
         "--parts",
         default="http,freshness,retrievable",
         help="comma-separated: core, http (the core alone, then embedded and, with --ray, "
-        "Ray Serve over HTTP), freshness, retrievable",
+        "Ray Serve over HTTP), ray (Ray Serve only, with --ray), freshness, retrievable",
     )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench/recommender_serving.json")
     parser.add_argument("--serve-embedded", type=int, help=argparse.SUPPRESS)
@@ -542,7 +542,7 @@ def main() -> None:
         if "http" in parts:
             print("embedded /v1/candidates ...", flush=True)
             results["embedded"] = asyncio.run(run_http("embedded", data, args))
-        if args.ray and "http" in parts:
+        if args.ray and ("http" in parts or "ray" in parts):
             print("Ray Serve /v1/candidates ...", flush=True)
             try:
                 results["ray"] = asyncio.run(run_http("ray", data, args))

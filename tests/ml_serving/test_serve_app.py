@@ -46,7 +46,7 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "OMP_NUM_THREADS": "1",
-        "RAY_raylet_start_wait_time_s": "120",  # a busy shared machine starts Ray slowly
+        "RAY_raylet_start_wait_time_s": "300",  # a busy shared machine starts Ray slowly
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # Ray's processes inherit them
