@@ -12,9 +12,9 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
@@ -28,6 +28,7 @@ from reelplane.engagement.store import liked_among
 from reelplane.errors import NotFound, ReelplaneError
 from reelplane.events import outbox
 from reelplane.events.envelope import VideoDeleted, VideoDeletedPayload, utc_now
+from reelplane.http.deps import BackendsDep, per_app
 from reelplane.http.problems import problem_response
 from reelplane.http.services import Service
 from reelplane.media.ffprobe import install_ffmpeg
@@ -65,22 +66,23 @@ log = logging.getLogger(__name__)
 PUBLIC_PREFIX = "assets/"
 
 
-def upload_settings(request: Request) -> UploadSettings:
-    """The app's UploadSettings (read from the environment on first use)."""
-    state = request.app.state
-    if getattr(state, "upload_settings", None) is None:
-        state.upload_settings = UploadSettings()
-    settings: UploadSettings = state.upload_settings
-    return settings
+#: The app's UploadSettings (read from the environment on first use).
+upload_settings = per_app("upload_settings", lambda _request: UploadSettings())
+UploadSettingsDep = Annotated[UploadSettings, Depends(upload_settings)]
 
 
-def upload_engine(request: Request) -> UploadEngine:
+async def upload_engine(
+    request: Request, backends: BackendsDep, settings: UploadSettingsDep
+) -> UploadEngine:
     """The app's one UploadEngine (it keeps this process's running hashes)."""
     state = request.app.state
     if getattr(state, "upload_engine", None) is None:
-        state.upload_engine = UploadEngine(state.backends, upload_settings(request))
+        state.upload_engine = UploadEngine(backends, settings)
     engine: UploadEngine = state.upload_engine
     return engine
+
+
+UploadEngineDep = Annotated[UploadEngine, Depends(upload_engine)]
 
 
 class TusRoute(APIRoute):
@@ -140,19 +142,19 @@ def _content_length(request: Request) -> int | None:
 
 @tus_router.options("", summary="tus capabilities", status_code=204)
 @tus_router.options("/{upload_id}", summary="tus capabilities (on an upload)", status_code=204)
-async def tus_options(request: Request) -> Response:
+async def tus_options(settings: UploadSettingsDep) -> Response:
     """Versions, extensions, Tus-Max-Size and checksum algorithms. Open to
     anonymous callers: it is capability discovery and the CORS preflight, which
     browsers send without credentials; it reveals no data."""
-    return Response(
-        status_code=204, headers=capability_headers(upload_settings(request).upload_max_size_bytes)
-    )
+    return Response(status_code=204, headers=capability_headers(settings.upload_max_size_bytes))
 
 
 @tus_router.post("", summary="Create an upload (tus creation, creation-with-upload, concatenation)")
 async def tus_create(
     request: Request,
     user: CurrentUser,
+    engine: UploadEngineDep,
+    settings: UploadSettingsDep,
     tus_resumable: str | None = Header(None),
     upload_length: str | None = Header(None),
     upload_defer_length: str | None = Header(None),
@@ -171,12 +173,10 @@ async def tus_create(
     joins finished partial uploads into a new upload and video, finished at once
     (422 when the result is not an acceptable video)."""
     check_resumable(tus_resumable)
-    settings = upload_settings(request)
     concat = parse_concat(upload_concat)
     metadata = parse_metadata(upload_metadata)
     content_length = _content_length(request)
     has_body = bool(content_length) or "transfer-encoding" in request.headers
-    engine = upload_engine(request)
     if concat is not None and concat.kind == "final":
         if upload_length is not None or upload_defer_length is not None:
             raise BadTusRequest("a final upload (Upload-Concat: final) takes no Upload-Length")
@@ -215,11 +215,14 @@ async def tus_create(
 
 @tus_router.head("/{upload_id}", summary="Upload offset (tus core)")
 async def tus_head(
-    request: Request, upload_id: str, user: CurrentUser, tus_resumable: str | None = Header(None)
+    upload_id: str,
+    user: CurrentUser,
+    engine: UploadEngineDep,
+    tus_resumable: str | None = Header(None),
 ) -> Response:
     """How many bytes the server has (Upload-Offset) of Upload-Length."""
     check_resumable(tus_resumable)
-    upload = await upload_engine(request).get(user.user_id, upload_id)
+    upload = await engine.get(user.user_id, upload_id)
     return Response(status_code=200, headers=_upload_headers(upload))
 
 
@@ -228,6 +231,8 @@ async def tus_patch(
     request: Request,
     upload_id: str,
     user: CurrentUser,
+    engine: UploadEngineDep,
+    settings: UploadSettingsDep,
     tus_resumable: str | None = Header(None),
     upload_offset: str | None = Header(None),
     upload_checksum: str | None = Header(None),
@@ -242,8 +247,7 @@ async def tus_patch(
     check_patch_content_type(content_type)
     offset = parse_length(upload_offset, "Upload-Offset")
     checksum = parse_checksum(upload_checksum)
-    settings = upload_settings(request)
-    upload = await upload_engine(request).append(
+    upload = await engine.append(
         user.user_id,
         upload_id,
         offset=offset,
@@ -256,11 +260,14 @@ async def tus_patch(
 
 @tus_router.delete("/{upload_id}", summary="Terminate an upload (tus termination)", status_code=204)
 async def tus_delete(
-    request: Request, upload_id: str, user: CurrentUser, tus_resumable: str | None = Header(None)
+    upload_id: str,
+    user: CurrentUser,
+    engine: UploadEngineDep,
+    tus_resumable: str | None = Header(None),
 ) -> Response:
     """Drop an unfinished upload and every object it stored."""
     check_resumable(tus_resumable)
-    await upload_engine(request).terminate(user.user_id, upload_id)
+    await engine.terminate(user.user_id, upload_id)
     return Response(status_code=204)
 
 
@@ -353,9 +360,10 @@ videos_router = APIRouter(prefix="/v1/videos", tags=["videos"])
 
 @videos_router.get("/{video_id}", response_model=VideoStatus, summary="Video state and playback")
 async def get_video(
-    request: Request,
     video_id: str,
     user: MaybeUser,
+    backends: BackendsDep,
+    settings: UploadSettingsDep,
     region: str | None = Query(None, description="Client region (overrides X-Client-Region)"),
     x_client_region: str | None = Header(None),
     x_client_geo: str | None = Header(None, description="Client 'latitude,longitude'"),
@@ -365,7 +373,6 @@ async def get_video(
     EdgePoP of the client's region when a routing table is configured; with
     its creator, counters and whether the caller likes it. Only the owner sees
     a video that is not ready; a ready one needs no session."""
-    backends: Backends = request.app.state.backends
     async with backends.database.connect() as conn:
         row = (
             await conn.execute(
@@ -391,7 +398,6 @@ async def get_video(
     playback = None
     renditions: list[RenditionInfo] = []
     if row.state == "ready":
-        settings = upload_settings(request)
         pop = choose_pop(
             _routing.get(settings),
             region=region or x_client_region,
@@ -433,10 +439,9 @@ async def get_video(
 
 
 @videos_router.delete("/{video_id}", status_code=204, summary="Delete a video")
-async def delete_video(video_id: str, user: CurrentUser, request: Request) -> Response:
+async def delete_video(video_id: str, user: CurrentUser, backends: BackendsDep) -> Response:
     """Owner only (403 otherwise). Marks the video deleted and publishes
     `video.deleted`; feeds drop it on their next read."""
-    backends: Backends = request.app.state.backends
     async with backends.database.transaction() as conn:
         row = (
             await conn.execute(
@@ -468,7 +473,10 @@ objects_router = APIRouter(prefix="/v1/objects", tags=["playback"])
 @objects_router.get("/{key:path}", summary="Serve a transcoded object (byte ranges)")
 @objects_router.head("/{key:path}", summary="A transcoded object's headers, without its bytes")
 async def get_object(
-    request: Request, key: str, range_header: str | None = Header(None, alias="range")
+    request: Request,
+    key: str,
+    backends: BackendsDep,
+    range_header: str | None = Header(None, alias="range"),
 ) -> Response:
     """The origin for players and EdgePoPs: playlists, segments and thumbnails,
     with Range (206, 416), ETag and long caching (keys never change content).
@@ -476,7 +484,6 @@ async def get_object(
     output (`assets/`) is served, never raw uploads."""
     if not key.startswith(PUBLIC_PREFIX) or ".." in key.split("/"):
         raise NotFound(f"object {key!r} does not exist")
-    backends: Backends = request.app.state.backends
     info = await backends.objects.head(key)
     if info is None:
         raise NotFound(f"object {key!r} does not exist")
