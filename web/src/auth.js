@@ -7,7 +7,9 @@ import { navigate } from "./router.js";
 
 function nextPath() {
   const next = new URLSearchParams(location.search).get("next");
-  return next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  if (next) return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  // Shown in place of a page that needs a session: stay on that page.
+  return ["/login", "/signup"].includes(location.pathname) ? "/" : location.pathname;
 }
 
 export function AuthPage({ mode }) {

@@ -66,6 +66,7 @@ export function Card({ item, active, attached, update, onComments }) {
   const [paused, setPaused] = useState(false);
   const [hearts, setHearts] = useState([]);
   const [failed, setFailed] = useState(false);
+  const [landscape, setLandscape] = useState(false);
   const isMuted = useStore(muted);
 
   useEffect(() => {
@@ -127,8 +128,9 @@ export function Card({ item, active, attached, update, onComments }) {
 
   return html`<section class="card" data-video-id=${item.video_id} data-active=${active ? "true" : "false"}
       aria-roledescription="video" aria-label=${`Video by @${item.creator.handle}`}>
-    <video class="video" ref=${videoRef} poster=${item.thumbnail_url || undefined} loop playsinline
-      muted=${isMuted} preload="auto"></video>
+    <video class=${`video${landscape ? " landscape" : ""}`} ref=${videoRef}
+      poster=${item.thumbnail_url || undefined} loop playsinline muted=${isMuted} preload="auto"
+      onLoadedMetadata=${(e) => setLandscape(e.target.videoWidth > e.target.videoHeight)}></video>
     <div class="tap" onPointerUp=${onTap} data-tap></div>
     ${hearts.map((h) => html`<div class="burst" key=${h.id} style=${{ left: `${h.x}px`, top: `${h.y}px` }}>
       <${Icon} name="heart" size=${96} /></div>`)}

@@ -20,6 +20,7 @@ export function Feed({ load, empty, startId = null }) {
   const [commentsFor, setCommentsFor] = useState(null);
   const box = useRef(null);
   const target = useRef(0);
+  const steering = useRef(false); // a wheel or key move is scrolling to target
   const loading = useRef(false);
   const state = useRef({});
   state.current = { items, active, commentsFor };
@@ -70,6 +71,7 @@ export function Feed({ load, empty, startId = null }) {
     if (!el || !count) return;
     const to = Math.max(0, Math.min(count - 1, target.current + step));
     target.current = to;
+    steering.current = true;
     setActive(to);
     el.scrollTo({ top: to * el.clientHeight, behavior: reducedMotion.matches ? "auto" : "smooth" });
   }, []);
@@ -80,6 +82,12 @@ export function Feed({ load, empty, startId = null }) {
     let timer = null;
     const settle = () => {
       const index = Math.round(el.scrollTop / el.clientHeight);
+      if (steering.current) {
+        // A smooth scroll cut short by the next key press may rest early: finish it.
+        steering.current = false;
+        if (index !== target.current) el.scrollTo({ top: target.current * el.clientHeight });
+        return;
+      }
       target.current = index;
       setActive(index);
     };

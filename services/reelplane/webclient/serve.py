@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from reelplane.webclient.build import Build
+from reelplane.webclient.build import Build, load_build
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: Paths that are never the app's deep links (an unknown one stays a 404).
@@ -61,23 +61,26 @@ def wants_page(scope: Scope) -> bool:
 
 def install_client(app: FastAPI, build: Build, media_origins: list[str]) -> None:
     """Serve the client on `app`: `/`, `/app/...`, and deep links."""
-    headers = {
-        "Cache-Control": "no-cache",
-        "Content-Security-Policy": content_security_policy(build, media_origins),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "same-origin",
-    }
+    static_dir = build.static_dir
 
     def page() -> Response:
-        # Read per request: `reelplane web build` may replace it while serving.
-        body = build.index_html.read_bytes()
+        # Read per request, with its CSP hash: `reelplane web build` may replace
+        # the build while this server runs.
+        current = load_build(static_dir) or build
+        headers = {
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": content_security_policy(current, media_origins),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        }
+        body = current.index_html.read_bytes()
         return Response(body, media_type="text/html; charset=utf-8", headers=headers)
 
     async def index(scope: Scope, receive: Receive, send: Send) -> None:
         await page()(scope, receive, send)
 
     app.add_api_route("/", lambda: page(), include_in_schema=False, methods=["GET", "HEAD"])
-    app.mount("/app", HashedFiles(directory=build.static_dir, follow_symlink=False), name="app")
+    app.mount("/app", HashedFiles(directory=static_dir, follow_symlink=False), name="app")
     not_found: Callable[[Scope, Receive, Send], Awaitable[None]] = app.router.default
 
     async def deep_link(scope: Scope, receive: Receive, send: Send) -> None:
