@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -23,6 +24,8 @@ from reelplane.events.envelope import VideoLiked, VideoLikePayload
 from reelplane.events.publisher import EventPublisher
 from reelplane.http.app import create_app
 from reelplane.notify.consumer import notify_handler
+from reelplane.notify.core import Kind, Notification
+from reelplane.notify.live import LIVE_CHANNEL, Hub, LiveMessage
 from reelplane.notify.settings import NotifySettings
 from tests.conftest import BACKENDS
 from tests.helpers import assert_problem, serving
@@ -38,11 +41,20 @@ from tests.social.conftest import (
 
 SERVICES = ["gateway", "upload", "graph", "engagement", "notify"]
 WAIT_S = 15.0
+LIVE_QUEUE = 8
+
+
+@pytest.fixture(autouse=True)
+def live_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short live queue and quick heartbeats, so both show within a test."""
+    monkeypatch.setenv("REELPLANE_NOTIFY_LIVE_QUEUE", str(LIVE_QUEUE))
+    monkeypatch.setenv("REELPLANE_NOTIFY_HEARTBEAT_S", "0.5")
 
 
 @dataclass
 class Replicas:
     stack: Stack  # its client talks to replica B (which runs the consumer)
+    app_a: FastAPI
     url_a: str  # replica A: WebSockets, no background tasks
     url_b: str
 
@@ -76,7 +88,7 @@ async def replicas(
             url_b = await es.enter_async_context(serving(app_b))
             stack.app = app_b
             stack.client = await es.enter_async_context(httpx.AsyncClient(base_url=url_b))
-            yield Replicas(stack, url_a, url_b)
+            yield Replicas(stack, app_a, url_a, url_b)
     finally:
         if b is not backends:
             await b.close()
@@ -282,3 +294,62 @@ async def test_the_first_message_can_carry_the_token(replicas: Replicas) -> None
         await follow(r, bob, "ada")
         (got,) = await next_notifications(ws, 1)
         assert got["notification"]["kind"] == "follow"
+
+
+async def test_heartbeats_keep_an_idle_socket_talking(replicas: Replicas) -> None:
+    ada = await replicas.stack.sign_up("ada")
+    ws = await open_live(replicas, ada)
+    frame = json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))
+    assert frame["type"] == "heartbeat"
+    await ws.close()
+
+
+async def test_a_client_that_reads_nothing_is_dropped_not_buffered(replicas: Replicas) -> None:
+    r = replicas
+    ada = await r.stack.sign_up("ada")
+    # A client that stops reading: its library holds one frame, then TCP backs up.
+    ws = await connect(
+        r.ws_url(r.url_a),
+        subprotocols=["reelplane.notify.v1", f"bearer.{ada.token}"],  # type: ignore[list-item]
+        max_queue=1,
+    )
+    await ws.send(json.dumps({"type": "hello"}))
+    hub: Hub = await _hub_of(r.app_a)
+    assert ada.user_id in hub.connections
+    padding = "x" * 140
+    sent = 0
+    # Far more than the socket buffers and the queue hold together (~10 MB).
+    while ada.user_id in hub.connections and sent < 40_000:
+        batch = [
+            LiveMessage(
+                user_id=ada.user_id,
+                notification=Notification(
+                    id=f"n{sent + i}", kind=Kind.COMMENT, actor_id="bob", text=padding, at_ms=1
+                ),
+            )
+            for i in range(200)
+        ]
+        for m in batch:
+            await r.stack.backends.cache.publish(LIVE_CHANNEL, m.model_dump_json().encode())
+        sent += len(batch)
+        await asyncio.sleep(0.01)
+    await eventually_ok(lambda: _gone(hub, ada.user_id), timeout_s=WAIT_S)
+    await ws.close()
+
+
+async def _hub_of(app: FastAPI) -> Hub:
+    async def present() -> bool:
+        return getattr(app.state, "notify_hub", None) is not None
+
+    await eventually_ok(present, timeout_s=WAIT_S)
+    hub: Hub = app.state.notify_hub
+    await eventually_ok(lambda: _has_any(hub), timeout_s=WAIT_S)
+    return hub
+
+
+async def _has_any(hub: Hub) -> bool:
+    return bool(hub.connections)
+
+
+async def _gone(hub: Hub, user_id: str) -> bool:
+    return user_id not in hub.connections

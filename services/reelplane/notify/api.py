@@ -294,9 +294,12 @@ async def _serve(
 
     async def push() -> None:
         beat = settings.notify_heartbeat_s
-        while True:
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+        # that races with the queue's answer, and this task would never end.
+        while not conn.dropped.is_set():
             try:
-                n = await asyncio.wait_for(conn.queue.get(), beat)
+                async with asyncio.timeout(beat):
+                    n = await conn.queue.get()
             except TimeoutError:
                 await ws.send_text(
                     json.dumps({"type": "heartbeat", "at_ms": int(time.time() * 1000)})
@@ -323,9 +326,8 @@ async def _serve(
         await asyncio.gather(*tasks, return_exceptions=True)
     if conn.dropped.is_set() and ws.client_state is WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                ws.close(CLOSE_TOO_SLOW, "too slow: reconnect with your cursor"), 1
-            )
+            async with asyncio.timeout(1):
+                await ws.close(CLOSE_TOO_SLOW, "too slow: reconnect with your cursor")
 
 
 def configure(app: FastAPI, settings: Settings) -> None:
