@@ -121,10 +121,11 @@ async def quiet(ws: ClientConnection, seconds: float = 1.0) -> list[dict[str, An
     """Notifications that arrive within `seconds` (expected: none)."""
     got: list[dict[str, Any]] = []
     try:
-        while True:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), seconds))
-            if frame["type"] == "notification":
-                got.append(frame)
+        async with asyncio.timeout(seconds):  # one deadline: heartbeats keep coming
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame["type"] == "notification":
+                    got.append(frame)
     except TimeoutError:
         return got
 
