@@ -120,7 +120,7 @@ def _embedded_env(tmp: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session", params=KINDS)
+@pytest.fixture(scope="package", params=KINDS)
 def dev_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevServer]:
@@ -155,13 +155,16 @@ def dev_server(
             process.kill()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: sync Playwright keeps its event loop running in the
+# main thread while open, and every async test collected after the browser tests
+# would then fail with "Runner.run() cannot be called from a running event loop".
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
     yield launched

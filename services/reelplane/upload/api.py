@@ -59,6 +59,7 @@ from reelplane.upload.tus import (
     parse_metadata,
     parse_upload_length,
 )
+from reelplane.videos.model import RenditionInfo, VideoState
 
 log = logging.getLogger(__name__)
 
@@ -272,18 +273,6 @@ async def tus_delete(
 
 
 # -- videos ---------------------------------------------------------------------------
-class RenditionInfo(BaseModel):
-    """One rendition of the ladder: codec, size in pixels, bit rates in bits/s."""
-
-    name: str
-    codec: str
-    width: int
-    height: int
-    bandwidth: int
-    average_bandwidth: int | None = None
-    codecs: str | None = None
-
-
 class VideoCreator(BaseModel):
     user_id: str
     handle: str
@@ -391,13 +380,13 @@ async def get_video(
             )
         ).first()
     viewer_id = user.user_id if user else None
-    if row is None or (row.state != "ready" and row.owner_id != viewer_id):
+    if row is None or (row.state != VideoState.READY and row.owner_id != viewer_id):
         raise NotFound(f"video {video_id} does not exist")
-    if row.state == "deleted":
+    if row.state == VideoState.DELETED:
         raise NotFound(f"video {video_id} was deleted")
     playback = None
     renditions: list[RenditionInfo] = []
-    if row.state == "ready":
+    if row.state == VideoState.READY:
         pop = choose_pop(
             _routing.get(settings),
             region=region or x_client_region,
@@ -448,12 +437,14 @@ async def delete_video(video_id: str, user: CurrentUser, backends: BackendsDep) 
                 select(videos.c.owner_id, videos.c.state).where(videos.c.id == video_id)
             )
         ).first()
-        if row is None or row.state == "deleted":
+        if row is None or row.state == VideoState.DELETED:
             raise NotFound(f"no video {video_id!r}")
         ensure_owner(user, row.owner_id, "video")
         now = utc_now()
         await conn.execute(
-            update(videos).where(videos.c.id == video_id).values(state="deleted", updated_at=now)
+            update(videos)
+            .where(videos.c.id == video_id)
+            .values(state=VideoState.DELETED, updated_at=now)
         )
         event = VideoDeleted(
             key=row.owner_id,
