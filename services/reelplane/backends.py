@@ -19,6 +19,7 @@ from reelplane.errors import BackendUnavailable, ReelplaneError
 from reelplane.ports.bus import Bus
 from reelplane.ports.cache import Cache
 from reelplane.ports.gate import Gate
+from reelplane.ports.mail import Mailer
 from reelplane.ports.objects import ObjectStore
 from reelplane.ports.relational import Database, MySQLDatabase, SqliteDatabase
 from reelplane.ports.search import SearchIndex
@@ -127,6 +128,18 @@ def make_search(settings: Settings) -> SearchIndex:
     from reelplane.adapters.search_sqlite import SqliteSearchIndex
 
     return SqliteSearchIndex(_sqlite_path(settings.search_url))
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    """The mail adapter (opened by the digest job only, not by `open_backends`):
+    smtp:// and smtps:// connect on the first message; log:// writes to the log."""
+    if settings.mail_url.startswith(("smtp://", "smtps://")):
+        from reelplane.adapters.mail_smtp import SmtpMailer
+
+        return SmtpMailer(settings.mail_url)
+    from reelplane.adapters.mail_log import LogMailer
+
+    return LogMailer()
 
 
 async def open_search(settings: Settings) -> SearchIndex:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.sql.expression import true
 from sqlalchemy.types import TypeDecorator
 
 from reelplane.videos.model import VideoState
@@ -71,6 +73,11 @@ users = Table(
     # Kept in the same transaction as the follows rows, so creator tiers are exact.
     Column("follower_count", BigInteger, nullable=False, server_default="0"),
     Column("following_count", BigInteger, nullable=False, server_default="0"),
+    # -- digests (0007) --
+    # Where notify's digests go (set by PATCH /v1/me; NULL: no digest), and whether
+    # the user wants them at all.
+    Column("email", String(254), nullable=True),
+    Column("digest_enabled", Boolean, nullable=False, server_default=true()),
 )
 
 # Opaque bearer sessions. Only the token's SHA-256 is stored, so a leaked table
@@ -254,6 +261,22 @@ video_views = Table(
     metadata,
     Column("video_id", ID, ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True),
     Column("views", BigInteger, nullable=False, server_default="0"),
+)
+
+
+# -- notify ----------------------------------------------------------------------
+# One row per user and digest period: the digest job claims it before it sends
+# (the primary key makes a rerun of the same period a no-op) and stamps `sent_at`
+# after the mail server took the message. A claim left unsent by a crash is taken
+# over once it is older than REELPLANE_DIGEST_CLAIM_TTL_S.
+digest_sends = Table(
+    "digest_sends",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("period_end", UTCDateTime(), primary_key=True),
+    Column("period_start", UTCDateTime(), nullable=False),
+    Column("claimed_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=True),
 )
 
 

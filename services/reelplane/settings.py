@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reelplane.errors import ConfigError
+from reelplane.urls import parse_smtp_url, redact
 
 ENV_PREFIX = "REELPLANE_"
 
@@ -26,6 +27,7 @@ SCHEMES: dict[str, tuple[str, ...]] = {
     "widerow_url": ("sqlite", "cassandra"),
     "objects_url": ("file", "s3"),
     "search_url": ("sqlite", "opensearch"),
+    "mail_url": ("log", "smtp", "smtps"),
 }
 
 
@@ -87,6 +89,13 @@ class Settings(BaseSettings):
         "opensearch://[user:pw@]host:port[/index_prefix][?tls=true&verify=false&replicas=N] "
         "(indices <prefix>-videos and <prefix>-users, prefix reelplane). Only the search "
         "service opens it. Default sqlite:///.reelplane/search.db",
+    )
+    mail_url: str = Field(
+        "log://",
+        description="Mail (notify's digests): log:// (each message is written to the log, "
+        "not sent) or smtp://[user:password@]host[:port][?starttls=auto|true|false&timeout=S] "
+        "(port 25; STARTTLS when offered unless starttls=false), smtps://... for TLS from the "
+        "start (port 465). Only `reelplane notify digest` opens it. Default log://",
     )
     bus_partitions: int = Field(
         6, ge=1, le=1024, description="Partitions per topic when Reelplane creates it. Default 6"
@@ -150,7 +159,13 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "database_url", "bus_url", "cache_url", "widerow_url", "objects_url", "search_url"
+        "database_url",
+        "bus_url",
+        "cache_url",
+        "widerow_url",
+        "objects_url",
+        "search_url",
+        "mail_url",
     )
     @classmethod
     def _known_scheme(cls, value: str, info: object) -> str:
@@ -163,6 +178,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported scheme {shown}; expected one of {expected}")
         return value
 
+    @field_validator("mail_url")
+    @classmethod
+    def _mail_server(cls, value: str) -> str:
+        if urlsplit(value).scheme in ("smtp", "smtps"):
+            parse_smtp_url(value)  # ValueError: the one-line message names the setting
+        return value
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings, turning validation errors into one ConfigError naming the setting."""
@@ -173,5 +195,7 @@ def load_settings(**overrides: object) -> Settings:
         field = str(first["loc"][0]) if first["loc"] else "settings"
         message = str(first["msg"]).removeprefix("Value error, ")
         value = first.get("input")
+        if isinstance(value, str) and "://" in value:
+            value = redact(value)  # a URL's password stays out of the message
         shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
         raise ConfigError(setting_name(field), f"{message}{shown}") from None

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, EmailStr, Field, model_validator
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +22,7 @@ from reelplane.errors import Conflict, InvalidInput, Unauthorized
 from reelplane.events import outbox
 from reelplane.events.envelope import (
     AccountPayload,
+    Event,
     UserCreated,
     UserUpdated,
     utc_now,
@@ -44,7 +45,23 @@ class SignUp(BaseModel):
 
 
 class ProfileChange(BaseModel):
-    display_name: str = Field(max_length=80)
+    """The fields to change; a field left out keeps its value."""
+
+    display_name: str | None = Field(None, max_length=80)
+    #: Where notify's digests go; null removes it (no digest then).
+    email: EmailStr | None = Field(None, examples=["ada@example.org"])
+    #: Whether notify sends the periodic digest (default true for every account).
+    digest_enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ProfileChange:
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: send display_name, email or digest_enabled")
+        if "display_name" in self.model_fields_set and self.display_name is None:
+            raise ValueError('display_name cannot be null (send "" for none)')
+        if "digest_enabled" in self.model_fields_set and self.digest_enabled is None:
+            raise ValueError("digest_enabled is true or false")
+        return self
 
 
 class LogIn(BaseModel):
@@ -57,6 +74,8 @@ class Account(BaseModel):
     handle: str
     display_name: str
     created_at: datetime
+    email: str | None = None
+    digest_enabled: bool = True
 
 
 class SessionOut(BaseModel):
@@ -157,45 +176,67 @@ async def log_out(user: CurrentUser, request: Request, backends: BackendsDep) ->
     return Response(status_code=204)
 
 
+_ACCOUNT_COLUMNS = (
+    users.c.id,
+    users.c.handle,
+    users.c.display_name,
+    users.c.created_at,
+    users.c.email,
+    users.c.digest_enabled,
+)
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        user_id=row.id,
+        handle=row.handle,
+        display_name=row.display_name,
+        created_at=row.created_at,
+        email=row.email,
+        digest_enabled=bool(row.digest_enabled),
+    )
+
+
 @router.get("/me", response_model=Account, summary="The signed-in account")
 async def me(user: CurrentUser, backends: BackendsDep) -> Account:
     async with backends.database.connect() as conn:
         row = (
-            await conn.execute(
-                select(users.c.id, users.c.handle, users.c.display_name, users.c.created_at).where(
-                    users.c.id == user.user_id
-                )
-            )
+            await conn.execute(select(*_ACCOUNT_COLUMNS).where(users.c.id == user.user_id))
         ).one()
-    return Account(
-        user_id=row.id, handle=row.handle, display_name=row.display_name, created_at=row.created_at
-    )
+    return _account(row)
 
 
 @router.patch("/me", response_model=Account, summary="Change the signed-in account's profile")
 async def change_profile(body: ProfileChange, user: CurrentUser, backends: BackendsDep) -> Account:
-    """Set the display name; announced as `user.updated` on `accounts`."""
-    display_name = body.display_name.strip()
+    """Set the display name (announced as `user.updated` on `accounts`), the
+    e-mail address notify's digests go to (null removes it; never announced)
+    and whether digests are sent at all. A bad address is a 422."""
+    changes: dict[str, object] = {}
+    if body.display_name is not None:
+        changes["display_name"] = body.display_name.strip()
+    if "email" in body.model_fields_set:
+        changes["email"] = body.email
+    if body.digest_enabled is not None:
+        changes["digest_enabled"] = body.digest_enabled
+    events: list[Event] = []
     async with backends.database.transaction() as conn:
-        await conn.execute(
-            update(users).where(users.c.id == user.user_id).values(display_name=display_name)
-        )
+        await conn.execute(update(users).where(users.c.id == user.user_id).values(**changes))
         row = (
-            await conn.execute(
-                select(users.c.id, users.c.handle, users.c.created_at).where(
-                    users.c.id == user.user_id
+            await conn.execute(select(*_ACCOUNT_COLUMNS).where(users.c.id == user.user_id))
+        ).one()
+        if "display_name" in changes:
+            events.append(
+                UserUpdated(
+                    key=row.id,
+                    payload=AccountPayload(
+                        user_id=row.id, handle=row.handle, display_name=row.display_name
+                    ),
                 )
             )
-        ).one()
-        event = UserUpdated(
-            key=row.id,
-            payload=AccountPayload(user_id=row.id, handle=row.handle, display_name=display_name),
-        )
-        await outbox.stage(conn, event)
-    await outbox.flush(backends.database, backends.bus, [event])
-    return Account(
-        user_id=row.id, handle=row.handle, display_name=display_name, created_at=row.created_at
-    )
+            await outbox.stage(conn, events[0])
+    if events:
+        await outbox.flush(backends.database, backends.bus, events)
+    return _account(row)
 
 
 def configure(app: FastAPI, settings: Settings) -> None:
