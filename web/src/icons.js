@@ -21,6 +21,10 @@ const PATHS = {
   home: "M3 11l9-7 9 7v9a1 1 0 0 1-1 1h-5v-6H9v6H4a1 1 0 0 1-1-1z",
   trash: "M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13",
   eye: "M1 12s4-7 11-7 11 7 11 7-4 7-11 7S1 12 1 12zM12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6z",
+  bell: "M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 21h4",
+  search: "M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM16 16l5 5",
+  hash: "M5 9h15M4 15h15M10 3L8 21M16 3l-2 18",
+  "user-plus": "M10 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM2 21c0-4 4-6 8-6s8 2 8 6M19 6v6M16 9h6",
 };
 const FILLED = new Set(["heart", "comment", "share", "play", "pause"]);
 

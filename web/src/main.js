@@ -12,6 +12,9 @@ import { UploadPage } from "./upload.js";
 import { PeoplePage, ProfilePage } from "./profile.js";
 import { Icon } from "./icons.js";
 import { Toasts } from "./toast.js";
+import { InboxPage } from "./inbox.js";
+import { HashtagPage, SearchPage } from "./search.js";
+import { live, unread } from "./notifications.js";
 
 const page = (path) => (cursor) =>
   api(cursor ? `${path}${path.includes("?") ? "&" : "?"}cursor=${encodeURIComponent(cursor)}` : path);
@@ -39,6 +42,17 @@ function startingWith(videoId, rest) {
   };
 }
 
+/** The bell: a link to the inbox with the unread count, kept live. */
+function Bell() {
+  const n = useStore(unread);
+  const connected = useStore(live);
+  const label = n ? `Notifications, ${n} unread` : "Notifications";
+  return html`<a class="icon-link bell" href="/inbox" aria-label=${label} data-live=${connected ? "true" : "false"}>
+    <${Icon} name="bell" />
+    ${n ? html`<span class="badge" data-unread=${n} aria-hidden="true">${n > 99 ? "99+" : n}</span>` : null}
+  </a>`;
+}
+
 function Tabs({ path, me }) {
   const tab = (href, label) =>
     html`<a class=${`tab${path === href ? " current" : ""}`} href=${href}
@@ -47,9 +61,10 @@ function Tabs({ path, me }) {
     <a class="brand" href="/" aria-label="Reelplane home"><${Icon} name="play" size=${20} />Reelplane</a>
     <div class="tabs">${tab("/", "For You")}${tab("/following", "Following")}</div>
     <div class="account">
+      <a class="icon-link" href="/search" aria-label="Search"><${Icon} name="search" /></a>
       <a class="icon-link" href="/upload" aria-label="Upload"><${Icon} name="upload" /></a>
       ${me
-        ? html`<a class="icon-link" href=${`/@${me.handle}`} aria-label="My profile"><${Icon} name="user" /></a>`
+        ? html`<${Bell} /><a class="icon-link" href=${`/@${me.handle}`} aria-label="My profile"><${Icon} name="user" /></a>`
         : html`<a class="button primary" href="/login">Log in</a>`}
     </div>
   </nav>`;
@@ -84,9 +99,11 @@ function Routes({ path, me }) {
   }
   if ((m = pathname.match(/^\/@([^/]+)$/))) return html`<${ProfilePage} handle=${decodeURIComponent(m[1])} />`;
   if ((m = pathname.match(/^\/tag\/([^/]+)$/))) {
-    return html`<main class="page narrow"><h1>#${decodeURIComponent(m[1])}</h1>
-      <p class="muted">Hashtag pages come with the search service.</p></main>`;
+    const tag = decodeURIComponent(m[1]).replace(/^#/, "");
+    return html`<${HashtagPage} key=${`tag-${tag}`} tag=${tag} />`;
   }
+  if (pathname === "/search") return html`<${SearchPage} query=${path.slice(pathname.length)} />`;
+  if (pathname === "/inbox") return me ? html`<${InboxPage} />` : html`<${AuthPage} mode="login" />`;
   if (pathname === "/") {
     return html`<${Feed} key=${me ? "foryou" : "public"} load=${feeds.foryou}
       empty="Nothing to watch yet. Upload the first video!" />`;
