@@ -4,6 +4,11 @@ The producer is idempotent with acks=all, so a retried send never duplicates a
 record in the log and an acknowledged record survives a broker restart. The
 consumer never auto-commits: the consumer runner commits after the handler's
 effect is durable.
+
+`kafka://host:port?prefix=<p>` puts every topic and consumer group under the
+prefix `<p>` on the broker, so that several deployments (or test runs) can
+share one Kafka without reading each other's events; callers still name topics
+without it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -50,6 +55,12 @@ def bootstrap_servers(url: str) -> str:
     return netloc or "127.0.0.1:9092"
 
 
+def name_prefix(url: str) -> str:
+    """`kafka://h:9092?prefix=staging.` -> `staging.` (topics and groups); "" without one."""
+    values = parse_qs(urlsplit(url).query).get("prefix", [""])
+    return values[-1]
+
+
 class KafkaBus:
     def __init__(
         self,
@@ -62,6 +73,7 @@ class KafkaBus:
         offset_reset: Literal["earliest", "latest"] = "earliest",
     ) -> None:
         self.servers = bootstrap_servers(url)
+        self.prefix = name_prefix(url)
         self.offset_reset = offset_reset
         self.max_poll_interval_ms = int(max_poll_interval_s * 1000)
         self._default_partitions = default_partitions
@@ -84,8 +96,18 @@ class KafkaBus:
         finally:
             await admin.close()
 
+    def broker_name(self, name: str) -> str:
+        """A topic's or group's name on the broker."""
+        return self.prefix + name
+
+    def topic_of(self, broker_topic: str) -> str:
+        """A broker topic's name as callers know it."""
+        return broker_topic.removeprefix(self.prefix)
+
     async def ensure_topics(self, topics: list[str], partitions: int) -> None:
-        missing = [t for t in topics if t not in self._known_topics]
+        missing = [
+            self.broker_name(t) for t in topics if self.broker_name(t) not in self._known_topics
+        ]
         if not missing:
             return
         admin = self._admin()
@@ -106,9 +128,9 @@ class KafkaBus:
             await admin.close()
 
     async def partition_count(self, topic: str) -> int:
-        if topic not in self._known_topics:
+        if self.broker_name(topic) not in self._known_topics:
             await self.ensure_topics([topic], self._default_partitions)
-        return self._known_topics[topic]
+        return self._known_topics[self.broker_name(topic)]
 
     async def _get_producer(self) -> AIOKafkaProducer:
         async with self._producer_lock:
@@ -127,12 +149,13 @@ class KafkaBus:
     async def publish(
         self, topic: str, key: str, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()
     ) -> Delivery:
-        if topic not in self._known_topics:
+        if self.broker_name(topic) not in self._known_topics:
             await self.ensure_topics([topic], self._default_partitions)
+        topic_on_broker = self.broker_name(topic)
         producer = await self._get_producer()
         try:
             meta = await producer.send_and_wait(
-                topic, value, key=key.encode(), headers=list(headers) or None
+                topic_on_broker, value, key=key.encode(), headers=list(headers) or None
             )
         except _BROKEN_PRODUCER_ERRORS as exc:
             log.warning("kafka producer out of step with the broker (%r); starting a new one", exc)
@@ -140,9 +163,9 @@ class KafkaBus:
             await self._discard_producer(producer)
             producer = await self._get_producer()
             meta = await producer.send_and_wait(
-                topic, value, key=key.encode(), headers=list(headers) or None
+                topic_on_broker, value, key=key.encode(), headers=list(headers) or None
             )
-        return Delivery(meta.topic, meta.partition, meta.offset)
+        return Delivery(self.topic_of(meta.topic), meta.partition, meta.offset)
 
     async def _discard_producer(self, broken: AIOKafkaProducer) -> None:
         """Drop a producer that can no longer send (only once when many sends see it)."""
@@ -173,9 +196,9 @@ class KafkaConsumer:
             return
         await self._bus.ensure_topics(self.topics, self._bus._default_partitions)
         consumer = AIOKafkaConsumer(
-            *self.topics,
+            *(self._bus.broker_name(t) for t in self.topics),
             bootstrap_servers=self._bus.servers,
-            group_id=self.group,
+            group_id=self._bus.broker_name(self.group),
             enable_auto_commit=False,
             auto_offset_reset=self._bus.offset_reset,
             session_timeout_ms=10_000,
@@ -196,7 +219,7 @@ class KafkaConsumer:
             for m in messages:
                 out.append(
                     Record(
-                        tp.topic,
+                        self._bus.topic_of(tp.topic),
                         tp.partition,
                         m.offset,
                         (m.key or b"").decode(),
@@ -211,7 +234,7 @@ class KafkaConsumer:
             return
         offsets: dict[TopicPartition, int] = {}
         for r in records:
-            tp = TopicPartition(r.topic, r.partition)
+            tp = TopicPartition(self._bus.broker_name(r.topic), r.partition)
             offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
         owned = self._consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in owned}
@@ -227,7 +250,7 @@ class KafkaConsumer:
     def assignment(self) -> set[tuple[str, int]]:
         if self._consumer is None:
             return set()
-        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        return {(self._bus.topic_of(tp.topic), tp.partition) for tp in self._consumer.assignment()}
 
     async def stop(self) -> None:
         if self._consumer is not None:
