@@ -337,7 +337,7 @@ def _cluster_needs_checkout(args: tuple[str, ...]) -> None:
 
 def _register_subcommands() -> None:
     """Command groups that live with their component (cluster, operator, worker, counters,
-    search)."""
+    search, notify)."""
     from reelplane.engagement.cli import counters
     from reelplane_operator.cli import operator_group
     from reelplane_transcode.cli import worker
@@ -356,6 +356,9 @@ def _register_subcommands() -> None:
     from reelplane.search.cli import search_group
 
     main.add_command(search_group)
+    from reelplane.notify.cli import notify_group
+
+    main.add_command(notify_group)
     from reelplane.webclient.cli import web_group
 
     main.add_command(web_group)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from email.utils import parseaddr
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
+from reelplane.notify.digest import DigestPeriod
 from reelplane.settings import SECTION_CONFIG
 
 
@@ -38,3 +41,43 @@ class NotifySettings(BaseSettings):
     notify_auth_timeout_s: float = Field(
         5.0, gt=0, description="Seconds a WebSocket has to authenticate. Default 5"
     )
+    # -- digests (`reelplane notify digest`; the mail server is REELPLANE_MAIL_URL) --
+    digest_period: DigestPeriod = Field(
+        DigestPeriod.WEEKLY,
+        description="What a digest covers: daily (the UTC day before the run) or weekly "
+        "(the Monday-to-Monday UTC week before the run's week). Default weekly",
+    )
+    digest_from: str = Field(
+        "Reelplane <digest@reelplane.local>",
+        description="The digests' From address, e.g. Reelplane <digest@example.org>. "
+        "Default Reelplane <digest@reelplane.local>",
+    )
+    digest_top_videos: int = Field(
+        3, ge=0, le=20, description="Videos listed under 'Your top videos'. Default 3"
+    )
+    digest_followers_shown: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="New followers named in a digest (the rest are counted). Default 10",
+    )
+    digest_suggestions: int = Field(
+        3, ge=0, le=20, description="Creators suggested in a digest. Default 3"
+    )
+    digest_claim_ttl_s: int = Field(
+        3600,
+        ge=60,
+        description="Seconds after which a digest claimed but never marked sent (a run "
+        "that crashed mid-send) is tried again by the next run. Default 3600",
+    )
+    digest_batch: int = Field(
+        200, ge=1, le=10_000, description="Users read per database round trip. Default 200"
+    )
+
+    @field_validator("digest_from")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        address = parseaddr(value)[1]
+        if "@" not in address or address.startswith("@") or address.endswith("@"):
+            raise ValueError(f"not a mail address: {value!r}")
+        return value
