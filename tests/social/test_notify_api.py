@@ -309,10 +309,13 @@ async def test_a_client_that_reads_nothing_is_dropped_not_buffered(replicas: Rep
     r = replicas
     ada = await r.stack.sign_up("ada")
     # A client that stops reading: its library holds one frame, then TCP backs up.
+    # No permessage-deflate: alike frames would shrink to a few bytes each and
+    # fit the kernel's socket buffers whole, so the server would never wait.
     ws = await connect(
         r.ws_url(r.url_a),
         subprotocols=["reelplane.notify.v1", f"bearer.{ada.token}"],  # type: ignore[list-item]
         max_queue=1,
+        compression=None,
     )
     await ws.send(json.dumps({"type": "hello"}))
     hub: Hub = await _hub_of(r.app_a)
@@ -325,7 +328,11 @@ async def test_a_client_that_reads_nothing_is_dropped_not_buffered(replicas: Rep
             LiveMessage(
                 user_id=ada.user_id,
                 notification=Notification(
-                    id=f"n{sent + i}", kind=Kind.COMMENT, actor_id="bob", text=padding, at_ms=1
+                    id=f"n{sent + i}",
+                    kind=Kind.COMMENT,
+                    actor_id="bob",
+                    text=padding,
+                    at_ms=1,
                 ),
             )
             for i in range(200)
