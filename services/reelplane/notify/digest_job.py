@@ -134,23 +134,18 @@ async def _new_followers(
 async def _video_stats(backends: Backends, user_id: str, window: Window) -> list[VideoStats]:
     """The user's ready videos that got likes in the window or became ready in it."""
     async with backends.database.connect() as conn:
-        liked: dict[str, int] = dict(
-            (
-                await conn.execute(
-                    select(likes.c.video_id, func.count())
-                    .join(videos, videos.c.id == likes.c.video_id)
-                    .where(
-                        videos.c.owner_id == user_id,
-                        videos.c.state == VideoState.READY,
-                        likes.c.created_at >= window.start,
-                        likes.c.created_at < window.end,
-                    )
-                    .group_by(likes.c.video_id)
-                )
+        liked_rows = await conn.execute(
+            select(likes.c.video_id, func.count())
+            .join(videos, videos.c.id == likes.c.video_id)
+            .where(
+                videos.c.owner_id == user_id,
+                videos.c.state == VideoState.READY,
+                likes.c.created_at >= window.start,
+                likes.c.created_at < window.end,
             )
-            .tuples()
-            .all()
+            .group_by(likes.c.video_id)
         )
+        liked = {str(video_id): int(n) for video_id, n in liked_rows}
         rows = (
             await conn.execute(
                 select(videos.c.id, videos.c.caption).where(
