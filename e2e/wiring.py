@@ -5,10 +5,10 @@ backend on a port no Service has).
 
 Pure: manifests in, a list of readable problems out. Checked references:
 
-* Pod templates: `envFrom` ConfigMaps and Secrets, `env[].valueFrom` keys, `configMap`,
-  `secret` and `projected` volumes (and the keys they pick), the ServiceAccount, and
-  in-cluster `http(s)://` URLs in env values (also inside JSON, e.g. the gateway's
-  service map) -> a Service with that port;
+* Pod templates (CronJobs' too): `envFrom` ConfigMaps and Secrets, `env[].valueFrom`
+  keys, `configMap`, `secret` and `projected` volumes (and the keys they pick), the
+  ServiceAccount, and in-cluster `http(s)://` URLs in env values (also inside JSON,
+  e.g. the gateway's service map) -> a Service with that port;
 * Services: the selector picks a Pod template, and every `targetPort` is one of its
   container ports;
 * VCL in a ConfigMap: each `backend`'s `.host`/`.port` -> a Service with that port;
@@ -80,6 +80,9 @@ class Index:
         for (kind, ns, name), obj in self.objects.items():
             if kind in WORKLOADS:
                 template = obj.get("spec", {}).get("template") or {}
+            elif kind == "CronJob":
+                job = obj.get("spec", {}).get("jobTemplate", {})
+                template = job.get("spec", {}).get("template") or {}
             elif kind == "Pod":
                 template = obj
             else:

@@ -53,3 +53,12 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- define "reelplane.secretName" -}}
 {{- .Values.secrets.existingSecret | default .Values.secrets.name -}}
 {{- end -}}
+
+{{/* The settings every Reelplane container reads: the ConfigMap and the Secret (envFrom). */}}
+{{- define "reelplane.settingsEnvFrom" -}}
+- configMapRef:
+    name: {{ .Values.settings.configMapName }}
+- secretRef:
+    name: {{ include "reelplane.secretName" . }}
+    optional: {{ .Values.secrets.optional }}
+{{- end -}}
