@@ -146,6 +146,9 @@ def dev(host: str | None, port: int | None, demo: bool) -> None:
     os.environ.setdefault("REELPLANE_RECOMMENDER_URL", "embedded:")
     from reelplane.webclient.cli import prepare_dev
 
+    # A busy port or a foreign address is the one line the user sees, before the
+    # client is built and "open ... in a browser" is printed.
+    check_port_free(settings.http_host, settings.http_port)
     prepare_dev(settings, demo=demo)
     _serve(settings, list(SERVICES), list(WORKERS))
 
