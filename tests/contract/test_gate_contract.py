@@ -136,6 +136,44 @@ async def test_admit_expands_the_items_a_read_lists_into_more_reads(
             )
 
 
+async def test_admit_reads_as_the_user_the_principal_names_now(both: GateAndCache, ns: str) -> None:
+    # The Redis gate remembers a principal key's user and what its page listed;
+    # a session value that changes user (or stops naming one) must not serve
+    # the old user's values or draw the old user's bucket.
+    user = Bucket(f"{ns}:user:{USER_PLACEHOLDER}", capacity=5, refill_per_s=0.01)
+    reads = [f"{ns}:{{user}}:page"]
+    expand = Expansion(0, (f"{ns}:ctr:{ITEM_PLACEHOLDER}",))
+    await both.cache.set(f"{ns}:u7:page", b"a b\nseven")
+    await both.cache.set(f"{ns}:u8:page", b"b c\neight")
+    for item, count in (("a", b"1"), ("b", b"2"), ("c", b"3")):
+        await both.cache.set(f"{ns}:ctr:{item}", count)
+
+    async def admit() -> tuple[bytes | None, ...]:
+        got = await both.gate.admit(
+            [], principal_key=f"{ns}:session", user_bucket=user, reads=reads, expand=expand
+        )
+        assert got.refused is None
+        return got.values
+
+    await both.cache.set(f"{ns}:session", _principal("u7"))
+    assert await admit() == (b"a b\nseven", b"1", b"2")
+    assert await admit() == (b"a b\nseven", b"1", b"2")
+    await both.cache.set(f"{ns}:ctr:a", b"10")  # counters are read on every call
+    await both.cache.set(f"{ns}:u7:page", b"c\nseven again")  # and the listing too
+    assert await admit() == (b"c\nseven again", b"3")
+    await both.cache.set(f"{ns}:session", _principal("u8"))
+    assert await admit() == (b"b c\neight", b"2", b"3")
+    await both.cache.set(f"{ns}:session", b"not json")
+    assert await admit() == ()
+    await both.cache.delete(f"{ns}:session")
+    got = await both.gate.admit([], principal_key=f"{ns}:session", user_bucket=user, reads=reads)
+    assert (got.principal, got.values) == (None, ())
+    # u7's bucket gave one token per call as u7, u8's one: none drawn twice or for the other.
+    for name, calls in (("u7", 3), ("u8", 1)):
+        left = await both.gate.take_tokens(f"{ns}:user:{name}", capacity=5, refill_per_s=0.01)
+        assert left.tokens_left == pytest.approx(5 - calls - 1, abs=0.05)
+
+
 async def test_admit_stops_at_the_first_refusing_bucket(both: GateAndCache, ns: str) -> None:
     first = Bucket(f"{ns}:a", capacity=1, refill_per_s=0.01)
     second = Bucket(f"{ns}:b", capacity=5, refill_per_s=0.01)

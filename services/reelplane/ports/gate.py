@@ -164,6 +164,8 @@ class Gate(Protocol):
         refusal; then read `principal_key` (a JSON object with a `user_id`); when
         it is there, take a token from `user_bucket` and, if allowed, read
         `reads`, then the keys `expand` names. In the keys of `user_bucket` and
-        `reads`, `USER_PLACEHOLDER` stands for the principal's user id."""
+        `reads`, `USER_PLACEHOLDER` stands for the principal's user id. The
+        buckets and the principal are one atomic step; the reads may follow
+        it in the same round trip (values as of then, never another user's)."""
 
     async def close(self) -> None: ...
