@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from reelplane.adapters.mail_smtp import SmtpMailer
+from reelplane.notify.digest import window_before
 from reelplane.notify.digest_job import run_digests
 from reelplane.notify.settings import NotifySettings
+from reelplane.schema import digest_sends
 from reelplane.settings import load_section, setting_name
 from tests.helpers import assert_problem
 from tests.mail_support import MailServer, running_smtp_server
@@ -210,3 +213,42 @@ async def test_an_email_address_can_be_removed(stack: Stack) -> None:
     gone = await set_profile(stack, ada, email=None)
     assert gone["email"] is None and gone["digest_enabled"] is True
     assert gone["display_name"] == ""  # untouched fields keep their values
+
+
+async def test_a_claim_left_by_a_crashed_run_is_taken_over_once_stale(
+    stack: Stack, smtp_server: MailServer, digest_env: NotifySettings
+) -> None:
+    at = datetime.now(UTC) + timedelta(days=1)
+    ada, bob = await stack.sign_up("ada"), await stack.sign_up("bob")
+    await set_profile(stack, ada, email="ada@example.org")
+    await follow(stack, bob, ada)
+    window = window_before(at, digest_env.digest_period)
+    # A run claimed ada's digest a minute ago and has not sent it (yet): hands off.
+    claimed = datetime.now(UTC) - timedelta(minutes=1)
+    async with stack.backends.database.transaction() as conn:
+        await conn.execute(
+            digest_sends.insert().values(
+                user_id=ada.user_id,
+                period_end=window.end,
+                period_start=window.start,
+                claimed_at=claimed,
+                sent_at=None,
+            )
+        )
+    mailer = SmtpMailer(smtp_server.url)
+    try:
+        busy = await run_digests(stack.backends, mailer, digest_env, at=at)
+        assert busy.in_progress == 1 and busy.sent == []
+        # The claim outlived REELPLANE_DIGEST_CLAIM_TTL_S: that run crashed.
+        stale = claimed - timedelta(seconds=digest_env.digest_claim_ttl_s)
+        async with stack.backends.database.transaction() as conn:
+            await conn.execute(
+                update(digest_sends)
+                .where(digest_sends.c.user_id == ada.user_id)
+                .values(claimed_at=stale)
+            )
+        taken = await run_digests(stack.backends, mailer, digest_env, at=at)
+    finally:
+        await mailer.close()
+    assert taken.sent == [ada.user_id]
+    assert len(smtp_server.inbox.to("ada@example.org")) == 1
