@@ -4,6 +4,7 @@ to the caller's shard), on the embedded backends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -12,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from reelplane.backends import open_backends
 from reelplane.feed.context import FeedContext
@@ -25,7 +28,7 @@ from tests.social.conftest import TEST_ENV, Account, Stack, eventually_ok
 
 pytestmark = pytest.mark.embedded
 
-UPSTREAM = ["upload", "engagement", "graph"]
+UPSTREAM = ["upload", "engagement", "graph", "notify"]
 
 
 def shard_app(settings: Settings, backends: object, index: int, count: int) -> FastAPI:
@@ -120,6 +123,39 @@ async def test_a_tus_upload_streams_through_the_gateway(
     assert_problem(stale, 409)
 
 
+async def test_the_live_socket_goes_through_the_gateway_both_ways_with_its_close_codes(
+    deployed: tuple[Stack, list[str]],
+) -> None:
+    stack, _ = deployed
+    ada = await stack.sign_up("ada")
+    bob = await stack.sign_up("bob")
+    live = str(stack.client.base_url).replace("http://", "ws://") + "/v1/notifications/live"
+    offer = ["reelplane.notify.v1", f"bearer.{ada.token}"]
+    async with connect(live, subprotocols=offer) as ws:  # type: ignore[arg-type]
+        assert ws.subprotocol == "reelplane.notify.v1"  # the service's choice, relayed
+        await ws.send(json.dumps({"type": "hello"}))  # client -> service
+        assert json.loads(await asyncio.wait_for(ws.recv(), 15)) == {
+            "type": "ready",
+            "user_id": ada.user_id,
+        }
+        assert (await stack.client.put("/v1/users/ada/follow", headers=bob.auth)).status_code == 200
+        while (frame := json.loads(await asyncio.wait_for(ws.recv(), 15)))[
+            "type"
+        ] != "notification":
+            pass
+        assert frame["notification"]["kind"] == "follow"
+        assert frame["notification"]["actor_id"] == bob.user_id
+    # The service's close code comes back as it is (4401: bad token).
+    async with connect(live) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": "nope"}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 15)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    # A path no service has is refused at the handshake.
+    with pytest.raises(InvalidStatus):
+        await connect(live.replace("/live", "/nowhere"))
+
+
 async def test_a_service_that_does_not_answer_is_a_502(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -145,5 +181,12 @@ async def test_a_service_that_does_not_answer_is_a_502(
             # A service with no address at all: 502 too, saying so.
             no_addr = assert_problem(await client.get("/v1/feed/foryou", headers=auth), 502)
             assert "no address" in str(no_addr["detail"])
+        # A WebSocket whose service does not answer: 502 problem+json at the handshake.
+        async with serving(app) as base:
+            live = base.replace("http://", "ws://") + "/v1/notifications/live"
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(live)
+            assert refused.value.response.status_code == 502
+            assert b"no address" in (refused.value.response.body or b"")
     finally:
         await backends.close()

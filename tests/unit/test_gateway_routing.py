@@ -12,7 +12,11 @@ from reelplane.errors import ConfigError
 from reelplane.feed.context import FeedContext
 from reelplane.feed.settings import FeedSettings
 from reelplane.feed.shards import in_shard, shard_of
-from reelplane.gateway.proxy import forwarded_request_headers, returned_response_headers
+from reelplane.gateway.proxy import (
+    forwarded_request_headers,
+    returned_response_headers,
+    websocket_request_headers,
+)
 from reelplane.gateway.routing import RouteTable, upstream_url
 from reelplane.gateway.settings import GatewaySettings
 from reelplane.http.services import SERVICES
@@ -55,6 +59,30 @@ def test_a_path_known_with_another_method_goes_to_its_owner_for_the_405(
     table: RouteTable,
 ) -> None:
     assert table.owner("POST", "/v1/feed/foryou") == "feed"
+
+
+def test_websockets_are_owned_by_the_service_with_the_websocket_route(
+    table: RouteTable,
+) -> None:
+    assert table.owner("GET", "/v1/notifications/live", websocket=True) == "notify"
+    assert table.owner("GET", "/v1/notifications", websocket=True) is None  # HTTP only
+    assert table.owner("GET", "/v1/notifications/live") is None  # a WebSocket route only
+
+
+def test_websocket_handshakes_upstream_carry_no_handshake_headers_of_the_client() -> None:
+    forwarded = [
+        ("host", "gw.example"),
+        ("sec-websocket-key", "abc=="),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-protocol", "reelplane.notify.v1, bearer.t"),
+        ("sec-websocket-extensions", "permessage-deflate"),
+        ("origin", "https://app.example"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ]
+    assert websocket_request_headers(forwarded) == [
+        ("origin", "https://app.example"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ]
 
 
 def test_shards_are_stable_and_spread_evenly() -> None:

@@ -9,14 +9,19 @@ gateway; the request id and X-Forwarded-For/Proto go along.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
 from reelplane.auth import ResolvedSession
 from reelplane.errors import ReelplaneError, UpstreamUnavailable
@@ -56,6 +61,18 @@ def forwarded_request_headers(
     return out
 
 
+#: Handshake headers of one WebSocket connection (RFC 6455, 4.1), never forwarded.
+WEBSOCKET_HANDSHAKE = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+    }
+)
+
+
 def returned_response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
     """The upstream response's headers as sent to the client (pure): the gateway
     sets its own request id, and connection headers are its own."""
@@ -64,6 +81,19 @@ def returned_response_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes
         for k, v in headers.multi_items()
         if k.lower() not in HOP_BY_HOP and k.lower() != "x-request-id"
     ]
+
+
+def upstream_target(base: str, scope: Scope) -> str:
+    """The upstream URL of a request: `base` + the request's raw path and query (pure)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
+    return base.rstrip("/") + raw_path.decode("latin-1") + (f"?{query}" if query else "")
+
+
+def websocket_request_headers(forwarded: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Forwarded headers fit for the upstream WebSocket handshake (pure): the
+    client library writes its own Host, key, version, extensions and subprotocols."""
+    return [(k, v) for k, v in forwarded if k not in WEBSOCKET_HANDSHAKE and k != "host"]
 
 
 class ProxyMiddleware:
@@ -83,7 +113,11 @@ class ProxyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = (
-            self.table.owner(scope["method"], scope["path"]) if scope["type"] == "http" else None
+            self.table.owner(scope["method"], scope["path"])
+            if scope["type"] == "http"
+            else self.table.owner("GET", scope["path"], websocket=True)
+            if scope["type"] == "websocket"
+            else None
         )
         if service is None:
             await self.app(scope, receive, send)
@@ -95,6 +129,9 @@ class ProxyMiddleware:
             else None
         )
         base = upstream_url(service, user_id, self.settings)
+        if scope["type"] == "websocket":
+            await forward_websocket(base, scope, receive, send, self._forwarded_headers(scope))
+            return
         try:
             if base is None:
                 raise UpstreamUnavailable(f"no address is configured for the {service} service")
@@ -103,7 +140,7 @@ class ProxyMiddleware:
             response = problem_response(Request(scope), exc.status, exc.slug, exc.title, exc.detail)
             await response(scope, receive, send)
 
-    async def _forward(self, base: str, scope: Scope, receive: Receive, send: Send) -> None:
+    def _forwarded_headers(self, scope: Scope) -> list[tuple[str, str]]:
         headers = Headers(scope=scope)
         peer = scope.get("client")
         client = client_ip(
@@ -111,10 +148,12 @@ class ProxyMiddleware:
             headers.get("x-forwarded-for"),
             self.settings.trusted_proxy_hops,
         )
-        query = scope.get("query_string", b"").decode("latin-1")
-        raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
-        url = base.rstrip("/") + raw_path.decode("latin-1") + (f"?{query}" if query else "")
         request_id = scope.get("state", {}).get("request_id")
+        return forwarded_request_headers(headers, client, scope.get("scheme", "http"), request_id)
+
+    async def _forward(self, base: str, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        url = upstream_target(base, scope)
 
         async def body() -> AsyncIterator[bytes]:
             while True:
@@ -130,9 +169,7 @@ class ProxyMiddleware:
         request = self.client.build_request(
             scope["method"],
             url,
-            headers=forwarded_request_headers(
-                headers, client, scope.get("scheme", "http"), request_id
-            ),
+            headers=self._forwarded_headers(scope),
             content=body() if has_body else None,
         )
         try:
@@ -152,6 +189,118 @@ class ProxyMiddleware:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await upstream.aclose()
+
+
+async def forward_websocket(
+    base: str | None,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: list[tuple[str, str]],
+) -> None:
+    """Relay one WebSocket to `base`'s service: the handshake (subprotocols
+    offered, the one chosen), then frames both ways, and the close code either
+    side ends with. The client is accepted only once the service has accepted;
+    a service that does not answer or refuses is an HTTP answer to the handshake
+    (502 problem+json, or the service's own status). Backpressure holds end to
+    end: a client that reads slowly stalls this relay's reads from the service,
+    whose bounded queues then drop it (4429)."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    url = "ws" + upstream_target(base, scope).removeprefix("http") if base else ""
+    try:
+        if not base:
+            raise UpstreamUnavailable("no address is configured for this WebSocket's service")
+        upstream = await connect(
+            url,
+            subprotocols=[Subprotocol(p) for p in scope.get("subprotocols", ())] or None,
+            additional_headers=websocket_request_headers(headers),
+            user_agent_header=None,  # the client's own goes along
+            compression=None,  # one hop inside the cluster: spend no CPU on it
+            proxy=None,
+            open_timeout=10,
+        )
+    except InvalidStatus as exc:
+        status, body = exc.response.status_code, exc.response.body or b""
+        kind = exc.response.headers.get("content-type", "text/plain")
+        await _refuse(scope, send, status, bytes(body), kind)
+        return
+    except (OSError, TimeoutError, InvalidHandshake, UpstreamUnavailable) as exc:
+        detail = (
+            exc.detail
+            if isinstance(exc, UpstreamUnavailable)
+            else f"{base} did not answer ({type(exc).__name__})"
+        )
+        err = UpstreamUnavailable(detail)
+        problem = problem_response(
+            HTTPConnection(scope), err.status, err.slug, err.title, err.detail
+        )
+        await _refuse(scope, send, err.status, bytes(problem.body), "application/problem+json")
+        return
+    async with upstream:
+        await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+
+        async def to_upstream() -> None:
+            while True:
+                m = await receive()
+                if m["type"] == "websocket.disconnect":
+                    code = m.get("code", 1000)
+                    with contextlib.suppress(Exception):
+                        await upstream.close(code if _sendable(code) else 1000)
+                    return
+                if m.get("text") is not None:
+                    await upstream.send(m["text"])
+                elif m.get("bytes") is not None:
+                    await upstream.send(m["bytes"])
+
+        async def to_client() -> None:
+            try:
+                async for frame in upstream:
+                    if isinstance(frame, str):
+                        await send({"type": "websocket.send", "text": frame})
+                    else:
+                        await send({"type": "websocket.send", "bytes": frame})
+            except ConnectionClosed:
+                pass
+            code = upstream.close_code
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await send(
+                    {
+                        "type": "websocket.close",
+                        "code": code if code is not None and _sendable(code) else 1011,
+                        "reason": upstream.close_reason or "",
+                    }
+                )
+
+        tasks = [asyncio.create_task(to_upstream()), asyncio.create_task(to_client())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _sendable(code: int) -> bool:
+    """Whether a close code may appear in a close frame (RFC 6455, 7.4)."""
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+async def _refuse(scope: Scope, send: Send, status: int, body: bytes, kind: str) -> None:
+    """Answer the handshake with an HTTP response where the server can (the
+    ASGI WebSocket Denial Response extension), else close it (403)."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1011})
+        return
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": status,
+            "headers": [(b"content-type", kind.encode("latin-1"))],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 def install_proxy(app: FastAPI, settings: GatewaySettings, mounted: list[str]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from reelplane.feed.shards import shard_of
 from reelplane.gateway.settings import GatewaySettings
@@ -34,10 +35,15 @@ class RouteTable:
             )
         )
 
-    def owner(self, method: str, path: str) -> str | None:
+    def owner(self, method: str, path: str, *, websocket: bool = False) -> str | None:
         """The service whose route matches; for a path matched with another method
-        only, that route's service (it answers 405); None when nobody has the path."""
-        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        only, that route's service (it answers 405); None when nobody has the path.
+        With `websocket`, only WebSocket routes match (the method is ignored)."""
+        scope: Scope = (
+            {"type": "websocket", "path": path, "root_path": ""}
+            if websocket
+            else {"type": "http", "method": method, "path": path, "root_path": ""}
+        )
         partial: str | None = None
         for route, name in self.routes:
             match, _ = route.matches(scope)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from reelplane.errors import ReelplaneError
@@ -58,7 +59,7 @@ def clip_detail(detail: str) -> str:
 
 
 def problem_response(
-    request: Request,
+    request: HTTPConnection,  # a Request, or a WebSocket's handshake
     status: int,
     slug: str,
     title: str,
