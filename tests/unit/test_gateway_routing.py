@@ -36,7 +36,7 @@ def table() -> RouteTable:
         ("POST", "/v1/accounts", "gateway"),
         ("GET", "/v1/me", "gateway"),
         ("GET", "/v1/me/history", "engagement"),
-        ("DELETE", "/v1/videos/abc", "gateway"),
+        ("DELETE", "/v1/videos/abc", "upload"),  # beside the other video routes (eb6c4f8)
         ("GET", "/v1/videos/abc", "upload"),
         ("PUT", "/v1/videos/abc/like", "engagement"),
         ("GET", "/v1/videos/abc/comments", "engagement"),
