@@ -85,6 +85,16 @@ def test_schedule_period_and_mail_server_come_from_values(k8s: Kubectl) -> None:
     assert not cronjobs(render(k8s, "--set=notifyDigest.enabled=false"))
 
 
+def test_shards_make_an_indexed_job_one_pod_per_shard(k8s: Kubectl) -> None:
+    (one,) = cronjobs(render(k8s))
+    assert "completionMode" not in one["spec"]["jobTemplate"]["spec"]
+    (digest,) = cronjobs(render(k8s, "--set=notifyDigest.shards=4"))
+    job = digest["spec"]["jobTemplate"]["spec"]
+    assert (job["completionMode"], job["completions"], job["parallelism"]) == ("Indexed", 4, 4)
+    # The CLI reads its index from JOB_COMPLETION_INDEX, set by the Job controller.
+    assert env(container(digest))["REELPLANE_DIGEST_SHARDS"] == "4"
+
+
 @pytest.mark.parametrize(
     ("value", "named"),
     [
@@ -100,7 +110,9 @@ def test_a_bad_digest_value_fails_the_install_naming_it(
 
 
 def test_the_api_server_accepts_the_cronjob(k8s: Kubectl) -> None:
-    (digest,) = cronjobs(render(k8s, "--set=notifyDigest.period=daily"))
+    (digest,) = cronjobs(
+        render(k8s, "--set=notifyDigest.period=daily", "--set=notifyDigest.shards=3")
+    )
     done = k8s.run(
         "apply", "--dry-run=server", "-n", NAMESPACE, "-f", "-", stdin=yaml.safe_dump(digest)
     )

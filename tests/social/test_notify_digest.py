@@ -252,3 +252,27 @@ async def test_a_claim_left_by_a_crashed_run_is_taken_over_once_stale(
         await mailer.close()
     assert taken.sent == [ada.user_id]
     assert len(smtp_server.inbox.to("ada@example.org")) == 1
+
+
+async def test_shards_together_send_every_digest_once(
+    stack: Stack, smtp_server: MailServer, digest_env: NotifySettings
+) -> None:
+    at = datetime.now(UTC) + timedelta(days=1)
+    fan = await stack.sign_up("fan")
+    people = [await stack.sign_up(f"user{i}") for i in range(6)]
+    for who in people:
+        await set_profile(stack, who, email=f"{who.handle}@example.org")
+        await follow(stack, fan, who)
+    mailer = SmtpMailer(smtp_server.url)
+    try:
+        runs = [
+            await run_digests(stack.backends, mailer, digest_env, at=at, shard=(i, 3))
+            for i in range(3)
+        ]
+        whole = await run_digests(stack.backends, mailer, digest_env, at=at)
+    finally:
+        await mailer.close()
+    sent = [user for run in runs for user in run.sent]
+    assert sorted(sent) == sorted(p.user_id for p in people)  # each once, none left out
+    assert whole.sent == [] and whole.already_sent == len(people)
+    assert len(smtp_server.inbox.messages) == len(people)

@@ -21,6 +21,7 @@ from reelplane.notify.digest import (
     Window,
     build_digest,
     digest_message,
+    shard_bounds,
     suggest_creators,
     top_videos,
     window_before,
@@ -79,6 +80,30 @@ def test_the_window_is_read_in_utc_whatever_zone_the_time_has() -> None:
     assert w.start == datetime(2026, 12, 3, tzinfo=UTC)
     with pytest.raises(ValueError, match="aware"):
         window_before(datetime(2026, 12, 5), DigestPeriod.DAILY)
+
+
+# -- shards ---------------------------------------------------------------------------
+@given(user_id=st.uuids().map(lambda u: u.hex), count=st.integers(1, 300))
+def test_every_user_id_falls_in_exactly_one_shard(user_id: str, count: int) -> None:
+    holders = [
+        i
+        for i in range(count)
+        for lo, hi in [shard_bounds(i, count)]
+        if (lo is None or user_id >= lo) and (hi is None or user_id < hi)
+    ]
+    assert len(holders) == 1
+
+
+def test_shards_split_the_id_space_evenly() -> None:
+    assert shard_bounds(0, 1) == (None, None)
+    assert [shard_bounds(i, 4) for i in range(4)] == [
+        (None, "4000"),
+        ("4000", "8000"),
+        ("8000", "c000"),
+        ("c000", None),
+    ]
+    with pytest.raises(ValueError, match=r"not in 0\.\.3"):
+        shard_bounds(4, 4)
 
 
 # -- suggestions ---------------------------------------------------------------------

@@ -42,8 +42,24 @@ def _instant(value: str | None) -> datetime | None:
     help="Run as if it were this ISO 8601 time (UTC unless it says): the digest covers "
     "the last complete period before it. Default now.",
 )
+@click.option(
+    "--shards",
+    type=click.IntRange(1, 65_536),
+    default=1,
+    envvar="REELPLANE_DIGEST_SHARDS",
+    show_default=True,
+    help="Split the users over this many runs, by user id (REELPLANE_DIGEST_SHARDS).",
+)
+@click.option(
+    "--shard-index",
+    type=click.IntRange(0),
+    default=0,
+    envvar="JOB_COMPLETION_INDEX",
+    show_default=True,
+    help="Which of the --shards runs this is, from 0 (an Indexed Job's JOB_COMPLETION_INDEX).",
+)
 @one_line_errors
-def digest(period: str | None, at: str | None) -> None:
+def digest(period: str | None, at: str | None, shards: int, shard_index: int) -> None:
     """Send each user (with an e-mail address and digests on) the digest of the
     last complete period: new followers, their top videos, creators to follow.
     A rerun within the same period sends nothing twice."""
@@ -56,6 +72,8 @@ def digest(period: str | None, at: str | None) -> None:
     settings = load_settings()
     notify = load_section(NotifySettings)
     when = _instant(at)
+    if shard_index >= shards:
+        raise ConfigError("--shard-index", f"{shard_index} is not below --shards {shards}")
     configure_logging(settings.log_format, settings.log_level)
 
     async def go() -> DigestRun:
@@ -68,6 +86,7 @@ def digest(period: str | None, at: str | None) -> None:
                 notify,
                 at=when,
                 period=DigestPeriod(period) if period else None,
+                shard=(shard_index, shards),
             )
         finally:
             await mailer.close()

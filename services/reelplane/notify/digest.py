@@ -52,6 +52,26 @@ def window_before(at: datetime, kind: DigestPeriod) -> Window:
     return Window(kind, monday - timedelta(days=7), monday)
 
 
+#: Hex digits of the user id that shards split on (65,536 slices).
+SHARD_DIGITS = 4
+
+
+def shard_bounds(index: int, count: int) -> tuple[str | None, str | None]:
+    """The user ids shard `index` of `count` takes: lo <= id < hi (None: no bound).
+    Ids are lowercase hex (uuid4), so equal slices of their first digits give
+    shards of about the same size; together the shards cover every id once."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard index {index} is not in 0..{count - 1}")
+    space = 16**SHARD_DIGITS
+    if count > space:
+        raise ValueError(f"at most {space} shards")
+
+    def edge(i: int) -> str:
+        return f"{i * space // count:0{SHARD_DIGITS}x}"
+
+    return (edge(index) if index > 0 else None, edge(index + 1) if index < count - 1 else None)
+
+
 @dataclass(frozen=True)
 class Person:
     handle: str

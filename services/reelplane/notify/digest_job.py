@@ -32,6 +32,7 @@ from reelplane.notify.digest import (
     Window,
     build_digest,
     digest_message,
+    shard_bounds,
     suggest_creators,
     top_videos,
     window_before,
@@ -62,6 +63,7 @@ class DigestRun:
     """What one run did, user by user."""
 
     window: Window
+    shard: tuple[int, int] = (0, 1)
     sent: list[str] = field(default_factory=list)  # user ids
     already_sent: int = 0
     nothing_new: int = 0
@@ -69,16 +71,24 @@ class DigestRun:
     failed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        index, count = self.shard
+        of = f" (shard {index + 1} of {count})" if count > 1 else ""
         return (
-            f"{self.window.kind} digests for {self.window.start:%Y-%m-%d} to "
+            f"{self.window.kind} digests{of} for {self.window.start:%Y-%m-%d} to "
             f"{self.window.end:%Y-%m-%d} (UTC): {len(self.sent)} sent, "
             f"{self.already_sent} already sent, {self.nothing_new} with nothing new, "
             f"{self.in_progress} claimed by another run, {len(self.failed)} failed"
         )
 
 
-async def recipient_batches(backends: Backends, batch: int) -> AsyncIterator[list[Recipient]]:
-    """Every user with an e-mail address and digests on, `batch` at a time in id order."""
+async def recipient_batches(
+    backends: Backends, batch: int, shard: tuple[int, int] = (0, 1)
+) -> AsyncIterator[list[Recipient]]:
+    """Every user of `shard` (index, count) with an e-mail address and digests on,
+    `batch` at a time in id order."""
+    lo, hi = shard_bounds(*shard)
+    bounds = [users.c.id >= lo] if lo is not None else []
+    bounds += [users.c.id < hi] if hi is not None else []
     after = ""
     while True:
         async with backends.database.connect() as conn:
@@ -89,6 +99,7 @@ async def recipient_batches(backends: Backends, batch: int) -> AsyncIterator[lis
                         users.c.email.is_not(None),
                         users.c.digest_enabled == true(),
                         users.c.id > after,
+                        *bounds,
                     )
                     .order_by(users.c.id)
                     .limit(batch)
@@ -258,11 +269,13 @@ async def run_digests(
     *,
     at: datetime | None = None,
     period: DigestPeriod | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> DigestRun:
-    """Send each user's digest of the last complete period before `at` (now)."""
+    """Send each user's digest of the last complete period before `at` (now); only
+    the users of `shard` = (index, count) when the work is split over several runs."""
     window = window_before(at or utc_now(), period or settings.digest_period)
-    run = DigestRun(window)
-    async for batch in recipient_batches(backends, settings.digest_batch):
+    run = DigestRun(window, shard)
+    async for batch in recipient_batches(backends, settings.digest_batch, shard):
         for who in batch:
             await _one(backends, mailer, settings, who, run)
     return run
