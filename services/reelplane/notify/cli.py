@@ -45,10 +45,8 @@ def _instant(value: str | None) -> datetime | None:
 @click.option(
     "--shards",
     type=click.IntRange(1, 65_536),
-    default=1,
-    envvar="REELPLANE_DIGEST_SHARDS",
-    show_default=True,
-    help="Split the users over this many runs, by user id (REELPLANE_DIGEST_SHARDS).",
+    default=None,
+    help="Split the users over this many runs, by user id (REELPLANE_DIGEST_SHARDS; default 1).",
 )
 @click.option(
     "--shard-index",
@@ -59,7 +57,7 @@ def _instant(value: str | None) -> datetime | None:
     help="Which of the --shards runs this is, from 0 (an Indexed Job's JOB_COMPLETION_INDEX).",
 )
 @one_line_errors
-def digest(period: str | None, at: str | None, shards: int, shard_index: int) -> None:
+def digest(period: str | None, at: str | None, shards: int | None, shard_index: int) -> None:
     """Send each user (with an e-mail address and digests on) the digest of the
     last complete period: new followers, their top videos, creators to follow.
     A rerun within the same period sends nothing twice."""
@@ -72,6 +70,7 @@ def digest(period: str | None, at: str | None, shards: int, shard_index: int) ->
     settings = load_settings()
     notify = load_section(NotifySettings)
     when = _instant(at)
+    shards = shards or notify.digest_shards
     if shard_index >= shards:
         raise ConfigError("--shard-index", f"{shard_index} is not below --shards {shards}")
     configure_logging(settings.log_format, settings.log_level)

@@ -70,6 +70,14 @@ class NotifySettings(BaseSettings):
         description="Seconds after which a digest claimed but never marked sent (a run "
         "that crashed mid-send) is tried again by the next run. Default 3600",
     )
+    digest_shards: int = Field(
+        1,
+        ge=1,
+        le=65_536,
+        description="Runs the users are split over by id, each sending its share (an "
+        "Indexed Job's Pods; each takes its index from JOB_COMPLETION_INDEX or "
+        "--shard-index). Default 1",
+    )
     digest_batch: int = Field(
         200, ge=1, le=10_000, description="Users read per database round trip. Default 200"
     )
