@@ -5,13 +5,15 @@ used) against a real `reelplane dev` process with the web client built.
 The server runs once per session per backend kind, seeded with the demo
 content (`reelplane.webclient.demo`: real clips through the real tus upload
 path): `[embedded]` on the embedded backends, `[real]` on the real MariaDB,
-Redis, Cassandra and S3 servers (the bus stays in-process so that no other
-test's consumers share its topics). Screenshots of every key step and, on a
+Redis, Cassandra, Kafka and OpenSearch servers (Kafka topics, consumer groups
+and OpenSearch indices under a prefix of the run's own, so no other test shares
+them; objects stay on local files). Screenshots of every key step and, on a
 failure, a Playwright trace go to `.cache/bench/web/<test>/`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -95,7 +97,7 @@ class DevServer:
 def _real_env(harness: Harness, tmp: Path) -> dict[str, str]:
     from reelplane.infra.servers.mariadb import MariaDB
 
-    harness.up(["mariadb", "redis", "cassandra"])
+    harness.up(["mariadb", "redis", "cassandra", "kafka", "search"])
     mariadb = harness.servers["mariadb"]
     assert isinstance(mariadb, MariaDB)
     name = f"reelplane_web_{uuid.uuid4().hex[:8]}"
@@ -106,8 +108,21 @@ def _real_env(harness: Harness, tmp: Path) -> dict[str, str]:
         "REELPLANE_CACHE_URL": harness.servers["redis"].url.rsplit("/", 1)[0] + "/13",
         "REELPLANE_WIDEROW_URL": f"{cassandra}/{name}",
         "REELPLANE_OBJECTS_URL": f"file://{tmp / 'objects'}",
-        "REELPLANE_BUS_URL": "memory://",
+        # The harness's Kafka, its topics and consumer groups under this run's own
+        # prefix: no other test's consumers share them.
+        "REELPLANE_BUS_URL": f"{harness.servers['kafka'].url}?prefix={name}.",
+        # OpenSearch, indices <name>-videos and <name>-users (dropped afterwards).
+        "REELPLANE_SEARCH_URL": f"{harness.servers['search'].url}/{name}",
     }
+
+
+def _drop_search_indices(env: dict[str, str]) -> None:
+    url = env.get("REELPLANE_SEARCH_URL", "")
+    if not url.startswith("opensearch://"):
+        return
+    base, prefix = url.removeprefix("opensearch://").rsplit("/", 1)
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.delete(f"http://{base}/{prefix}-videos,{prefix}-users?ignore_unavailable=true")
 
 
 def _embedded_env(tmp: Path) -> dict[str, str]:
@@ -117,6 +132,7 @@ def _embedded_env(tmp: Path) -> dict[str, str]:
         "REELPLANE_OBJECTS_URL": f"file://{tmp / 'objects'}",
         "REELPLANE_CACHE_URL": "memory://",
         "REELPLANE_BUS_URL": "memory://",
+        "REELPLANE_SEARCH_URL": f"sqlite:///{tmp / 'search.sqlite'}",
     }
 
 
@@ -153,6 +169,7 @@ def dev_server(
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+        _drop_search_indices(env)
 
 
 # Package scope, not session: sync Playwright keeps its event loop running in the

@@ -5,14 +5,17 @@ hashtag link opens the hashtag's page, which lists and plays its videos."""
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import string
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Request, WebSocketRoute, expect
 
 from reelplane.webclient.build import checkout_root
 from reelplane.webclient.demo import Clip, generate_clip, tus_upload
@@ -123,6 +126,64 @@ def test_a_like_by_someone_else_raises_the_badge_live_and_the_inbox_lists_it(
     wait_playing(page, video_id=creator.video_id)
 
 
+def test_a_dropped_socket_reconnects_with_the_last_cursor_and_gets_what_it_missed(
+    dev_server: DevServer, context: BrowserContext, creator: Creator
+) -> None:
+    with dev_server.api() as api:
+        auth = {"Authorization": f"Bearer {creator.token}"}
+        api.post("/v1/notifications/read-all", headers=auth).raise_for_status()
+    page = context.new_page()
+    hellos: list[dict[str, str]] = []
+    received: list[dict[str, Any]] = []
+    routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+
+    def relay(ws: WebSocketRoute) -> None:  # the page's socket, passed through and watched
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            hellos.append(json.loads(message))
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            received.append(json.loads(message))
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+        routes.append((ws, server))
+
+    page.route_web_socket(re.compile(r"/v1/notifications/live$"), relay)
+    session = {"token": creator.token, "handle": creator.handle, "user_id": creator.user_id}
+    sign_in(page, dev_server, session)
+    page.goto(f"{dev_server.url}/@{creator.handle}")
+    bell = page.locator("a.bell")
+    expect(bell).to_have_attribute("data-live", "true")
+    assert hellos == [{"type": "hello", "token": creator.token}]  # first connection: no cursor
+    expect(page.locator(".badge")).to_have_count(0)
+
+    like(dev_server, creator.video_id, dev_server.sign_up("fan")["token"])
+    expect(page.locator(".badge")).to_have_text("1", timeout=15_000)
+    last = [m for m in received if m["type"] == "notification"][-1]["cursor"]
+
+    page_side, server_side = routes[-1]
+    server_side.close()
+    page_side.close(code=1012, reason="test: the server went away")
+    expect(bell).to_have_attribute("data-live", "false")
+    missed = dev_server.sign_up("fan")
+    like(dev_server, creator.video_id, missed["token"])  # while the page has no socket
+    expect(bell).to_have_attribute("data-live", "true", timeout=15_000)  # backed off, came back
+    assert len(routes) == 2
+    assert hellos[-1] == {"type": "hello", "token": creator.token, "cursor": last}
+    expect(page.locator(".badge")).to_have_text("2", timeout=15_000)
+    deadline = time.monotonic() + 15
+    while not any(
+        m["type"] == "notification" and m["notification"]["actor_id"] == missed["user_id"]
+        for m in received
+    ):
+        assert time.monotonic() < deadline, "the missed like never reached the page"
+        page.wait_for_timeout(200)
+
+
 def test_typing_a_prefix_shows_the_matching_video_and_its_creator(
     dev_server: DevServer, context: BrowserContext, creator: Creator, shots: Shots
 ) -> None:
@@ -210,22 +271,25 @@ def test_the_badge_inbox_search_and_hashtag_pages_lay_out_at_phone_and_desktop_s
         shots(page, f"{size}-badge")
         page.locator("a.bell").click()
         expect(page.locator(".note").first).to_be_visible()
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.note-thumb img')].every(i => i.complete)"
+        page.wait_for_function(  # every video's poster in
+            """() => [...document.querySelectorAll('.note-thumb')]
+            .every(a => a.querySelector('img') && a.querySelector('img').complete)"""
         )
         _fits(page, viewport["width"])
         shots(page, f"{size}-inbox")
         page.goto(f"{dev_server.url}/search?q=art")
         expect(page.locator("[data-result='video']").first).to_be_visible()
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.result-thumb img')].every(i => i.complete)"
+            """() => [...document.querySelectorAll('.result-thumb')]
+            .every(a => a.querySelector('img') && a.querySelector('img').complete)"""
         )
         _fits(page, viewport["width"])
         shots(page, f"{size}-search")
         page.goto(f"{dev_server.url}/tag/dance")
         expect(page.locator("[data-tile] img").first).to_be_visible()
         page.wait_for_function(
-            "() => [...document.querySelectorAll('[data-tile] img')].every(i => i.complete)"
+            """() => [...document.querySelectorAll('[data-tile]')]
+            .every(a => a.querySelector('img') && a.querySelector('img').complete)"""
         )
         _fits(page, viewport["width"])
         shots(page, f"{size}-hashtag")
