@@ -155,6 +155,60 @@ return reply
 )
 
 
+# `Gate.admit` without reads, for a caller that reads in the same round trip
+# (see the module docstring): plain arguments, no JSON to decode. ARGV: the
+# number of buckets, then each bucket as key, capacity, refill_per_s, ttl_ms;
+# the principal key ('' for none); the user bucket the same way ('' for none).
+# Returns {refused key or false, wait_s, principal or false}.
+_DRAW_LUA = (
+    _BUCKET_LUA
+    + """
+local n = tonumber(ARGV[1])
+for i = 0, n - 1 do
+  local at = 2 + 4 * i
+  local allowed, _, wait_s = take(ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), 1,
+                                  ARGV[at + 3], now_ms)
+  if allowed == 0 then return {ARGV[at], tostring(wait_s), false} end
+end
+local at = 2 + 4 * n
+if ARGV[at] == '' then return {false, '0', false} end
+local principal = redis.call('MGET', ARGV[at])[1]
+if not principal then return {false, '0', false} end
+local ok, decoded = pcall(cjson.decode, principal)
+local user_id = ok and type(decoded) == 'table' and decoded['user_id']
+if type(user_id) ~= 'string' or user_id == '' then return {false, '0', principal} end
+if ARGV[at + 1] ~= '' then
+  local key = string.gsub(ARGV[at + 1], '{user}', (string.gsub(user_id, '%%', '%%%%')))
+  local allowed, _, wait_s = take(key, tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), 1,
+                                  ARGV[at + 4], now_ms)
+  if allowed == 0 then return {key, tostring(wait_s), principal} end
+end
+return {false, '0', principal}
+"""
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def _bucket_args(b: Bucket) -> tuple[str, str, str, str]:
+    """A bucket as `_DRAW_LUA` reads it, encoded once per distinct bucket."""
+    if b.capacity < 1 or b.refill_per_s <= 0:
+        raise ValueError("need capacity >= 1 and refill_per_s > 0")
+    ttl_ms = max(1, int(bucket_ttl_s(b.capacity, b.refill_per_s) * 1000))
+    return (b.key, repr(float(b.capacity)), repr(float(b.refill_per_s)), str(ttl_ms))
+
+
+def _draw_args(
+    buckets: list[Bucket], principal_key: str, user_bucket: Bucket | None
+) -> tuple[str, ...]:
+    """ARGV of `_DRAW_LUA`."""
+    args: list[str] = [str(len(buckets))]
+    for b in buckets:
+        args.extend(_bucket_args(b))
+    args.append(principal_key)
+    args.extend(_bucket_args(user_bucket) if user_bucket is not None else ("",))
+    return tuple(args)
+
+
 @functools.lru_cache(maxsize=8192)
 def _bucket_json(b: Bucket) -> str:
     """A bucket as `_ADMIT_LUA` reads it, JSON-encoded once per distinct bucket
@@ -235,6 +289,7 @@ class RedisGate:
         self._client: aioredis.Redis = aioredis.Redis(connection_pool=self._pool)
         self._take_tokens = self._client.register_script(_TAKE_TOKENS_LUA)
         self._admit = self._client.register_script(_ADMIT_LUA)
+        self._draw = self._client.register_script(_DRAW_LUA)
         # principal key -> (its value as last read, its user id); a resolved
         # read key and expansion templates -> (the listing's first line, keys).
         self._users: dict[str, tuple[bytes, str]] = {}
@@ -273,8 +328,8 @@ class RedisGate:
         reads: list[str] | None = None,
         expand: Expansion | None = None,
     ) -> GateOutcome:
-        known = self._users.get(principal_key) if principal_key is not None and reads else None
-        if known is None or not reads:
+        known = self._users.get(principal_key) if principal_key is not None else None
+        if known is None or principal_key is None or not reads:
             outcome = await self._admit_in_lua(buckets, principal_key, user_bucket, reads, expand)
             self._learn(principal_key, reads, expand, outcome)
             return outcome
@@ -286,9 +341,8 @@ class RedisGate:
             (keys[expand.read], expand.templates) if expand and expand.read < len(keys) else None
         )
         listed = self._listings.get(listed_at) if listed_at is not None else None
-        request = _admit_request(buckets, principal_key, user_bucket, None, None)
         gate_reply, values = await self._exchange(
-            ("EVALSHA", self._admit.sha, 0, request),
+            ("EVALSHA", self._draw.sha, 0, *_draw_args(buckets, principal_key, user_bucket)),
             ("MGET", *keys, *(listed[1] if listed is not None else ())),
         )
         if isinstance(gate_reply, ResponseError):
@@ -296,7 +350,7 @@ class RedisGate:
         refused, wait, principal = gate_reply
         if refused is not None or principal is None:
             if principal is None:
-                self._users.pop(principal_key, None)  # type: ignore[arg-type]
+                self._users.pop(principal_key, None)
             return GateOutcome(
                 refused=refused.decode() if refused is not None else None,
                 retry_after_s=float(wait or 0),
@@ -306,13 +360,13 @@ class RedisGate:
             # The session's value changed: still this user, or not a user at all
             # (then the script took no user token and nothing is read), or
             # another user (then read again as that one; the buckets are drawn).
-            self._users.pop(principal_key, None)  # type: ignore[arg-type]
+            self._users.pop(principal_key, None)
             now_user = principal_user_id(principal)
             if now_user is None:
                 return GateOutcome(principal=principal)
             if now_user != user:
-                return await self._read_again(principal_key, reads, expand)  # type: ignore[arg-type]
-            self._remember_user(principal_key, principal, now_user)  # type: ignore[arg-type]
+                return await self._read_again(principal_key, reads, expand)
+            self._remember_user(principal_key, principal, now_user)
         got: list[bytes | None] = values[: len(keys)]
         if listed_at is not None:
             assert expand is not None
@@ -402,8 +456,8 @@ class RedisGate:
         closures: ~10 us of CPU) and packs in one hiredis call (redis-py encodes
         each argument in Python first: ~1 us a key). It keeps what matters: a
         bounded wait, one retry on a broken or silent connection (a connection
-        that failed is closed, and reconnects when next taken) and the admit
-        script loaded again when Redis forgot it (after a restart)."""
+        that failed is closed, and reconnects when next taken) and the scripts
+        loaded again when Redis forgot them (after a restart)."""
         for attempt in range(3):
             conn: AbstractConnection | None = None
             clean = False
@@ -423,7 +477,8 @@ class RedisGate:
                 if not any(isinstance(r, NoScriptError) for r in replies):
                     return replies
                 async with asyncio.timeout(self._timeout_s):
-                    await self._client.script_load(_ADMIT_LUA)
+                    for script in (_ADMIT_LUA, _DRAW_LUA):
+                        await self._client.script_load(script)
             except (RedisConnectionError, RedisTimeoutError, TimeoutError):
                 if attempt:
                     raise
@@ -433,7 +488,7 @@ class RedisGate:
                         self._idle.append(conn)
                     else:  # redis-py closed it on the error; it reconnects when taken
                         await self._pool.release(conn)
-        raise RedisConnectionError("the admit script could not be loaded")  # pragma: no cover
+        raise RedisConnectionError("the gate scripts could not be loaded")  # pragma: no cover
 
     async def _take(self) -> AbstractConnection:
         conn: AbstractConnection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
