@@ -248,9 +248,10 @@ def _keys_json(keys: tuple[str, ...]) -> str:
     return json.dumps(keys)
 
 
-#: Principal keys (and listings) whose user (and keys) an adapter remembers, at
-#: most; past that it forgets them all and learns again.
-_MEMO_MAX = 65_536
+#: Principal keys whose user an adapter remembers, and listings (a page's
+#: counter keys, ~1.5 KB each) it remembers, at most; past that the oldest goes.
+_USERS_MAX = 65_536
+_LISTINGS_MAX = 16_384
 
 
 def _expanded_keys(items: list[str], templates: tuple[str, ...], user: str) -> list[str]:
@@ -437,15 +438,16 @@ class RedisGate:
         self._remember_listing(key, line, more)
 
     def _remember_user(self, principal_key: str, principal: bytes, user: str) -> None:
-        if len(self._users) >= _MEMO_MAX:
-            self._users.clear()  # rare and cheap: the next call of each learns again
+        if len(self._users) >= _USERS_MAX:
+            del self._users[next(iter(self._users))]  # the oldest: it learns again
         self._users[principal_key] = (principal, user)
 
     def _remember_listing(
         self, at: tuple[str, tuple[str, ...]], line: bytes, keys: list[str]
     ) -> None:
-        if len(self._listings) >= _MEMO_MAX:
-            self._listings.clear()
+        self._listings.pop(at, None)
+        if len(self._listings) >= _LISTINGS_MAX:
+            del self._listings[next(iter(self._listings))]
         self._listings[at] = (line, keys)
 
     async def _exchange(self, *commands: tuple[str | int | bytes, ...]) -> list[Any]:
