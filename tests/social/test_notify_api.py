@@ -6,7 +6,9 @@ WebSockets are real ones."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -343,6 +346,61 @@ async def test_a_client_that_reads_nothing_is_dropped_not_buffered(replicas: Rep
         await asyncio.sleep(0.01)
     await eventually_ok(lambda: _gone(hub, ada.user_id), timeout_s=WAIT_S)
     await ws.close()
+
+
+async def test_a_hub_whose_subscription_is_cut_says_so_and_resubscribes(
+    replicas: Replicas, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = replicas
+    if r.stack.kind == "embedded":
+        pytest.skip("the in-process pub/sub has no connection to cut")
+    redis = aioredis.Redis.from_url(r.stack.settings.cache_url)
+    before = {c["id"] for c in await redis.client_list(_type="pubsub")}
+    ada = await r.stack.sign_up("ada")
+    bob = await r.stack.sign_up("bob")
+    ws = await open_live(r, ada)  # replica A's hub subscribes
+    mine = _own_ports()
+    (hub_client,) = [
+        c
+        for c in await redis.client_list(_type="pubsub")
+        if c["id"] not in before and int(c["addr"].rsplit(":", 1)[1]) in mine
+    ]
+    await redis.client_kill_filter(_id=hub_client["id"])  # as Redis does at its buffer limit
+    await redis.aclose()
+
+    def said(text: str) -> bool:
+        return any(text in rec.getMessage() for rec in caplog.records)
+
+    await eventually_ok(lambda: _true(said("live subscription lost")), timeout_s=WAIT_S)
+    await eventually_ok(lambda: _true(said("live subscription restored")), timeout_s=WAIT_S)
+    async with httpx.AsyncClient(base_url=r.url_a) as a:
+        ready = (await a.get("/readyz")).json()
+    assert ready["checks"]["notify_live"]["status"] == "ok"
+    await follow(r, bob, "ada")  # published after the cut: heard on the new subscription
+    (got,) = await next_notifications(ws, 1)
+    assert got["notification"]["actor_id"] == bob.user_id
+    await ws.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def _own_ports() -> set[int]:
+    """Local TCP ports of this process's sockets (from /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 async def _hub_of(app: FastAPI) -> Hub:

@@ -343,6 +343,16 @@ def configure(app: FastAPI, settings: Settings) -> None:
 
     app.state.closers.append(close_hub)
 
+    async def live_ready() -> None:
+        hub: Hub | None = getattr(app.state, "notify_hub", None)
+        if hub is not None:
+            await hub.ready()
+
+    probes = getattr(app.state, "readiness_probes", None)
+    if probes is None:
+        probes = app.state.readiness_probes = {}
+    probes["notify_live"] = live_ready
+
 
 SERVICE = Service(
     "notify", routers=[router, live_router], background=[run_notifier], configure=[configure]

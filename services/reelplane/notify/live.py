@@ -86,19 +86,30 @@ class Hub:
             conn.offer(message.notification)
 
     async def _listen(self) -> None:
+        lost = False
         while True:
             try:
                 async with self.pubsub.subscribe(LIVE_CHANNEL) as sub:
                     self.subscribed.set()
+                    if lost:
+                        log.warning("live subscription restored")
+                        lost = False
                     async for raw in sub.messages():
                         self.dispatch(raw)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # Messages published meanwhile are lost here; clients catch up from the log.
+                # Messages published meanwhile are lost here; clients catch up from the
+                # log. Readiness says so meanwhile (`ready`).
                 self.subscribed.clear()
+                lost = True
                 log.exception("live subscription lost; resubscribing")
                 await asyncio.sleep(1.0)
+
+    async def ready(self) -> None:
+        """Readiness: raises while a live subscription that was made is lost."""
+        if self._task is not None and not self._task.done() and not self.subscribed.is_set():
+            raise RuntimeError("the live subscription is lost; resubscribing")
 
     async def close(self) -> None:
         if self._task is not None:
