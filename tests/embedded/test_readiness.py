@@ -76,7 +76,7 @@ async def test_a_failing_task_is_logged_at_once_restarted_and_not_ready_until_it
     monkeypatch.setitem(FLAKY, "calls", 0)
     recorded = RecordingLog()
     monkeypatch.setattr(supervisor_module, "log", recorded)
-    # "notify" has no routes or tasks yet: the flaky worker is the app's only task.
+    # The flaky worker runs beside notify's own tasks.
     app = create_app(backends.settings, ["notify"], workers=["flaky"], backends=backends)
     async with serving(app) as base, httpx.AsyncClient(base_url=base) as client:
         started = time.monotonic()
@@ -157,12 +157,11 @@ async def test_healthz_stays_up_while_a_backend_is_down_and_readyz_names_it(
             assert body["status"] == "unavailable"
             assert body["checks"]["cache"]["status"] == "error"
             assert body["checks"]["cache"]["detail"]
-            assert {k: v["status"] for k, v in body["checks"].items() if k != "cache"} == {
-                "database": "ok",
-                "bus": "ok",
-                "widerow": "ok",
-                "objects": "ok",
-            }
+            statuses = {k: v["status"] for k, v in body["checks"].items()}
+            # Every other backend is checked and fine; notify's own checks
+            # (its consumer task, its live hub) are beside them, also fine.
+            assert {"database", "bus", "widerow", "objects"} <= statuses.keys()
+            assert {k for k, v in statuses.items() if v != "ok"} == {"cache"}
     finally:
         backends.cache = embedded_cache
         await down.close()

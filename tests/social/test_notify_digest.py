@@ -128,8 +128,10 @@ async def test_the_digest_job_mails_followers_top_video_and_suggestions_once(
         f"<digest.daily.{run.window.end:%Y%m%d}.{ada.user_id}@reelplane.test>"
     )
 
-    # A rerun of the same period, as the CronJob would run it (its own process).
-    code, output = await cli_digest(stack, smtp_server, at + timedelta(hours=3))
+    # A rerun of the same period, as the CronJob would run it (its own process),
+    # late in the same day: `at + 3h` would cover the next period after 21:00 UTC.
+    rerun_at = run.window.end + timedelta(hours=23, minutes=59)
+    code, output = await cli_digest(stack, smtp_server, rerun_at)
     assert code == 0, output
     assert "0 sent, 1 already sent" in output
     assert len(smtp_server.inbox.messages) == 1

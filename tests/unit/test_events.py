@@ -11,14 +11,17 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from reelplane.events.envelope import (
+    AccountPayload,
     CommentCreated,
     CommentCreatedPayload,
     CommentDeleted,
     CommentDeletedPayload,
     Event,
     FollowPayload,
+    UserCreated,
     UserFollowed,
     UserUnfollowed,
+    UserUpdated,
     VideoDeleted,
     VideoDeletedPayload,
     VideoFailed,
@@ -83,6 +86,10 @@ SAMPLES: list[Event] = [
     ),
     UserFollowed(key=USER, payload=FollowPayload(follower_id=USER, followee_id=FOLLOWEE)),
     UserUnfollowed(key=USER, payload=FollowPayload(follower_id=USER, followee_id=FOLLOWEE)),
+    UserCreated(key=USER, payload=AccountPayload(user_id=USER, handle="ada")),
+    UserUpdated(
+        key=USER, payload=AccountPayload(user_id=USER, handle="ada", display_name="Ada L.")
+    ),
 ]
 
 # The "Events" topic table of the architecture (event type -> topic, partition key).
@@ -99,6 +106,8 @@ TOPIC_TABLE: dict[str, tuple[str, str]] = {
     "video.watched": ("engagement", "user_id"),
     "user.followed": ("graph", "follower_id"),
     "user.unfollowed": ("graph", "follower_id"),
+    "user.created": ("accounts", "user_id"),
+    "user.updated": ("accounts", "user_id"),
 }
 
 _IDS = [ev.type for ev in SAMPLES]
