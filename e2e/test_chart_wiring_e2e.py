@@ -10,6 +10,7 @@ Secret the chart creates, or refuses to go without.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,41 @@ def test_settings_and_secret_changes_roll_the_pods(k8s: Kubectl) -> None:
     assert base["checksum/secrets"] != rotated["checksum/secrets"]
     assert base["checksum/settings"] == rotated["checksum/settings"]
     assert base == checksums(*SECRET_VALUES)  # stable: an unchanged upgrade rolls nothing
+
+
+def test_notify_is_routed_and_its_websocket_has_an_ingress_that_outlasts_a_quiet_socket(
+    k8s: Kubectl,
+) -> None:
+    rendered = helm_template(
+        k8s, "reelplane", "reelplane", *SECRET_VALUES, "--set=ingress.annotations.team=media"
+    )
+    services = _service_pods(rendered)
+    assert "notify" in services
+    urls = {e["name"]: e["value"] for e in services["gateway"]["env"] if "value" in e}
+    assert json.loads(urls["REELPLANE_SERVICE_URLS"])["notify"] == "http://reelplane-notify"
+    ingresses = {m["metadata"]["name"]: m for m in rendered if m["kind"] == "Ingress"}
+    live = ingresses["reelplane-live"]
+    assert live["metadata"]["annotations"] == {
+        "team": "media",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+    }
+    ((path,),) = [r["http"]["paths"] for r in live["spec"]["rules"]]
+    assert path["path"] == "/v1/notifications/live" and path["pathType"] == "Exact"
+    assert path["backend"]["service"]["name"] == "reelplane-gateway"
+    # The rest of the API keeps the default timeouts.
+    assert "annotations" not in ingresses["reelplane"]["metadata"] or (
+        "nginx.ingress.kubernetes.io/proxy-read-timeout"
+        not in ingresses["reelplane"]["metadata"]["annotations"]
+    )
+
+    # Without notify there is nothing to route and no live Ingress.
+    off = helm_template(
+        k8s, "reelplane", "reelplane", *SECRET_VALUES, "--set=services.notify.enabled=false"
+    )
+    assert [m["metadata"]["name"] for m in off if m["kind"] == "Ingress"] == ["reelplane"]
+    # A timeout under a minute is refused by the schema, naming the value.
+    with pytest.raises(CommandFailed, match="timeoutSeconds"):
+        helm_template(
+            k8s, "reelplane", "reelplane", *SECRET_VALUES, "--set=ingress.live.timeoutSeconds=5"
+        )
