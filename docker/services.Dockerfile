@@ -2,6 +2,9 @@
 # Reelplane's HTTP services; one image, the chart picks the service:
 #   docker build -f docker/services.Dockerfile -t reelplane/services:0.1.0 .
 #   docker run reelplane/services:0.1.0 serve gateway
+# Node only builds the browser client (its packages pinned by web/package-lock.json).
+FROM node:22.12.0-bookworm-slim AS node
+
 FROM python:3.11-slim-bookworm AS build
 # Installed from uv.lock, frozen: the image gets exactly the reviewed versions.
 RUN pip install --no-cache-dir uv==0.13.9
@@ -14,15 +17,26 @@ COPY services services
 COPY operator operator
 COPY gpu-workers gpu-workers
 RUN uv sync --frozen --no-editable --no-cache
+# The web client the gateway serves at /: `npm ci` of the lock, then the
+# content-hashed folder, assembled by the same code as `reelplane dev`.
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
+COPY web web
+RUN REELPLANE_WEB_STATIC_DIR=/opt/reelplane-web /opt/reelplane/bin/reelplane web build \
+        --source=web --npm-cache=/tmp/npm \
+    && rm -rf /tmp/npm
 
 FROM python:3.11-slim-bookworm
 COPY --from=build /opt/reelplane /opt/reelplane
+COPY --from=build /opt/reelplane-web /opt/reelplane-web
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /var/lib/reelplane reelplane
 ENV PATH=/opt/reelplane/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     REELPLANE_LOG_FORMAT=json \
     REELPLANE_HTTP_HOST=0.0.0.0 \
-    REELPLANE_DATA_DIR=/var/lib/reelplane
+    REELPLANE_DATA_DIR=/var/lib/reelplane \
+    REELPLANE_WEB_STATIC_DIR=/opt/reelplane-web
 USER 10001:10001
 WORKDIR /var/lib/reelplane
 EXPOSE 8080

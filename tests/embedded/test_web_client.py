@@ -4,7 +4,12 @@ year, module scripts have a JavaScript type, and the API keeps its 404s."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +22,9 @@ from tests.conftest import embedded_settings
 from tests.helpers import serving
 
 pytestmark = pytest.mark.embedded
+
+REELPLANE = str(Path(sys.executable).parent / "reelplane")
+CHECKOUT_WEB = Path(__file__).resolve().parents[2] / "web"
 
 
 @pytest.fixture
@@ -79,9 +87,8 @@ def test_a_build_is_named_by_its_content_and_rebuilt_only_when_it_changes(
 ) -> None:
     web = tmp_path / "web"
     (web / "src").mkdir(parents=True)
-    checkout_web = Path(__file__).resolve().parents[2] / "web"
     for name in ("package.json", "package-lock.json", "index.html"):
-        (web / name).write_bytes((checkout_web / name).read_bytes())
+        (web / name).write_bytes((CHECKOUT_WEB / name).read_bytes())
     (web / "src" / "main.js").write_text("console.log(1);\n")
     first = build_client(web_dir=web, static_dir=tmp_path / "static")
     again = build_client(web_dir=web, static_dir=tmp_path / "static")
@@ -91,3 +98,27 @@ def test_a_build_is_named_by_its_content_and_rebuilt_only_when_it_changes(
     assert changed.build != first.build
     assert sorted(p.name for p in (tmp_path / "static").iterdir() if p.is_dir()) == [changed.build]
     assert f"/app/{changed.build}/src/main.js" in changed.index_html.read_text()
+
+
+def test_the_image_build_names_its_sources_and_npm_cache(tmp_path: Path) -> None:
+    """As docker/services.Dockerfile runs it: an installed package (no checkout
+    around it) is told where the sources are and where npm installs."""
+    web = tmp_path / "src" / "web"
+    shutil.copytree(CHECKOUT_WEB, web, ignore=shutil.ignore_patterns("node_modules"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELPLANE_")}
+    env["REELPLANE_WEB_STATIC_DIR"] = str(tmp_path / "static")
+    run = [REELPLANE, "web", "build", f"--source={web}", f"--npm-cache={tmp_path / 'npm'}"]
+    done = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    built = json.loads((tmp_path / "static" / "build.json").read_text())
+    assert done.stdout.strip() == (
+        f"reelplane: web client {built['build']} in {tmp_path / 'static'}"
+    )
+    assert (tmp_path / "npm" / "node_modules" / "hls.js").is_dir()
+    assert (tmp_path / "static" / built["build"] / "vendor" / "hls.js.mjs").is_file()
+
+    missing = subprocess.run(
+        [*run[:3], f"--source={tmp_path / 'nowhere'}"], env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert "--source" in missing.stderr and "does not exist" in missing.stderr

@@ -4,6 +4,7 @@ build it before serving, and seed the demo content (`--demo`)."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import click
 
@@ -60,13 +61,27 @@ def web_group() -> None:
 
 
 @web_group.command("build")
+@click.option(
+    "--source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The client's sources (package-lock.json, index.html, src/). Default: web/ "
+    "of this checkout; an installed package (an image build) names them.",
+)
+@click.option(
+    "--npm-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where `npm ci` installs the pinned packages. Default: .cache/web/npm",
+)
 @one_line_errors
-def build() -> None:
-    """Fetch the pinned npm packages and assemble the client (idempotent)."""
+def build(source: Path | None, npm_cache: Path | None) -> None:
+    """Fetch the pinned npm packages and assemble the client (idempotent) into
+    REELPLANE_WEB_STATIC_DIR (default .cache/web/static)."""
     from reelplane.webclient.build import build_client, default_static_dir
 
     web = load_section(WebSettings)
-    made = build_client(static_dir=web.web_static_dir or default_static_dir())
+    made = build_client(
+        web_dir=source, static_dir=web.web_static_dir or default_static_dir(), npm_dir=npm_cache
+    )
     click.echo(f"reelplane: web client {made.build} in {made.static_dir}")
 
 
