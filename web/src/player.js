@@ -66,10 +66,13 @@ export function setBufferAhead(video, buffer_s) {
 // A test hook: how many hls.js instances are alive.
 window.__reelplane = Object.assign(window.__reelplane || {}, { liveHls: () => live.size });
 
-// Only one video ever plays: a video that starts pauses every other one.
+// Only one video ever plays: a video that starts pauses every other one. The
+// event is dispatched after play() returned, so a video paused again since
+// (the feed moved on twice in a row) must not pause the one playing now.
 document.addEventListener(
   "play",
   (event) => {
+    if (event.target.paused) return;
     for (const other of document.querySelectorAll("video")) {
       if (other !== event.target && !other.paused) other.pause();
     }
