@@ -4,6 +4,7 @@ real servers (Kafka, Redis, MariaDB, OpenSearch)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,8 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from reelplane.backends import open_search
+from reelplane.engagement.core import counter_key
+from reelplane.engagement.counters import read_counters
+from reelplane.events.envelope import VideoViewed, VideoViewedPayload
 from reelplane.http.app import create_app
 from reelplane.infra.harness import Harness
+from reelplane.ports.search_query import parse_query
+from reelplane.search.indexer import DueRefreshes, indexer_handler, refresh_due
 from tests.conftest import BACKENDS, real_url
 from tests.helpers import assert_problem
 from tests.social.conftest import Stack, eventually_ok, open_stack_backends
@@ -116,6 +123,63 @@ async def test_a_like_raises_the_video_s_counters_in_results(stack: Stack) -> No
         return bool((await search(stack, "juggling"))["items"][0]["likes"] == 1)
 
     await eventually_ok(liked, timeout_s=15)
+
+
+async def test_views_of_a_video_show_in_search_and_hashtag_results(stack: Stack) -> None:
+    # Views alone never re-index a video at once, so results used to show the
+    # index's snapshot: 0 views for a video nobody liked or commented on.
+    ada = await stack.sign_up("ada")
+    bob = await stack.sign_up("bob")
+    cy = await stack.sign_up("cyra")
+    vid = await stack.ready_video(ada.user_id, caption="origami crane", hashtags=["paper"])
+    await wait_for(stack, "origami", "videos", "video_id", {vid})
+    for viewer in (bob, cy):
+        r = await stack.client.post(f"/v1/videos/{vid}/views", headers=viewer.auth)
+        assert r.status_code == 202, r.text
+
+    async def viewed() -> bool:
+        found = (await search(stack, "origami"))["items"][0]
+        tagged = (await stack.client.get("/v1/hashtags/paper")).json()["items"][0]
+        return bool(found["views"] == 2 and tagged["views"] == 2)
+
+    await eventually_ok(viewed, timeout_s=15)
+    # Results carry the counters as they are now, not the index's snapshot.
+    await stack.backends.cache.set(counter_key(vid, "views"), b"7")
+    assert (await search(stack, "origami"))["items"][0]["views"] == 7
+
+
+async def test_the_indexer_writes_views_to_the_index_with_its_counter_refresh(
+    stack: Stack,
+) -> None:
+    ada = await stack.sign_up("ada")
+    bob = await stack.sign_up("bob")
+    vid = await stack.ready_video(ada.user_id, caption="kite surfing")
+    await wait_for(stack, "kite", "videos", "video_id", {vid})
+    r = await stack.client.post(f"/v1/videos/{vid}/views", headers=bob.auth)
+    assert r.status_code == 202, r.text
+    await eventually_ok(lambda: _views_counted(stack, vid), timeout_s=15)  # engagement's count
+    index = await open_search(stack.settings)
+    try:
+        # What the indexer's handler notes for a view, its refresh round re-reads.
+        due = DueRefreshes()
+        handle = indexer_handler(stack.backends, index, due)
+        await handle(
+            VideoViewed(
+                key=bob.user_id, payload=VideoViewedPayload(user_id=bob.user_id, video_id=vid)
+            )
+        )
+        assert len(due) == 1
+        assert await refresh_due(stack.backends, index, due) == 1
+        await index.refresh()
+        query = parse_query("kite surfing")
+        page = await index.search_videos(query, limit=5, now_ms=int(time.time() * 1000))
+        assert [(s.item.video_id, s.item.views) for s in page.items] == [(vid, 1)]
+    finally:
+        await index.close()
+
+
+async def _views_counted(stack: Stack, video_id: str) -> bool:
+    return (await read_counters(stack.backends.cache, [video_id]))[video_id].views == 1
 
 
 async def test_a_deleted_video_leaves_results_within_5_s(stack: Stack) -> None:

@@ -30,7 +30,7 @@ from reelplane.ports.search_query import (
     typo_variants,
     words,
 )
-from reelplane.search.indexer import Change, changes_of
+from reelplane.search.indexer import Change, DueRefreshes, changes_of, counter_refreshes
 
 pytestmark = pytest.mark.unit
 
@@ -108,7 +108,21 @@ def test_the_indexer_rereads_what_an_event_names_and_ignores_the_rest() -> None:
     assert changes_of(created) == [Change("user", "u")]
     assert changes_of(followed) == [Change("user", "u")]  # the followee's count changed
     assert changes_of(liked) == [Change("video", "v")]  # its counters changed
-    assert changes_of(viewed) == []  # views alone do not re-index
+    assert changes_of(viewed) == []  # views alone do not re-index at once...
+    assert counter_refreshes(viewed) == ["v"]  # ...they are re-read with the next refresh
+    assert counter_refreshes(liked) == ["v"]  # again, once the engagement consumer counted it
+    assert counter_refreshes(followed) == [] and counter_refreshes(deleted) == []
+
+
+def test_due_refreshes_reread_each_viewed_video_once_oldest_first() -> None:
+    due = DueRefreshes()
+    due.note(["a", "b", "a"])
+    due.note(["c", "a"])
+    assert len(due) == 3  # a thousand views of one video cost one re-read
+    assert due.take(2) == ["a", "b"]
+    due.note(["b"])
+    assert due.take(10) == ["c", "b"]
+    assert due.take(10) == [] and len(due) == 0
 
 
 def test_the_gateway_routes_search_paths_to_the_search_service() -> None:

@@ -3,7 +3,9 @@
 Handlers are thin: validate, parse the query (`reelplane.ports.search_query`), ask the
 search port for one page, and wrap the keyset position in an opaque cursor.
 The index itself is kept by the indexer (`reelplane.search.indexer`), which runs
-as this service's background task.
+as this service's background task. A video's counters in a response come from
+the counter cache as it is now (as in the feed and on profiles); the index's own
+copy is a snapshot that only ranks.
 """
 
 from __future__ import annotations
@@ -18,10 +20,21 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from reelplane.backends import open_search
+from reelplane.engagement.counters import Counters, read_counters
 from reelplane.errors import InvalidInput
 from reelplane.http.cursors import decode_cursor, encode_cursor
+from reelplane.http.deps import BackendsDep
 from reelplane.http.services import Service
-from reelplane.ports.search import HashtagCount, Page, Position, SearchIndex, UserDoc, VideoDoc
+from reelplane.ports.cache import Cache
+from reelplane.ports.search import (
+    HashtagCount,
+    Page,
+    Position,
+    Scored,
+    SearchIndex,
+    UserDoc,
+    VideoDoc,
+)
 from reelplane.ports.search_query import MAX_QUERY_CHARS, ParsedQuery, hashtag_prefix, parse_query
 from reelplane.search.indexer import run_indexer
 from reelplane.settings import Settings
@@ -143,18 +156,28 @@ def _next(kind: str, query: object, page: Page[object], limit: int, now_ms: int)
     return encode_cursor(SearchCursor(q=_digest(kind, query), now=now_ms, s=last.score, id=last.id))
 
 
-def _video_result(v: VideoDoc) -> VideoResult:
+def _video_result(v: VideoDoc, counters: Counters) -> VideoResult:
     return VideoResult(
         video_id=v.video_id,
         owner_id=v.owner_id,
         handle=v.handle,
         caption=v.caption,
         hashtags=list(v.hashtags),
-        likes=v.likes,
-        comments=v.comments,
-        views=v.views,
+        likes=counters.likes,
+        comments=counters.comments,
+        views=counters.views,
         ready_at=datetime.fromtimestamp(v.ready_at_ms / 1000, UTC),
     )
+
+
+async def _video_results(cache: Cache, found: list[Scored[VideoDoc]]) -> list[VideoResult]:
+    """The page's videos with their current counters (one cache round trip).
+
+    The index's counters are a snapshot taken when a video was last re-indexed
+    (views alone do not re-index), so they would show a video's views as 0."""
+    docs = [s.item for s in found]
+    counters = await read_counters(cache, [d.video_id for d in docs]) if docs else {}
+    return [_video_result(d, counters[d.video_id]) for d in docs]
 
 
 def _user_result(u: UserDoc) -> UserResult:
@@ -175,6 +198,7 @@ def _hashtag_result(h: HashtagCount) -> HashtagResult:
 )
 async def search(
     index: SearchIndexDep,
+    backends: BackendsDep,
     q: Annotated[
         str,
         Query(
@@ -213,7 +237,7 @@ async def search(
     clips = await index.search_videos(parsed, limit=limit, now_ms=now_ms, after=after)
     return SearchPage(
         type=type,
-        items=[_video_result(s.item) for s in clips.items],
+        items=await _video_results(backends.cache, clips.items),
         next_cursor=_next(type, parsed, clips, limit, now_ms),  # type: ignore[arg-type]
     )
 
@@ -226,6 +250,7 @@ async def search(
 )
 async def hashtag_videos(
     index: SearchIndexDep,
+    backends: BackendsDep,
     tag: Annotated[str, Path(max_length=101, description="The tag, with or without '#'")],
     limit: PageSize = 20,
     cursor: CursorParam = None,
@@ -238,7 +263,7 @@ async def hashtag_videos(
     clips = await index.search_videos(query, limit=limit, now_ms=now_ms, after=after)
     return HashtagPage(
         tag=name,
-        items=[_video_result(s.item) for s in clips.items],
+        items=await _video_results(backends.cache, clips.items),
         next_cursor=_next("hashtag", name, clips, limit, now_ms),  # type: ignore[arg-type]
     )
 

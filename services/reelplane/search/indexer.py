@@ -5,13 +5,20 @@ Each event names what changed; the handler reads that thing's current state
 from the relational store (and its counters from the cache) and writes it to
 the index whole. So replays, duplicates and out-of-order delivery converge on
 the same index: a deleted or never-ready video is removed, whatever came first.
-Likes and comments refresh a video's counters (its popularity); views alone do
-not (they are the bulk of engagement), they ride along with the next refresh.
+Likes and comments refresh a video's counters (its popularity) at once. Views
+are the bulk of engagement, so they are coalesced: a viewed video is noted and
+re-read once per `COUNTER_REFRESH_S`, however many views it got. Counter events
+also note their video for that later re-read, because the counters live in the
+cache, written by the engagement consumer, which may not have counted the event
+yet when the indexer reads them. (The API shows counters read from the cache at
+request time; the index's copy only ranks.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -32,6 +39,7 @@ from reelplane.events.envelope import (
     VideoLiked,
     VideoReady,
     VideoUnliked,
+    VideoViewed,
 )
 from reelplane.events.runner import Handler
 from reelplane.ports.search import SearchIndex, UserDoc, VideoDoc
@@ -42,6 +50,10 @@ log = logging.getLogger(__name__)
 
 INDEXER_GROUP = "search-indexer"
 INDEXER_TOPICS = ["videos", "accounts", "graph", "engagement"]
+#: How often videos whose counters changed are re-read into the index (seconds).
+COUNTER_REFRESH_S = 10.0
+#: Videos re-read per refresh round at most (the rest wait for the next round).
+COUNTER_REFRESH_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,36 @@ def changes_of(event: Event) -> list[Change]:
     if isinstance(event, UserFollowed | UserUnfollowed):
         return [Change("user", event.payload.followee_id)]
     return []
+
+
+def counter_refreshes(event: Event) -> list[str]:
+    """Videos whose counters an event changes (pure): re-read them later, once the
+    engagement consumer has counted it."""
+    if isinstance(event, VideoViewed | VideoLiked | VideoUnliked | CommentCreated | CommentDeleted):
+        return [event.payload.video_id]
+    return []
+
+
+class DueRefreshes:
+    """Videos due a counter re-read, each once however often it was noted, oldest
+    first. In memory: after a restart, a video's views wait for its next event."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, None] = {}
+
+    def note(self, video_ids: list[str]) -> None:
+        for video_id in video_ids:
+            self._due.setdefault(video_id, None)
+
+    def take(self, limit: int) -> list[str]:
+        """Up to `limit` videos, no longer due."""
+        taken = list(itertools.islice(self._due, limit))
+        for video_id in taken:
+            del self._due[video_id]
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._due)
 
 
 async def load_video(backends: Backends, video_id: str) -> VideoDoc | None:
@@ -134,12 +176,40 @@ async def apply_change(backends: Backends, index: SearchIndex, change: Change) -
             await index.upsert_users([user])
 
 
-def indexer_handler(backends: Backends, index: SearchIndex) -> Handler:
+def indexer_handler(
+    backends: Backends, index: SearchIndex, due: DueRefreshes | None = None
+) -> Handler:
     async def handle(event: Event) -> None:
         for change in changes_of(event):
             await apply_change(backends, index, change)
+        if due is not None:
+            due.note(counter_refreshes(event))
 
     return handle
+
+
+async def refresh_due(
+    backends: Backends, index: SearchIndex, due: DueRefreshes, *, limit: int = COUNTER_REFRESH_BATCH
+) -> int:
+    """Re-read up to `limit` due videos into the index; returns how many."""
+    video_ids = due.take(limit)
+    for video_id in video_ids:
+        await apply_change(backends, index, Change("video", video_id))
+    return len(video_ids)
+
+
+async def _refresh_loop(
+    backends: Backends, index: SearchIndex, due: DueRefreshes, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=COUNTER_REFRESH_S)
+        try:
+            await refresh_due(backends, index, due)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a backend hiccup: the next round re-reads what is still due
+            log.exception("counter refresh failed", extra={"due": len(due)})
 
 
 async def run_indexer(backends: Backends, stop: asyncio.Event) -> None:
@@ -147,15 +217,20 @@ async def run_indexer(backends: Backends, stop: asyncio.Event) -> None:
     from reelplane.events.consumer import run_consumer
 
     index = await open_search(backends.settings)
+    due = DueRefreshes()
+    refresher = asyncio.create_task(_refresh_loop(backends, index, due, stop))
     try:
         await run_consumer(
             backends,
             stop,
             topics=INDEXER_TOPICS,
             group=INDEXER_GROUP,
-            handler=indexer_handler(backends, index),
+            handler=indexer_handler(backends, index, due),
         )
     finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
         await index.close()
 
 
