@@ -220,6 +220,29 @@ def test_typing_a_prefix_shows_the_matching_video_and_its_creator(
     expect(page.get_by_role("heading", name=f"@{creator.handle}")).to_be_visible()
 
 
+def test_a_video_s_views_show_in_the_search_tab(
+    dev_server: DevServer, context: BrowserContext, creator: Creator, shots: Shots
+) -> None:
+    # Results used to carry the index's counters, taken when the video was
+    # indexed (views never re-index it): every video showed 0 views.
+    with dev_server.api() as api:
+        for viewer in (dev_server.sign_up("viewer"), dev_server.sign_up("viewer")):
+            api.post(
+                f"/v1/videos/{creator.video_id}/views",
+                headers={"Authorization": f"Bearer {viewer['token']}"},
+            ).raise_for_status()
+        deadline = time.monotonic() + 15
+        while (views := api.get(f"/v1/videos/{creator.video_id}/counters").json()["views"]) < 2:
+            assert time.monotonic() < deadline, "the views were never counted"
+            time.sleep(0.2)
+    page = context.new_page()
+    page.goto(f"{dev_server.url}/search?q={creator.word}")
+    row = page.locator("[data-result='video']")
+    expect(row).to_have_count(1)
+    expect(row.locator("[data-count='views']")).to_have_text(f"{views} views")
+    shots(page, "views")
+
+
 def test_a_hashtag_link_opens_the_hashtag_page_listing_its_videos(
     dev_server: DevServer, context: BrowserContext, creator: Creator, shots: Shots
 ) -> None:

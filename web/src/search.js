@@ -62,8 +62,10 @@ function VideoRow({ item }) {
     <div class="result-body">
       <a class="result-title" href=${`/v/${item.video_id}`}>${item.caption || "Untitled video"}</a>
       <p class="muted"><a href=${`/@${encodeURIComponent(item.handle)}`}>@${item.handle}</a>
-        <span class="stat"><${Icon} name="heart" size=${14} /> ${count(item.likes)}</span>
-        <span class="stat"><${Icon} name="play" size=${14} /> ${count(item.views)}</span></p>
+        <span class="stat" data-count="likes"><${Icon} name="heart" size=${14} /> ${count(item.likes)}<span
+          class="sr-only"> ${item.likes === 1 ? "like" : "likes"}</span></span>
+        <span class="stat" data-count="views"><${Icon} name="play" size=${14} /> ${count(item.views)}<span
+          class="sr-only"> ${item.views === 1 ? "view" : "views"}</span></span></p>
     </div>
   </li>`;
 }
