@@ -39,7 +39,14 @@ async def base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
 
 async def test_root_and_deep_links_serve_the_app_uncached_with_a_csp(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, headers={"accept": "text/html"}) as client:
-        for path in ("/", "/@someone", "/v/0123abcd", "/upload", "/login?next=/upload"):
+        for path in (
+            "/",
+            "/@someone",
+            "/v/0123abcd",
+            "/upload",
+            "/settings",
+            "/login?next=/upload",
+        ):
             r = await client.get(path)
             assert r.status_code == 200, path
             assert r.headers["content-type"].startswith("text/html")

@@ -24,6 +24,7 @@ const PATHS = {
   bell: "M6 16V11a6 6 0 0 1 12 0v5l2 2H4zM10 21h4",
   search: "M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM16 16l5 5",
   hash: "M5 9h15M4 15h15M10 3L8 21M16 3l-2 18",
+  settings: "M4 7h9M17 7h3M4 17h3M11 17h9M15 5v4M9 15v4",
   "user-plus": "M10 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM2 21c0-4 4-6 8-6s8 2 8 6M19 6v6M16 9h6",
 };
 const FILLED = new Set(["heart", "comment", "share", "play", "pause"]);

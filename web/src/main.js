@@ -14,6 +14,7 @@ import { Icon } from "./icons.js";
 import { Toasts } from "./toast.js";
 import { InboxPage } from "./inbox.js";
 import { HashtagPage, SearchPage } from "./search.js";
+import { SettingsPage } from "./settings.js";
 import { live, unread } from "./notifications.js";
 
 const page = (path) => (cursor) =>
@@ -103,6 +104,9 @@ function Routes({ path, me }) {
     return html`<${HashtagPage} key=${`tag-${tag}`} tag=${tag} />`;
   }
   if (pathname === "/search") return html`<${SearchPage} query=${path.slice(pathname.length)} />`;
+  if (pathname === "/settings") {
+    return me ? html`<${SettingsPage} key=${me.user_id} />` : html`<${AuthPage} mode="login" />`;
+  }
   if (pathname === "/inbox") return me ? html`<${InboxPage} />` : html`<${AuthPage} mode="login" />`;
   if (pathname === "/") {
     return html`<${Feed} key=${me ? "foryou" : "public"} load=${feeds.foryou}

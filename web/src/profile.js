@@ -46,7 +46,10 @@ function Header({ profile, setProfile }) {
       <a href=${`/@${profile.handle}/followers`}><b data-count="followers">${count(profile.followers)}</b> Followers</a>
     </p>
     ${mine
-      ? html`<button onClick=${logOut}>Log out</button>`
+      ? html`<div class="profile-actions">
+          <a class="button" href="/settings"><${Icon} name="settings" size=${18} />Settings</a>
+          <button onClick=${logOut}>Log out</button>
+        </div>`
       : html`<button class=${following ? "" : "primary"} onClick=${toggle}
           aria-pressed=${following ? "true" : "false"}>${following ? "Following" : "Follow"}</button>`}
   </header>`;
