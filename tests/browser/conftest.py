@@ -13,6 +13,7 @@ failure, a Playwright trace go to `.cache/bench/web/<test>/`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -116,13 +117,41 @@ def _real_env(harness: Harness, tmp: Path) -> dict[str, str]:
     }
 
 
-def _drop_search_indices(env: dict[str, str]) -> None:
-    url = env.get("REELPLANE_SEARCH_URL", "")
-    if not url.startswith("opensearch://"):
-        return
-    base, prefix = url.removeprefix("opensearch://").rsplit("/", 1)
+def _drop_real_stores(harness: Harness, env: dict[str, str]) -> None:
+    """What the real run made under its own name on the shared servers goes with
+    it: the MariaDB database, the Cassandra keyspace, the Kafka topics under its
+    prefix and the OpenSearch indices (each run would leave ~15 topics behind)."""
+    from cassandra.cluster import Cluster
+
+    from reelplane.infra.servers.mariadb import MariaDB
+
+    name = env["REELPLANE_WIDEROW_URL"].rsplit("/", 1)[1]
+    mariadb = harness.servers["mariadb"]
+    assert isinstance(mariadb, MariaDB)
+    mariadb.drop_database(name)
+    host, port = harness.servers["cassandra"].address.rsplit(":", 1)
+    cluster = Cluster([host], port=int(port), protocol_version=5)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
+    finally:
+        cluster.shutdown()
+    asyncio.run(_delete_topics(harness.servers["kafka"].address, f"{name}."))
+    base, prefix = env["REELPLANE_SEARCH_URL"].removeprefix("opensearch://").rsplit("/", 1)
     with contextlib.suppress(httpx.HTTPError):
         httpx.delete(f"http://{base}/{prefix}-videos,{prefix}-users?ignore_unavailable=true")
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
 
 
 def _embedded_env(tmp: Path) -> dict[str, str]:
@@ -169,7 +198,8 @@ def dev_server(
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-        _drop_search_indices(env)
+        if kind == "real":
+            _drop_real_stores(request.getfixturevalue("harness"), env)
 
 
 # Package scope, not session: sync Playwright keeps its event loop running in the
