@@ -70,6 +70,9 @@ async def test_docs_pages_load_their_assets_from_the_platform(
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/html")
         assert "openapi.json" in r.text
+        # What a bundle itself links elsewhere (ReDoc's logo) is refused by the browser.
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "img-src 'self' data:;" in csp
         urls = referenced_urls(r.text)
         assert urls, r.text
         # Nothing from another host: a machine without internet shows the same page.
