@@ -124,6 +124,7 @@ def serve_embedded(port: int) -> None:
     from fastapi import FastAPI
 
     from reelplane.backends import open_backends
+    from reelplane.http.app import freeze_startup_heap
     from reelplane.settings import load_section, load_settings
     from reelplane_ml.embedded import EmbeddedRecommender
     from reelplane_ml.serving import Replica
@@ -146,6 +147,7 @@ def serve_embedded(port: int) -> None:
         while replica.core.index_kind == "exact" and len(replica.core) >= 50_000:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         state["rec"] = EmbeddedRecommender(replica, settings)
+        freeze_startup_heap()  # as `reelplane serve` and `reelplane dev` do
         print(f"READY {len(replica.core)} {replica.core.index_kind}", flush=True)
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         await uvicorn.Server(config).serve()

@@ -32,6 +32,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from reelplane.backends import Backends, open_backends
+from reelplane.http.app import freeze_startup_heap
 from reelplane.settings import load_section, load_settings
 from reelplane_ml.core import RecommenderCore
 from reelplane_ml.serving import (
@@ -71,6 +72,9 @@ async def _loaded(replica: Replica) -> Replica:
     replica.follower.loaded.set()
     with contextlib.suppress(Exception):
         await replica.sync_model()
+    # what is loaded now lives as long as the replica: keep full collections
+    # from walking it (100+ ms pauses every second or so under load)
+    freeze_startup_heap()
     replica.start()
     return replica
 
@@ -141,6 +145,7 @@ class Recommender:
                 asyncio.create_task(consume_signals(backends, self._stop)),
                 asyncio.create_task(consume_features(backends, self._stop)),
             ]
+        freeze_startup_heap()  # as the Retriever and Ranker replicas do (`_loaded`)
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         self.replica.cache_ttl_s = ServeUserConfig.model_validate(config).cache_ttl_s
