@@ -471,23 +471,25 @@ class RecommenderCore:
         )
         trending = list(stats.trending(caps.trending)) if caps.trending else []
         self._prune_fresh(max(r.now_ms for r, _ in items))
+        ids = self._cat.ids
         out: list[list[Candidate]] = []
         for i, (request, user) in enumerate(items):
             pick = _Pick(self, request, user)
             add = pick.add
+            # .tolist(): plain ints and floats, not a numpy scalar per hit
             if ann_rows is not None and ann_scores is not None:
                 left = [caps.ann]
-                for s, r in zip(ann_scores[i], ann_rows[i], strict=True):
-                    vid = self._cat.ids[r] if r >= 0 else None
+                for s, r in zip(ann_scores[i].tolist(), ann_rows[i].tolist(), strict=True):
+                    vid = ids[r] if r >= 0 else None
                     if vid is not None:
-                        add(vid, "ann", float(s), left)
+                        add(vid, "ann", s, left)
             j = recent_of.get(i)
             if j is not None and recent_rows is not None and recent_scores is not None:
                 left = [caps.recent]
-                for s, r in zip(recent_scores[j], recent_rows[j], strict=True):
-                    vid = self._cat.ids[r] if r >= 0 else None
+                for s, r in zip(recent_scores[j].tolist(), recent_rows[j].tolist(), strict=True):
+                    vid = ids[r] if r >= 0 else None
                     if vid is not None:
-                        add(vid, "recent", float(s), left)
+                        add(vid, "recent", s, left)
             left = [caps.trending]
             for vid, velocity in trending:
                 add(vid, "trending", float(velocity), left)
@@ -709,18 +711,24 @@ class RecommenderCore:
         model = self._model
         cfg = self.config.ranker
         if checked:
-            live = [c for c in candidates if c.video_id in self._row_of]
+            live = list(candidates)  # the row lookup below drops removed videos
         else:
             watched = _watched(user)
             live = [c for c in candidates if self._allowed(c.video_id, request, user, watched)]
         if not live or request.limit <= 0:
             return []
-        rows_l = [self._row_of.get(c.video_id, -1) for c in live]
-        keep = [i for i, r in enumerate(rows_l) if 0 <= r < model.vec.shape[0]]
-        live = [live[i] for i in keep]
-        rows = np.asarray([rows_l[i] for i in keep], dtype=np.int64)
+        row_of, n_rows = self._row_of, model.vec.shape[0]
+        rows_l: list[int] = []
+        kept: list[Candidate] = []
+        for c in live:
+            row = row_of.get(c.video_id, -1)
+            if 0 <= row < n_rows:
+                rows_l.append(row)
+                kept.append(c)
+        live = kept
         if not live:
             return []
+        rows = np.asarray(rows_l, dtype=np.int64)
         u = self._user_vectors(model, [(request, user)])[0]
         vec = model.vec[rows]
         sim_user = vec @ u
@@ -737,15 +745,19 @@ class RecommenderCore:
         x[:, F["sim_user"]] = sim_user
         x[:, F["sim_recent"]] = sim_recent
         x[:, F["sim_skip"]] = sim_skip
-        sf = stats_matrix([stats.get(c.video_id) for c in live], r_w)
+        get_stats = stats.get
+        sf = stats_matrix([get_stats(c.video_id) for c in live], r_w)
         for j, name in enumerate(STATS_FEATURES):
             x[:, F[name]] = sf[:, j]
         age_h = np.maximum(0.0, (request.now_ms - cat.created_at[rows]) / 3_600_000.0)
         x[:, F["log_age_h"]] = np.log1p(age_h)
-        creators = [cat.creators[int(r)] for r in rows]
+        all_creators = cat.creators
+        creators = [all_creators[r] for r in rows_l]
         followed = user.followed_creators
-        x[:, F["followed"]] = [c in followed for c in creators]
-        x[:, F["friend"]] = [c.video_id in friends for c in live]
+        if followed:
+            x[:, F["followed"]] = [c in followed for c in creators]
+        if friends:
+            x[:, F["friend"]] = [c.video_id in friends for c in live]
         x[:, F["log_duration"]] = np.log1p(cat.duration[rows] / 1000.0) - 3.4
         probs = head_probabilities(x, r_w)
         base = probs @ head_weights(cfg) - min(cfg.w_fast_skip, 0.0)
@@ -759,22 +771,29 @@ class RecommenderCore:
                     factors[i, 0] = trending_factor(3.0 * velocity / top_velocity, cfg)
         factors[:, 1] = np.where(x[:, F["friend"]] > 0, cfg.friend_boost, 1.0)
         young = request.now_ms - cfg.fresh_creator_age_s * 1000
-        for i, creator in enumerate(creators):
-            if self._creator_first_ms.get(creator, 0) > young:
-                factors[i, 2] = cfg.fresh_creator_boost
-            at = user.not_interested.get(creator)
-            if at is not None:
-                factors[i, 3] = fatigue_factor((request.now_ms - at) / 1000.0, cfg)
+        first_ms = self._creator_first_ms
+        fresh_creator = [i for i, c in enumerate(creators) if first_ms.get(c, 0) > young]
+        if fresh_creator:
+            factors[fresh_creator, 2] = cfg.fresh_creator_boost
+        not_interested = user.not_interested
+        if not_interested:
+            for i, creator in enumerate(creators):
+                at = not_interested.get(creator)
+                if at is not None:
+                    factors[i, 3] = fatigue_factor((request.now_ms - at) / 1000.0, cfg)
         scores = (base * factors.prod(axis=1)).tolist()
 
         def reasons(i: int) -> list[str]:
+            # Python floats (.tolist(), .item()) format as the numpy scalars do, faster
+            p = probs[i].tolist()
             why = [
                 "sources=" + "+".join(live[i].sources),
-                "p=" + ",".join(f"{h}:{probs[i, j]:.2f}" for j, h in enumerate(HEADS)),
-                f"sim={sim_user[i]:.2f}",
+                "p=" + ",".join([f"{h}:{p[j]:.2f}" for j, h in enumerate(HEADS)]),
+                f"sim={sim_user[i].item():.2f}",
             ]
-            if factors[i, 0] != 1.0:
-                why.append(f"trending x{factors[i, 0]:.2f}")
+            trending_x = factors[i, 0].item()
+            if trending_x != 1.0:
+                why.append(f"trending x{trending_x:.2f}")
             act = friends.get(live[i].video_id)
             if act is not None:
                 why.append(f"friend {act.friend_id} {act.kind} x{cfg.friend_boost:.2f}")

@@ -141,10 +141,13 @@ STATS_FEATURES = (
 def stats_matrix(stats: Sequence[VideoStats | None], r: RankerWeights) -> NDArray[np.float32]:
     """`stats_features` for many videos at once: (n, len(STATS_FEATURES))."""
     counts = np.zeros((len(stats), 6), dtype=np.float64)
-    for i, s in enumerate(stats):
-        if s is not None:
-            counts[i] = (s.impressions, s.completions, s.likes, s.shares, s.fast_skips,
-                         s.completions_per_min)  # fmt: skip
+    # one array assignment for the videos that have statistics, not one per row
+    present = [(i, s) for i, s in enumerate(stats) if s is not None]
+    if present:
+        counts[[i for i, _ in present]] = [
+            (s.impressions, s.completions, s.likes, s.shares, s.fast_skips, s.completions_per_min)
+            for _, s in present
+        ]
     k = r.prior_strength
     n = counts[:, 0] + k
 

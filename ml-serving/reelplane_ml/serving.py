@@ -367,8 +367,13 @@ class Replica:
             fresh = dict(zip(misses, got, strict=True))
         out: list[tuple[list[Recommendation], bool]] = []
         for i, p in enumerate(batch):
-            candidates = fresh.get(i, p.cached or [])
-            if i in fresh:
-                p.cached = candidates  # the caller caches them
-            out.append((self.core.rank(p.request, p.user, self.stats, candidates), i in fresh))
+            retrieved = fresh.get(i)
+            if retrieved is not None:
+                p.cached = retrieved  # the caller caches them
+            # just retrieved for this very request and user: retrieve filtered them
+            # (as recommend_batch does); cached ones are checked again
+            page = self.core.rank(
+                p.request, p.user, self.stats, p.cached or [], checked=retrieved is not None
+            )
+            out.append((page, retrieved is not None))
         return out
