@@ -99,10 +99,13 @@ class EmbeddedClient:
         if recommender is None:
             raise RecommenderUnavailable("the embedded recommender is not running")
         body = CandidatesIn(user_id=user_id, limit=limit, exclude=exclude)
-        out = await asyncio.wait_for(recommender.recommend(body), self.timeout_s)
+        page, _ = await asyncio.wait_for(recommender.page(body), self.timeout_s)
+        # straight from the core's dataclasses (no CandidatesOut in between)
         return [
-            RecommendedVideo(video_id=i.video_id, score=i.score, source=i.source, reasons=i.reasons)
-            for i in out.items
+            RecommendedVideo(
+                video_id=r.video_id, score=r.score, source=r.source, reasons=list(r.reasons)
+            )
+            for r in page
         ]
 
 
