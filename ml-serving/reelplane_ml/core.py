@@ -87,6 +87,8 @@ from reelplane_ml.types import (
 
 F32 = NDArray[np.float32]
 _INITIAL_CAPACITY = 1024
+#: A ranked item's head probabilities, as a reason: "p=complete:0.41,like:0.06,...".
+_PROBS_REASON = "p=" + ",".join(f"{h}:{{:.2f}}" for h in HEADS)
 
 
 def user_history(user: UserState, row_of: dict[str, int], now_ms: int) -> UserHistory:
@@ -480,6 +482,8 @@ class RecommenderCore:
             if ann_rows is not None and ann_scores is not None:
                 left = [caps.ann]
                 for s, r in zip(ann_scores[i].tolist(), ann_rows[i].tolist(), strict=True):
+                    if left[0] <= 0:
+                        break  # the source's budget is spent: add would take no more
                     vid = ids[r] if r >= 0 else None
                     if vid is not None:
                         add(vid, "ann", s, left)
@@ -487,6 +491,8 @@ class RecommenderCore:
             if j is not None and recent_rows is not None and recent_scores is not None:
                 left = [caps.recent]
                 for s, r in zip(recent_scores[j].tolist(), recent_rows[j].tolist(), strict=True):
+                    if left[0] <= 0:
+                        break
                     vid = ids[r] if r >= 0 else None
                     if vid is not None:
                         add(vid, "recent", s, left)
@@ -785,10 +791,9 @@ class RecommenderCore:
 
         def reasons(i: int) -> list[str]:
             # Python floats (.tolist(), .item()) format as the numpy scalars do, faster
-            p = probs[i].tolist()
             why = [
                 "sources=" + "+".join(live[i].sources),
-                "p=" + ",".join([f"{h}:{p[j]:.2f}" for j, h in enumerate(HEADS)]),
+                _PROBS_REASON.format(*probs[i].tolist()),
                 f"sim={sim_user[i].item():.2f}",
             ]
             trending_x = factors[i, 0].item()
