@@ -35,11 +35,11 @@ is ~0.1 ms).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -243,7 +243,10 @@ class RecommenderCore:
         self._next_row = 0
         self._by_creator: dict[str, list[int]] = {}
         self._creator_first_ms: dict[str, int] = {}
-        self._fresh: deque[tuple[int, str]] = deque()  # (created_at_ms, video_id), by time
+        # (created_at_ms, video_id), sorted by time whatever order videos arrive in
+        # (a replica loads its catalogue by last update, not by creation), each once.
+        self._fresh: list[tuple[int, str]] = []
+        self._fresh_ids: set[str] = set()
         self._newest_ms = 0
         self._fresh_cache: _FreshPool | None = None
         self._model = _Model(
@@ -310,8 +313,10 @@ class RecommenderCore:
                     self._creator_first_ms[f.creator_id] = f.created_at_ms
                 window_ms = self.config.exploration.fresh_window_s * 1000
                 self._newest_ms = max(self._newest_ms, f.created_at_ms)
-                if f.created_at_ms >= self._newest_ms - window_ms:
-                    self._fresh.append((f.created_at_ms, f.video_id))
+                fresh = f.created_at_ms >= self._newest_ms - window_ms
+                if fresh and f.video_id not in self._fresh_ids:
+                    bisect.insort(self._fresh, (f.created_at_ms, f.video_id))
+                    self._fresh_ids.add(f.video_id)
                     self._fresh_cache = None  # a new upload is eligible at once
             model = self._model
             v, h = video_vectors(model.artifact.towers, batch)
@@ -582,8 +587,10 @@ class RecommenderCore:
     def _prune_fresh(self, now_ms: int) -> None:
         lo = now_ms - self.config.exploration.fresh_window_s * 1000
         with self._lock:
-            while self._fresh and self._fresh[0][0] < lo:
-                self._fresh.popleft()
+            stale = bisect.bisect_left(self._fresh, (lo, ""))
+            if stale:
+                self._fresh_ids.difference_update(vid for _, vid in self._fresh[:stale])
+                del self._fresh[:stale]
 
     def cohort_median(self, stats: VideoStatsView, now_ms: int) -> float:
         """Median smoothed completion rate of fresh videos that have impressions."""
@@ -599,7 +606,7 @@ class RecommenderCore:
         cfg = self.config.exploration
         prior = self._model.artifact.ranker.prior_completion
         with self._lock:
-            pool = list(self._fresh)[-cfg.pool_scan :]
+            pool = self._fresh[-cfg.pool_scan :]
         # One pass of dict lookups, then the rules in numpy (explore.tier_decisions):
         # a replica judges up to `pool_scan` videos every second.
         row_of, get = self._row_of, stats.get

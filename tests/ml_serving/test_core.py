@@ -157,6 +157,35 @@ def test_fresh_slots_go_to_new_videos_and_random_slots_are_labelled() -> None:
 
 
 @pytest.mark.unit
+def test_the_fresh_pool_is_the_newest_videos_whatever_order_they_arrive_in() -> None:
+    """A replica loads its catalogue by last update, not by creation: the fresh
+    pool still holds the newest videos, and ages the others out."""
+    rng = np.random.default_rng(4)
+    cfg = RecommenderConfig(
+        exploration=ExplorationConfig(fresh_slot_ratio=0.3, fresh_window_s=3600, pool_scan=100)
+    )
+    core = RecommenderCore(config=cfg)
+    core.upsert_videos([video(i, i % TOPICS, rng, created_at_ms=NOW - 30 * 86_400_000)
+                        for i in range(500)])  # fmt: skip
+    # The newest first (their features updated earlier), then 150 older uploads
+    # still inside the window when they arrive, but not 20 minutes later.
+    core.upsert_videos([video(5000 + i, i % TOPICS, rng, creator=f"new{i}",
+                              created_at_ms=NOW - 60_000) for i in range(30)])  # fmt: skip
+    core.upsert_videos([video(6000 + i, i % TOPICS, rng, creator=f"mid{i}",
+                              created_at_ms=NOW - 50 * 60_000) for i in range(150)])  # fmt: skip
+    core.upsert_videos([video(5000, 0, rng, creator="new0", created_at_ms=NOW - 60_000)])
+    later = NOW + 20 * 60_000
+    fresh: list[str] = []
+    for topic in range(TOPICS):  # users of every topic: each gets its own new videos
+        req = RecommendRequest(f"u{topic}", now_ms=later, limit=10, seed=topic)
+        user = UserState(f"u{topic}", watches=watched(f"v{topic}", f"v{topic + TOPICS}"))
+        recs = core.recommend(req, user, LiveStats())
+        fresh += [r.video_id for r in recs if r.source == "fresh"]
+    assert all(5000 <= int(v[1:]) < 5030 for v in fresh)
+    assert len(set(fresh)) >= TOPICS  # the whole new cohort is judged, not the one re-sent
+
+
+@pytest.mark.unit
 def test_other_sources_followed_friends_trending(core: RecommenderCore) -> None:
     rng = np.random.default_rng(4)
     core.upsert_video(video(70_000, 5, rng, creator="fav", created_at_ms=NOW - 3_600_000))
