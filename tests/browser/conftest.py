@@ -14,6 +14,7 @@ failure, a Playwright trace go to `.cache/bench/web/<test>/`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -120,7 +121,13 @@ def _real_env(harness: Harness, tmp: Path) -> dict[str, str]:
 def _drop_real_stores(harness: Harness, env: dict[str, str]) -> None:
     """What the real run made under its own name on the shared servers goes with
     it: the MariaDB database, the Cassandra keyspace, the Kafka topics under its
-    prefix and the OpenSearch indices (each run would leave ~15 topics behind)."""
+    prefix and the OpenSearch indices (each run would leave ~15 topics behind).
+    In a thread of its own: sync Playwright's event loop still runs in this one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(_drop_stores_now, harness, env).result(timeout=120)
+
+
+def _drop_stores_now(harness: Harness, env: dict[str, str]) -> None:
     from cassandra.cluster import Cluster
 
     from reelplane.infra.servers.mariadb import MariaDB
