@@ -96,7 +96,8 @@ def test_a_like_by_someone_else_raises_the_badge_live_and_the_inbox_lists_it(
     bell = page.locator("a.bell")
     expect(bell).to_have_accessible_name("Notifications")
     page.evaluate("() => { window.__notReloaded = true; }")
-    expect(bell).to_have_attribute("data-live", "true")  # the socket's hello was answered
+    # The socket's hello was answered (a dev server under load may take a while).
+    expect(bell).to_have_attribute("data-live", "true", timeout=15_000)
     first, second = dev_server.sign_up("fan"), dev_server.sign_up("fan")
 
     like(dev_server, creator.video_id, first["token"])
@@ -157,7 +158,7 @@ def test_a_dropped_socket_reconnects_with_the_last_cursor_and_gets_what_it_misse
     sign_in(page, dev_server, session)
     page.goto(f"{dev_server.url}/@{creator.handle}")
     bell = page.locator("a.bell")
-    expect(bell).to_have_attribute("data-live", "true")
+    expect(bell).to_have_attribute("data-live", "true", timeout=15_000)
     assert hellos == [{"type": "hello", "token": creator.token}]  # first connection: no cursor
     expect(page.locator(".badge")).to_have_count(0)
 
@@ -283,7 +284,7 @@ def test_the_badge_inbox_search_and_hashtag_pages_lay_out_at_phone_and_desktop_s
             api.post("/v1/notifications/read-all", headers=auth).raise_for_status()
             lena = api.get("/v1/users/lena.lens/videos").json()["items"][0]["video_id"]
         page.goto(f"{dev_server.url}/@lena.lens")
-        expect(page.locator("a.bell")).to_have_attribute("data-live", "true")
+        expect(page.locator("a.bell")).to_have_attribute("data-live", "true", timeout=15_000)
         for _ in range(3):
             like(dev_server, lena, dev_server.sign_up("fan")["token"])
         badge = page.locator(".badge")

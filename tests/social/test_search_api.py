@@ -22,7 +22,7 @@ from reelplane.infra.harness import Harness
 from reelplane.ports.search_query import parse_query
 from reelplane.search.indexer import DueRefreshes, indexer_handler, refresh_due
 from tests.conftest import BACKENDS, real_url
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, eventually
 from tests.social.conftest import Stack, eventually_ok, open_stack_backends
 
 SERVICES = ["gateway", "upload", "graph", "engagement", "search"]
@@ -249,7 +249,11 @@ async def test_bad_queries_get_results_or_a_clear_422_never_a_500(stack: Stack) 
 
 
 async def test_readiness_checks_the_search_backend(stack: Stack) -> None:
-    r = await stack.client.get("/readyz")
+    async def ready() -> httpx.Response:
+        return await stack.client.get("/readyz")
+
+    # Each check has 1 s to answer: on a loaded machine one probe may miss it.
+    r = await eventually(ready, until=lambda r: r.status_code == 200, timeout_s=15)
     assert r.json()["checks"]["search"]["status"] == "ok", r.text
 
 
