@@ -27,7 +27,9 @@ class TrainConfig:
     epochs: int = 3
     batch: int = 1024
     lr: float = 3e-3
-    sparse_lr: float = 1e-2
+    # id embeddings (SparseAdam, no weight decay) memorise the log at 1e-2: on
+    # seed 1 oracle recall@100 rose 0.386 -> 0.425 at 1e-3 (3e-3: 0.405)
+    sparse_lr: float = 1e-3
     tau: float = 0.05
     logq: bool = True
     weighted: bool = True
