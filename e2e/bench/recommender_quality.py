@@ -105,7 +105,8 @@ def offline(
     es = eval_set(log, cat, test, n_users=args.eval_users, seed=args.seed, follows=follows)
 
     def truth(users: Any) -> np.ndarray:
-        return world.hook_matrix(np.asarray(users, dtype=np.int64))
+        out: np.ndarray = world.hook_matrix(np.asarray(users, dtype=np.int64))
+        return out
 
     out: dict[str, Any] = {
         "impressions": len(log),
@@ -194,8 +195,11 @@ def online(
     for u in users.tolist():
         st = sim.user(u)
         topic = int(np.argmin(world.interest[u]))
-        pool = np.flatnonzero(world.dominant == topic)
-        pool = [int(v) for v in pool if world.video_id(int(v)) not in st.seen]
+        pool = [
+            int(v)
+            for v in np.flatnonzero(world.dominant == topic)
+            if world.video_id(int(v)) not in st.seen
+        ]
         picks = rng.choice(pool, size=3, replace=False)
         before_page = sim.serve([u])[0]
         before.append(
@@ -226,13 +230,13 @@ def online(
     # -- repeats over 100 pages ----------------------------------------------------------------
     served = repeats = 0
     for u in rng.choice(world.n_users, size=args.repeat_users, replace=False).tolist():
-        before = set(sim.user(u).seen)
+        seen_before = set(sim.user(u).seen)
         shown: set[str] = set()
         for _ in range(100):
             page = sim.serve([u])[0]
             for r in page:
                 served += 1
-                if r.video_id in shown or r.video_id in before:
+                if r.video_id in shown or r.video_id in seen_before:
                     repeats += 1
                 shown.add(r.video_id)
             list(sim.watch(u, page))
