@@ -193,8 +193,12 @@ async def refresh_due(
 ) -> int:
     """Re-read up to `limit` due videos into the index; returns how many."""
     video_ids = due.take(limit)
-    for video_id in video_ids:
-        await apply_change(backends, index, Change("video", video_id))
+    for done, video_id in enumerate(video_ids):
+        try:
+            await apply_change(backends, index, Change("video", video_id))
+        except BaseException:
+            due.note(video_ids[done:])  # still due: the next round re-reads them
+            raise
     return len(video_ids)
 
 
