@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from reelplane.media.ffprobe import ensure_ffmpeg
 from reelplane.webclient.build import checkout_root
 
 DEMO_PASSWORD = "reelplane-demo"  # noqa: S105 (demo accounts only; printed in the banner)
@@ -83,9 +84,8 @@ def generate_clip(clip: Clip, folder: Path, seconds: int = 8) -> Path:
     out = folder / f"{clip.handle}-{clip.label}.mp4"
     if out.is_file() and out.stat().st_size > 0:
         return out
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise RuntimeError("ffmpeg is not installed (reelplane dev installs it on first upload)")
+    ensure_ffmpeg()  # the demo makes its clips before the first upload would install it
+    ffmpeg = shutil.which("ffmpeg") or "ffmpeg"
     folder.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".partial.mp4")
     subprocess.run(
