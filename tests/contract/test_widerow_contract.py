@@ -7,7 +7,9 @@ import asyncio
 from reelplane.ports.widerow import Clustering, WideRow, WideRowStore, WideTable
 
 TIMELINE = WideTable("contract_timeline")
-EXPIRING = WideTable("contract_expiring", default_ttl_s=1)
+#: Long enough that the row is surely still there when read back on a busy
+#: 2-core machine (1 s was not: the first read came back empty).
+EXPIRING = WideTable("contract_expiring_3s", default_ttl_s=3)
 
 
 def rows(partition: str, stamps: list[tuple[int, str]]) -> list[WideRow]:
@@ -65,10 +67,11 @@ async def test_upsert_overwrites_and_delete_removes(widerow: WideRowStore, ns: s
 async def test_rows_expire_after_their_ttl(widerow: WideRowStore, ns: str) -> None:
     await widerow.ensure_tables([EXPIRING, TIMELINE])
     await widerow.put(EXPIRING, rows(ns, [(1, "gone")]))
-    await widerow.put(TIMELINE, rows(ns, [(1, "short")]), ttl_s=1)
+    await widerow.put(TIMELINE, rows(ns, [(1, "short")]), ttl_s=3)
     await widerow.put(TIMELINE, rows(ns, [(2, "kept")]))
     assert len(await widerow.range(EXPIRING, ns)) == 1
-    await asyncio.sleep(2.1)
+    assert len(await widerow.range(TIMELINE, ns)) == 2
+    await asyncio.sleep(3.2)
     assert await widerow.range(EXPIRING, ns) == []
     assert [r.item for r in await widerow.range(TIMELINE, ns)] == ["kept"]
 
