@@ -15,9 +15,11 @@ stored -> retrievable.
    p99 <= 30 ms embedded, <= 40 ms on Ray Serve.
 2. Throughput: closed loops of 8, 16, 32 and 64 concurrent clients, cache
    misses; the best rate whose p99 <= 100 ms (goal >= 600 embedded, >= 400 Ray).
-   The load generator (aiohttp) runs on the same 2 cores as the server. Each
-   step also reports the server's CPU ms per request (all its processes, Ray's
-   included): 1000 / that is the per-core rate the README's capacity line uses.
+   The load generator, vegeta (Go; `reelplane.infra.vegeta` builds the pinned
+   version once), runs on the same 2 cores as the server; each step reports its
+   CPU ms per request too. Each step also reports the server's CPU ms per
+   request (all its processes, Ray's included): 1000 / that is the per-core
+   rate the README's capacity line uses.
 3. Event -> changed page: a user completes 3 videos of one topic; from the
    last event's publish to the first page that differs (the signals consumer
    writes the history and drops the cached candidates). Embedded (in-process
@@ -32,9 +34,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,6 +53,7 @@ import numpy as np
 # Module level: FastAPI resolves the route's (string) annotations from here.
 from fastapi import Response
 
+from reelplane.infra.vegeta import VEGETA_VERSION
 from reelplane_ml.serving import CandidatesIn, CandidatesOut, candidates_response
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,7 +154,14 @@ def serve_embedded(port: int) -> None:
         state["rec"] = EmbeddedRecommender(replica, settings)
         freeze_startup_heap()  # as `reelplane serve` and `reelplane dev` do
         print(f"READY {len(replica.core)} {replica.core.index_kind}", flush=True)
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
         await uvicorn.Server(config).serve()
 
     import uvloop
@@ -209,72 +221,83 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class Load:
-    def __init__(self, url: str) -> None:
-        import aiohttp
+class Vegeta:
+    """The load: vegeta (Go, `reelplane.infra.vegeta`), so that the load
+    generator takes as little of the server's cores as it can. Every request
+    is for a user never asked for before (a cache miss): each attack reads a
+    targets file (`-format=json`) of distinct bodies."""
 
+    def __init__(self, url: str, workdir: Path) -> None:
+        from reelplane.infra.vegeta import install_vegeta
+
+        self.binary = str(install_vegeta())
         self.url = url + "/v1/candidates"
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-        self.n = 0
-        self.errors = 0
+        self.workdir = workdir
+        self.users = 0
 
-    async def one(self, latencies: list[float]) -> None:
-        self.n += 1
-        body = {"user_id": f"bench-{os.getpid()}-{self.n}", "limit": 20}
-        started = time.perf_counter()
-        try:
-            async with self.session.post(self.url, json=body) as r:
-                await r.read()
-                ok = r.status == 200
-        except Exception:
-            ok = False
-        if ok:
-            latencies.append((time.perf_counter() - started) * 1000)
+    def _targets(self, count: int) -> Path:
+        header = {"Content-Type": ["application/json"]}
+        path = self.workdir / "targets.jsonl"
+        with path.open("w") as f:
+            for _ in range(count):
+                self.users += 1
+                body = json.dumps({"user_id": f"bench-{self.users}", "limit": 20}).encode()
+                target = {
+                    "method": "POST",
+                    "url": self.url,
+                    "header": header,
+                    "body": base64.b64encode(body).decode(),
+                }
+                f.write(json.dumps(target) + "\n")
+        return path
+
+    def attack(self, *, seconds: float, rate: float = 0, clients: int = 0) -> dict[str, Any]:
+        """Open loop at `rate` req/s, or (rate 0) `clients` closed loops as fast
+        as the server answers; vegeta's JSON report, latencies in ms."""
+        # closed loops: enough distinct users for ~4,000 req/s (more would repeat some)
+        count = int((rate or 4000) * seconds) + 1
+        targets = self._targets(count)
+        results = self.workdir / "results.bin"
+        cmd = [
+            self.binary,
+            "attack",
+            "-format=json",
+            f"-targets={targets}",
+            f"-duration={seconds}s",
+            f"-output={results}",
+            "-timeout=10s",
+        ]
+        if rate:
+            cmd.append(f"-rate={rate:g}/s")
         else:
-            self.errors += 1
-
-    async def warm(self, n: int = 200) -> None:
-        lat: list[float] = []
-        await asyncio.gather(*(self.one(lat) for _ in range(n)))
-
-    async def open_loop(self, rate: float, seconds: float) -> dict[str, float]:
-        latencies: list[float] = []
-        tasks = []
-        started = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(self.one(latencies)))
-        await asyncio.gather(*tasks)
+            cmd += ["-rate=0", f"-workers={clients}", f"-max-workers={clients}"]
+        subprocess.run(cmd, check=True)
+        report = json.loads(
+            subprocess.run(
+                [self.binary, "report", "-type=json", str(results)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        lat = report["latencies"]
+        ok = int(report["status_codes"].get("200", 0))
         return {
-            "rate": rate,
-            "requests": len(tasks),
-            "p50_ms": pct(latencies, 0.5),
-            "p99_ms": pct(latencies, 0.99),
-            "errors": self.errors,
+            "requests": report["requests"],
+            "ok": ok,
+            "errors": report["requests"] - ok,
+            "repeated_users": max(0, report["requests"] - count),
+            "rps": report["throughput"],
+            "p50_ms": lat["50th"] / 1e6,
+            "p99_ms": lat["99th"] / 1e6,
+            "max_ms": lat["max"] / 1e6,
         }
 
-    async def closed_loop(self, concurrency: int, seconds: float) -> dict[str, float]:
-        latencies: list[float] = []
-        stop = time.perf_counter() + seconds
 
-        async def client() -> None:
-            while time.perf_counter() < stop:
-                await self.one(latencies)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-        return {
-            "concurrency": concurrency,
-            "rps": len(latencies) / wall,
-            "p50_ms": pct(latencies, 0.5),
-            "p99_ms": pct(latencies, 0.99),
-        }
-
-    async def close(self) -> None:
-        await self.session.close()
+def children_cpu_s() -> float:
+    """CPU seconds used so far by this process's finished children (vegeta)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def tree_cpu_s(root: int) -> float:
@@ -303,29 +326,30 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
-async def measure_http(url: str, rate: float, seconds: float, server_pid: int) -> dict[str, Any]:
-    """Open-loop cache misses at `rate`, then the closed-loop ladder; each step
-    also reports the server's CPU ms per request (all its processes)."""
-    load = Load(url)
-    await load.warm()
-    load.errors = 0
+def measure_http(
+    url: str, rate: float, seconds: float, server_pid: int, workdir: Path
+) -> dict[str, Any]:
+    """Open-loop cache misses at `rate`, then closed loops of 8-64 clients;
+    each step also reports the server's CPU ms per request (all its processes)
+    and the load generator's."""
+    load = Vegeta(url, workdir)
+    load.attack(seconds=2, rate=100)  # warm: connections, code paths
 
-    async def with_cpu(step: Any) -> dict[str, Any]:
-        before = tree_cpu_s(server_pid)
-        served = load.n
-        errors = load.errors
-        out: dict[str, Any] = await step
-        n = load.n - served - (load.errors - errors)
-        out["server_cpu_ms_per_req"] = (tree_cpu_s(server_pid) - before) * 1000 / max(n, 1)
+    def with_cpu(**attack: Any) -> dict[str, Any]:
+        before, gen_before = tree_cpu_s(server_pid), children_cpu_s()
+        out = load.attack(seconds=seconds, **attack)
+        n = max(out["ok"], 1)
+        out["server_cpu_ms_per_req"] = (tree_cpu_s(server_pid) - before) * 1000 / n
+        out["loadgen_cpu_ms_per_req"] = (children_cpu_s() - gen_before) * 1000 / n
         return out
 
-    miss = await with_cpu(load.open_loop(rate, seconds))
-    ladder = [await with_cpu(load.closed_loop(c, min(seconds, 8))) for c in (8, 16, 32, 64)]
-    await load.close()
-    within = [r for r in ladder if r["p99_ms"] <= 100]
+    miss = {"rate": rate, **with_cpu(rate=rate)}
+    ladder = [{"concurrency": c, **with_cpu(clients=c)} for c in (8, 16, 32, 64)]
+    within = [r for r in ladder if r["p99_ms"] <= 100 and not r["errors"]]
     best = max(within, key=lambda r: r["rps"]) if within else None
     cpu_ms = min(r["server_cpu_ms_per_req"] for r in ladder)
     return {
+        "load_generator": f"vegeta {VEGETA_VERSION}",
         "cache_miss": miss,
         "ladder": ladder,
         "best_within_100ms": best,
@@ -491,13 +515,13 @@ async def measure_retrievable(data: Path, trials: int) -> dict[str, Any]:
 
 
 # -- main ----------------------------------------------------------------------------------
-async def run_http(kind: str, data: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_http(kind: str, data: Path, args: argparse.Namespace) -> dict[str, Any]:
     from tests.helpers import free_port
 
     port = free_port()
     proc = start_server(kind, data, port, timeout_s=600)
     try:
-        return await measure_http(f"http://127.0.0.1:{port}", args.rate, args.seconds, proc.pid)
+        return measure_http(f"http://127.0.0.1:{port}", args.rate, args.seconds, proc.pid, data)
     finally:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -543,11 +567,11 @@ def main() -> None:
             results["core"] = asyncio.run(measure_core(data))
         if "http" in parts:
             print("embedded /v1/candidates ...", flush=True)
-            results["embedded"] = asyncio.run(run_http("embedded", data, args))
+            results["embedded"] = run_http("embedded", data, args)
         if args.ray and ("http" in parts or "ray" in parts):
             print("Ray Serve /v1/candidates ...", flush=True)
             try:
-                results["ray"] = asyncio.run(run_http("ray", data, args))
+                results["ray"] = run_http("ray", data, args)
             except RuntimeError as exc:  # reported, and the other parts still run
                 print(exc, flush=True)
                 results["ray_error"] = str(exc)
@@ -594,7 +618,8 @@ def main() -> None:
                 (
                     f"{kind}: {step['concurrency']} clients",
                     f"{step['rps']:.0f} req/s, p99 {step['p99_ms']:.1f} ms, "
-                    f"server {step['server_cpu_ms_per_req']:.2f} CPU-ms/req",
+                    f"server {step['server_cpu_ms_per_req']:.2f} CPU-ms/req, "
+                    f"vegeta {step['loadgen_cpu_ms_per_req']:.2f}",
                     "",
                 )
             )
@@ -633,9 +658,9 @@ def main() -> None:
             )
         )
     width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure'.ljust(width)}  {'result':<48}  goal")
+    print(f"\n{'measure'.ljust(width)}  {'result':<72}  goal")
     for name, value, goal in rows:
-        print(f"{name.ljust(width)}  {value:<48}  {goal}")
+        print(f"{name.ljust(width)}  {value:<72}  {goal}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")

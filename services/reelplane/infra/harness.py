@@ -167,6 +167,17 @@ def fetch_maven_jars(
     return lib_dir
 
 
+def go_binary_name(package: str) -> str:
+    """The name `go install` gives a package's binary: its path's last element,
+    or the one before it when that is a major-version suffix (`.../vegeta/v12`
+    builds `vegeta`)."""
+    parts = package.rstrip("/").split("/")
+    last = parts[-1]
+    if len(parts) > 1 and last[:1] == "v" and last[1:].isdigit() and int(last[1:]) >= 2:
+        return parts[-2]
+    return last
+
+
 def go_install(
     name: str,
     package: str,
@@ -178,8 +189,8 @@ def go_install(
 ) -> Path:
     """`go install package@version` from the Go module proxy into `bin_dir`, once
     per pinned version (`<binary>.version` beside it records what was built).
-    Returns the binary's path (named after the package's last element)."""
-    binary = bin_dir / package.rstrip("/").rsplit("/", 1)[-1]
+    Returns the binary's path (named as Go names it: see `go_binary_name`)."""
+    binary = bin_dir / go_binary_name(package)
     stamp = bin_dir / f"{binary.name}.version"
     if binary.is_file() and _read_text(stamp) == version:
         return binary
