@@ -42,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
@@ -137,6 +138,9 @@ class _Catalogue:
     duration: NDArray[np.int64]
     has_audio: NDArray[np.bool_]
     creators: list[str]
+    # when the row's creator first uploaded (min over their videos), ms: the
+    # ranker's fresh-creator boost reads it for all candidates at once
+    creator_first_ms: NDArray[np.int64]
     hashtags: list[tuple[str, ...]]
     tags: NDArray[np.int64]  # (capacity, MAX_TAGS) hashed buckets, -1 padded
 
@@ -150,6 +154,7 @@ class _Catalogue:
             duration=np.zeros(capacity, np.int64),
             has_audio=np.zeros(capacity, np.bool_),
             creators=[""] * capacity,
+            creator_first_ms=np.zeros(capacity, np.int64),
             hashtags=[()] * capacity,
             tags=np.full((capacity, MAX_TAGS), -1, np.int64),
         )
@@ -163,6 +168,7 @@ class _Catalogue:
         out.duration[:n] = self.duration
         out.has_audio[:n] = self.has_audio
         out.creators[:n] = self.creators
+        out.creator_first_ms[:n] = self.creator_first_ms
         out.hashtags[:n] = self.hashtags
         out.tags[:n] = self.tags
         return out
@@ -310,7 +316,9 @@ class RecommenderCore:
                 cat.tags[row] = tag_buckets([f.hashtags])[0]
                 first = self._creator_first_ms.get(f.creator_id)
                 if first is None or f.created_at_ms < first:
-                    self._creator_first_ms[f.creator_id] = f.created_at_ms
+                    first = self._creator_first_ms[f.creator_id] = f.created_at_ms
+                    cat.creator_first_ms[self._by_creator[f.creator_id]] = first
+                cat.creator_first_ms[row] = first
                 window_ms = self.config.exploration.fresh_window_s * 1000
                 self._newest_ms = max(self._newest_ms, f.created_at_ms)
                 fresh = f.created_at_ms >= self._newest_ms - window_ms
@@ -482,43 +490,22 @@ class RecommenderCore:
         out: list[list[Candidate]] = []
         for i, (request, user) in enumerate(items):
             pick = _Pick(self, request, user)
-            add = pick.add
-            # .tolist(): plain ints and floats, not a numpy scalar per hit
             if ann_rows is not None and ann_scores is not None:
-                left = [caps.ann]
-                for s, r in zip(ann_scores[i].tolist(), ann_rows[i].tolist(), strict=True):
-                    if left[0] <= 0:
-                        break  # the source's budget is spent: add would take no more
-                    vid = ids[r] if r >= 0 else None
-                    if vid is not None:
-                        add(vid, "ann", s, left)
+                pick.add("ann", _hits(ids, ann_rows[i], ann_scores[i]), caps.ann)
             j = recent_of.get(i)
             if j is not None and recent_rows is not None and recent_scores is not None:
-                left = [caps.recent]
-                for s, r in zip(recent_scores[j].tolist(), recent_rows[j].tolist(), strict=True):
-                    if left[0] <= 0:
-                        break
-                    vid = ids[r] if r >= 0 else None
-                    if vid is not None:
-                        add(vid, "recent", s, left)
-            left = [caps.trending]
-            for vid, velocity in trending:
-                add(vid, "trending", float(velocity), left)
-            left = [caps.friends]
-            for act in user.friend_activity:
-                add(act.video_id, "friends", 1.0, left)
-            left = [caps.following]
-            for vid, at in self._followed_new(user, request.now_ms):
-                add(vid, "following", float(at), left)
-            left = [caps.fresh]
-            for vid, score in self._fresh_candidates(model, users[i], request, stats):
-                add(vid, "fresh", score, left)
+                pick.add("recent", _hits(ids, recent_rows[j], recent_scores[j]), caps.recent)
+            pick.add("trending", ((vid, float(v)) for vid, v in trending), caps.trending)
+            pick.add("friends", ((a.video_id, 1.0) for a in user.friend_activity), caps.friends)
+            followed = self._followed_new(user, request.now_ms)
+            pick.add("following", ((vid, float(at)) for vid, at in followed), caps.following)
+            fresh = self._fresh_candidates(model, users[i], request, stats)
+            pick.add("fresh", fresh, caps.fresh)
             n_random = max(
                 1, math.ceil(3 * self.config.exploration.random_slot_ratio * request.limit)
             )
-            left = [n_random]
-            for vid in self._random_videos(request, n_random * 4):
-                add(vid, "random", 0.0, left)
+            randoms = self._random_videos(request, n_random * 4)
+            pick.add("random", ((vid, 0.0) for vid in randoms), n_random)
             cands = pick.candidates()
             out.append(cands[: self.config.max_candidates])
         return out
@@ -730,18 +717,15 @@ class RecommenderCore:
             live = [c for c in candidates if self._allowed(c.video_id, request, user, watched)]
         if not live or request.limit <= 0:
             return []
-        row_of, n_rows = self._row_of, model.vec.shape[0]
-        rows_l: list[int] = []
-        kept: list[Candidate] = []
-        for c in live:
-            row = row_of.get(c.video_id, -1)
-            if 0 <= row < n_rows:
-                rows_l.append(row)
-                kept.append(c)
-        live = kept
+        get_row = self._row_of.get
+        vids = [c[0] for c in live]
+        rows = np.fromiter(map(get_row, vids, repeat(-1)), np.int64, len(vids))
+        inside = (rows >= 0) & (rows < model.vec.shape[0])
+        if not inside.all():
+            keep = np.flatnonzero(inside).tolist()
+            live, vids, rows = [live[i] for i in keep], [vids[i] for i in keep], rows[inside]
         if not live:
             return []
-        rows = np.asarray(rows_l, dtype=np.int64)
         u = self._user_vectors(model, [(request, user)])[0]
         vec = model.vec[rows]
         sim_user = vec @ u
@@ -759,18 +743,18 @@ class RecommenderCore:
         x[:, F["sim_recent"]] = sim_recent
         x[:, F["sim_skip"]] = sim_skip
         get_stats = stats.get
-        sf = stats_matrix([get_stats(c.video_id) for c in live], r_w)
+        sf = stats_matrix(list(map(get_stats, vids)), r_w)
         for j, name in enumerate(STATS_FEATURES):
             x[:, F[name]] = sf[:, j]
         age_h = np.maximum(0.0, (request.now_ms - cat.created_at[rows]) / 3_600_000.0)
         x[:, F["log_age_h"]] = np.log1p(age_h)
         all_creators = cat.creators
-        creators = [all_creators[r] for r in rows_l]
+        creators = list(map(all_creators.__getitem__, rows.tolist()))
         followed = user.followed_creators
         if followed:
             x[:, F["followed"]] = [c in followed for c in creators]
         if friends:
-            x[:, F["friend"]] = [c.video_id in friends for c in live]
+            x[:, F["friend"]] = [v in friends for v in vids]
         x[:, F["log_duration"]] = np.log1p(cat.duration[rows] / 1000.0) - 3.4
         probs = head_probabilities(x, r_w)
         base = probs @ head_weights(cfg) - min(cfg.w_fast_skip, 0.0)
@@ -778,16 +762,13 @@ class RecommenderCore:
         trend = dict(stats.trending(self.config.caps.trending))
         top_velocity = max(trend.values(), default=0.0)
         if top_velocity > 0:
-            for i, c in enumerate(live):
-                velocity = trend.get(c.video_id)
+            for i, vid in enumerate(vids):
+                velocity = trend.get(vid)
                 if velocity:
                     factors[i, 0] = trending_factor(3.0 * velocity / top_velocity, cfg)
         factors[:, 1] = np.where(x[:, F["friend"]] > 0, cfg.friend_boost, 1.0)
         young = request.now_ms - cfg.fresh_creator_age_s * 1000
-        first_ms = self._creator_first_ms
-        fresh_creator = [i for i, c in enumerate(creators) if first_ms.get(c, 0) > young]
-        if fresh_creator:
-            factors[fresh_creator, 2] = cfg.fresh_creator_boost
+        factors[cat.creator_first_ms[rows] > young, 2] = cfg.fresh_creator_boost
         not_interested = user.not_interested
         if not_interested:
             for i, creator in enumerate(creators):
@@ -981,26 +962,48 @@ class _Pick:
     def __init__(self, core: RecommenderCore, request: RecommendRequest, user: UserState):
         self.core, self.request, self.user = core, request, user
         self.watched = _watched(user)
-        self.found: dict[str, tuple[list[Source], float]] = {}
+        # video id -> its candidate so far (sources in the order they proposed it);
+        # kept as the final tuples: ~350 a request, no second pass to build them
+        self.found: dict[str, Candidate] = {}
 
-    def add(self, vid: str, source: Source, score: float, cap_left: list[int]) -> None:
-        """Add `vid` from `source` while `cap_left[0]` (that source's budget) lasts."""
-        if cap_left[0] <= 0:
+    def add(self, source: Source, items: Iterable[tuple[str | None, float]], cap: int) -> None:
+        """Add the videos of `items` ((video id or None, score), best first) from
+        `source` until `cap` (the source's budget) of them went in."""
+        if cap <= 0:
             return
-        entry = self.found.get(vid)
-        if entry is None:
-            if not self.core._allowed(vid, self.request, self.user, self.watched):
+        found, allowed = self.found, self.core._allowed
+        request, user, watched = self.request, self.user, self.watched
+        # tuple.__new__ directly: a NamedTuple's own constructor costs ~2x
+        new = tuple.__new__
+        for vid, score in items:
+            if vid is None:
+                continue
+            entry = found.get(vid)
+            if entry is None:
+                if not allowed(vid, request, user, watched):
+                    continue
+                found[vid] = new(Candidate, (vid, (source,), score))
+            elif source in entry[1]:
+                continue
+            else:
+                found[vid] = new(Candidate, (vid, (*entry[1], source), entry[2]))
+            cap -= 1
+            if cap <= 0:
                 return
-            self.found[vid] = ([source], score)
-            cap_left[0] -= 1
-        elif source not in entry[0]:
-            entry[0].append(source)
-            cap_left[0] -= 1
 
     def candidates(self) -> list[Candidate]:
-        # tuple.__new__ directly: a NamedTuple's own constructor costs ~2x, x300 a request
-        new = tuple.__new__
-        return [new(Candidate, (v, tuple(srcs), s)) for v, (srcs, s) in self.found.items()]
+        return list(self.found.values())
+
+
+def _hits(
+    ids: list[str | None], rows: NDArray[np.int64], scores: F32
+) -> Iterable[tuple[str | None, float]]:
+    """An index search's (video id, score) pairs, best first (None: no video;
+    faiss pads with row -1). Plain str and float, not a numpy scalar per hit."""
+    found = rows >= 0
+    if not found.all():
+        rows, scores = rows[found], scores[found]
+    return zip(map(ids.__getitem__, rows.tolist()), scores.tolist(), strict=True)
 
 
 def _recent_intent(vec: F32, rows: Sequence[int]) -> F32:
