@@ -664,7 +664,8 @@ class RecommenderCore:
             # fewest impressions first, ties broken at random
             order = np.lexsort((rng.random(len(new)), snap.impressions[new]))
             new = new[order[: cfg.pool_sample]]
-        idx = np.concatenate([promoted[: cfg.pool_sample], new])
+        # the pool is oldest first: with too many promoted videos, the newest
+        idx = np.concatenate([promoted[-cfg.pool_sample :], new])
         rows = snap.rows[idx]
         ok = rows < model.vec.shape[0]
         idx, rows = idx[ok], rows[ok]

@@ -186,6 +186,34 @@ def test_the_fresh_pool_is_the_newest_videos_whatever_order_they_arrive_in() -> 
 
 
 @pytest.mark.unit
+def test_with_more_promoted_videos_than_it_scores_a_request_takes_the_newest() -> None:
+    """`pool_sample` bounds the promoted videos scored per request: those are
+    the newest (a just-promoted upload competes; days-old ones make room)."""
+    rng = np.random.default_rng(5)
+    cfg = RecommenderConfig(exploration=ExplorationConfig(pool_sample=10))
+    core = RecommenderCore(config=cfg)
+    core.upsert_videos([video(i, i % TOPICS, rng, created_at_ms=NOW - 30 * 86_400_000)
+                        for i in range(300)])  # fmt: skip
+    older = [video(5000 + i, i % TOPICS, rng, creator=f"o{i}", created_at_ms=NOW - 40 * 3_600_000)
+             for i in range(30)]  # fmt: skip
+    poor = [video(6000 + i, i % TOPICS, rng, creator=f"p{i}", created_at_ms=NOW - 20 * 3_600_000)
+            for i in range(60)]  # fmt: skip
+    newer = [video(7000 + i, i % TOPICS, rng, creator=f"n{i}", created_at_ms=NOW - 2 * 3_600_000)
+             for i in range(30)]  # fmt: skip
+    core.upsert_videos(older + poor + newer)
+    stats = LiveStats()
+    for group, completes in ((older, 140), (poor, 20), (newer, 140)):
+        for v in group:
+            for k in range(150):
+                stats.record(v.video_id, NOW - 60_000 + k, completed=k < completes)
+    user = UserState("u1", watches=watched("v3", "v11"))
+    cands = core.retrieve_batch([(request(seed=2), user)], stats)[0]
+    fresh = {c.video_id for c in cands if "fresh" in c.sources}
+    assert len(fresh) == 10
+    assert fresh <= {v.video_id for v in newer[-10:]}
+
+
+@pytest.mark.unit
 def test_other_sources_followed_friends_trending(core: RecommenderCore) -> None:
     rng = np.random.default_rng(4)
     core.upsert_video(video(70_000, 5, rng, creator="fav", created_at_ms=NOW - 3_600_000))
