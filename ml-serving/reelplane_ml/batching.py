@@ -48,7 +48,7 @@ class MicroBatcher(Generic[T, R]):
         handle: Callable[[list[T]], Sequence[R]],
         *,
         max_size: int = 32,
-        wait_s: float = 0.003,
+        wait_s: float = 0.0,
         name: str = "batch",
     ) -> None:
         if max_size < 1 or wait_s < 0:

@@ -59,11 +59,12 @@ class EmbeddedSettings(BaseSettings):
         32, ge=1, le=1024, description="Requests per micro-batch at most. Default 32"
     )
     rec_batch_wait_s: float = Field(
-        0.003,
+        0.0,
         ge=0,
         le=1,
         description="How long a micro-batch waits to fill once its first request is in, s. "
-        "Default 0.003 (as @serve.batch's batch_wait_timeout_s)",
+        "Default 0: a batch takes what is queued and starts (one batch runs at a time, so "
+        "batches still grow with load; a wait only delayed a lone request)",
     )
     rec_candidates_ttl_s: float = Field(
         300,

@@ -97,6 +97,30 @@ async def test_a_batch_never_exceeds_max_size_and_errors_reach_every_caller() ->
         await batcher.submit(1)
 
 
+async def test_with_no_wait_batches_still_grow_with_load() -> None:
+    """The default wait is 0 (a batch starts with what is queued): what arrives
+    while a batch computes forms the next one, as one batch, not one each."""
+    started, release = threading.Event(), threading.Event()
+    sizes: list[int] = []
+
+    def handle(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        started.set()
+        if len(sizes) == 1:
+            release.wait(10)  # the first batch computes until the others are queued
+        return items
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(handle, max_size=32)
+    first = asyncio.ensure_future(batcher.submit(0))
+    assert await asyncio.to_thread(started.wait, 10)  # alone, not waiting for company
+    rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 6)]
+    await asyncio.sleep(0.01)  # the five are queued behind the running batch
+    release.set()
+    assert await first == 0 and await asyncio.gather(*rest) == [1, 2, 3, 4, 5]
+    assert sizes == [1, 5]
+    await batcher.close()
+
+
 # -- the catalogue -------------------------------------------------------------------------
 async def test_a_replica_follows_new_and_deleted_videos_from_the_table(
     backends: Backends,
