@@ -81,6 +81,16 @@ def test_torch_towers_and_exported_numpy_towers_agree(tiny: tuple) -> None:  # t
 
 
 @pytest.mark.embedded
+def test_learning_rates_decay_to_zero_over_the_run_unless_turned_off(tiny: tuple) -> None:  # type: ignore[type-arg]
+    _world, log, cat, follows = tiny
+    ex = build_examples(log, cat, None, follows)
+    _, decayed = fit(cat, ex, TrainConfig(epochs=1, batch=512))
+    _, flat = fit(cat, ex, TrainConfig(epochs=1, batch=512, lr_decay=False))
+    assert decayed.lr_end < 1e-6 * TrainConfig().lr
+    assert flat.lr_end == TrainConfig().lr
+
+
+@pytest.mark.embedded
 def test_training_learns_hidden_interests_better_than_popularity(tiny: tuple) -> None:  # type: ignore[type-arg]
     world, log, cat, follows = tiny
     test = temporal_split(log)

@@ -39,6 +39,9 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     no_ids: bool = False  # content-only towers (ablation)
+    # cosine decay of both learning rates to zero over the run (the last steps
+    # refine instead of jumping around the minimum)
+    lr_decay: bool = True
 
 
 @dataclass
@@ -50,6 +53,7 @@ class FitReport:
     losses: list[float] = field(default_factory=list)
     frequent_videos: int = 0
     frequent_creators: int = 0
+    lr_end: float = 0.0  # the dense learning rate after the last step
 
 
 def fit(cat: Catalogue, ex: Examples, cfg: TrainConfig) -> tuple[TowerWeights, FitReport]:
@@ -67,6 +71,15 @@ def fit(cat: Catalogue, ex: Examples, cfg: TrainConfig) -> tuple[TowerWeights, F
     )
     dense_opt = torch.optim.Adam(model.dense_parameters(), lr=cfg.lr)
     sparse_opt = torch.optim.SparseAdam(model.sparse_parameters(), lr=cfg.sparse_lr)
+    steps = cfg.epochs * sum(1 for s in range(0, len(ex), cfg.batch) if len(ex) - s >= 2)
+    schedulers = (
+        [
+            torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=max(steps, 1))
+            for o in (dense_opt, sparse_opt)
+        ]
+        if cfg.lr_decay
+        else []
+    )
     counts = np.bincount(ex.video, minlength=cat.n + 1).astype(np.float64)
     log_p = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(len(ex), 1)).astype(np.float32))
     t = {
@@ -113,10 +126,13 @@ def fit(cat: Catalogue, ex: Examples, cfg: TrainConfig) -> tuple[TowerWeights, F
             loss.backward()  # type: ignore[no-untyped-call]
             dense_opt.step()
             sparse_opt.step()  # type: ignore[no-untyped-call]
+            for sched in schedulers:
+                sched.step()
             total += float(loss.detach())
             batches += 1
         report.losses.append(total / max(batches, 1))
     report.seconds = time.perf_counter() - started
+    report.lr_end = float(dense_opt.param_groups[0]["lr"])
     report.examples_per_s = len(ex) * cfg.epochs / max(report.seconds, 1e-9)
     model.eval()
     return model.export(cat), report
