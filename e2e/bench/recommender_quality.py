@@ -249,6 +249,20 @@ def online(
     say(f"repeats {out['repeats']}")
 
     # -- viral: new zero-follower creators --------------------------------------------------
+    old_creators = len(world.creator_skill)
+
+    def uploads(s: OnlineSim) -> list[Any]:
+        # the rest of the world keeps uploading (2 a minute, existing creators)
+        cs = rng.integers(0, old_creators, 2)
+        vids = world.add_videos(cs.astype(np.int64), np.full(2, s.now_ms, np.int64))
+        return s.upload(vids)
+
+    # Steady state first: the logged history had no exploration, so the crowd
+    # runs with the uploads of the rest of the world until exploration has
+    # judged a cohort of new videos, as on a platform that has been running.
+    for _ in range(args.warmup_minutes):
+        list(sim.step(args.active_users, uploads=uploads))
+    say(f"warm-up: {args.warmup_minutes} minutes")
     q99 = float(np.quantile(world.quality, 0.99))
     q25 = float(np.quantile(world.quality, 0.25))
     topics = rng.choice(world.cfg.n_topics, size=2 * args.viral_videos, replace=False)
@@ -263,16 +277,6 @@ def online(
     sim.upload(test_videos)
     sim.impressions.clear()
     sim.by_source.clear()
-    background = iter(range(10**9))
-
-    def uploads(s: OnlineSim) -> list[Any]:
-        # the rest of the world keeps uploading (2 a minute, existing creators)
-        n = 2
-        next(background)
-        cs = rng.integers(0, len(world.creator_skill) - len(creators), n)
-        vids = world.add_videos(cs.astype(np.int64), np.full(n, s.now_ms, np.int64))
-        return s.upload(vids)
-
     t = time.perf_counter()
     events = 0
     for minute in range(args.viral_minutes):
@@ -424,6 +428,7 @@ def main() -> None:
     ap.add_argument("--repeat-users", type=int, default=10)
     ap.add_argument("--viral-videos", type=int, default=3)
     ap.add_argument("--viral-minutes", type=int, default=30)
+    ap.add_argument("--warmup-minutes", type=int, default=10, help="crowd minutes before them")
     ap.add_argument("--active-users", type=int, default=500, help="page requests per minute")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(".cache/bench/recommender_quality.json"))

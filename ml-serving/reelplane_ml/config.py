@@ -32,7 +32,9 @@ class ExplorationConfig(BaseModel):
     tier0_window_s: int = Field(1800, ge=60, description="tier 0 lasts this long after upload")
     tier_growth: int = Field(10, ge=2, description="each promotion multiplies the audience")
     tiers: int = Field(3, ge=1, le=6)
-    min_impressions_to_judge: int = Field(100, ge=10)
+    min_impressions_to_judge: int = Field(
+        50, ge=10, description="exploration impressions before a new video is judged"
+    )
     promote_above: float = Field(0.8, gt=0.5, lt=1.0, description="P(rate > median)")
     drop_below: float = Field(0.2, gt=0.0, lt=0.5, description="P(rate > median)")
     prior_strength: float = Field(10.0, gt=0.0, description="pseudo-impressions of the prior")
@@ -57,6 +59,9 @@ class RankerConfig(BaseModel):
     )
     friend_boost: float = Field(1.2, ge=1.0)
     fresh_creator_boost: float = Field(1.3, ge=1.0)
+    promoted_boost: float = Field(
+        1.5, ge=1.0, description="x in ranked slots for a fresh video exploration promoted"
+    )
     fresh_creator_age_s: int = Field(7 * 86400, ge=0, description="a creator's first upload")
     diversity_decay: float = Field(0.5, gt=0.0, le=1.0)
     diversity_floor: float = Field(0.25, ge=0.0, le=1.0)

@@ -216,6 +216,11 @@ class _FreshPool:
     impressions: NDArray[np.int64]
     tier: NDArray[np.int64]
     decisions: list[explore.TierDecision]
+    #: Fresh videos exploration has not promoted: only exploration slots (and
+    #: their creator's followers) show them (`explore.held_back`).
+    held: frozenset[str]
+    #: Promoted fresh videos whose tier audience is not spent: boosted in ranked slots.
+    promoted: frozenset[str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -591,7 +596,7 @@ class RecommenderCore:
         if snap is not None and snap.second == second and snap.stats is stats:
             return snap
         cfg = self.config.exploration
-        prior = self._model.artifact.ranker.prior_completion
+        prior = explore.DEFAULT_WATCH_THROUGH
         with self._lock:
             pool = self._fresh[-cfg.pool_scan :]
         # One pass of dict lookups, then the rules in numpy (explore.tier_decisions):
@@ -600,7 +605,7 @@ class RecommenderCore:
         taken: set[str] = set()
         vids_all: list[str] = []
         rows_all: list[int] = []
-        counts: list[tuple[int, int]] = []
+        counts: list[tuple[int, float]] = []
         for _, vid in pool:
             row = row_of.get(vid)
             if row is None or vid in taken:
@@ -609,15 +614,18 @@ class RecommenderCore:
             st = get(vid)
             vids_all.append(vid)
             rows_all.append(row)
-            counts.append((0, 0) if st is None else (st.impressions, st.completions))
+            counts.append(
+                (0, 0.0) if st is None else (st.explore_impressions, st.explore_watched_share)
+            )
         imp = np.asarray([c[0] for c in counts], np.int64)
-        done = np.asarray([c[1] for c in counts], np.int64)
+        done = np.asarray([c[1] for c in counts], np.float64)
         judged = imp >= 20
         rates = (done[judged] + cfg.prior_strength * prior) / (imp[judged] + cfg.prior_strength)
         median = explore.cohort_median(rates.tolist(), prior)
         rows_a = np.asarray(rows_all, np.int64)
         age_s = (now_ms - self._cat.created_at[rows_a]) / 1000.0
         dec = explore.tier_decisions(imp, done, median, cfg, age_s=age_s)
+        held_back = explore.held_back(dec.tier, imp, cfg, age_s=age_s)
         keep = np.flatnonzero(dec.eligible)
         vids = [vids_all[i] for i in keep.tolist()]
         decisions = [
@@ -641,6 +649,8 @@ class RecommenderCore:
             impressions=imp[keep],
             tier=dec.tier[keep],
             decisions=decisions,
+            held=frozenset(vids_all[i] for i in np.flatnonzero(held_back).tolist()),
+            promoted=frozenset(vids[i] for i in np.flatnonzero(dec.tier[keep] > 0).tolist()),
         )
         self._fresh_cache = snap
         return snap
@@ -759,7 +769,8 @@ class RecommenderCore:
         x[:, F["log_duration"]] = np.log1p(cat.duration[rows] / 1000.0) - 3.4
         probs = head_probabilities(x, r_w)
         base = probs @ head_weights(cfg) - min(cfg.w_fast_skip, 0.0)
-        factors = np.ones((n, 4), dtype=np.float64)  # trending, friend, fresh creator, fatigue
+        # trending, friend, fresh creator, fatigue, promoted by exploration
+        factors = np.ones((n, 5), dtype=np.float64)
         trend = dict(stats.trending(self.config.caps.trending))
         top_velocity = max(trend.values(), default=0.0)
         if top_velocity > 0:
@@ -770,6 +781,9 @@ class RecommenderCore:
         factors[:, 1] = np.where(x[:, F["friend"]] > 0, cfg.friend_boost, 1.0)
         young = request.now_ms - cfg.fresh_creator_age_s * 1000
         factors[cat.creator_first_ms[rows] > young, 2] = cfg.fresh_creator_boost
+        promoted = self._fresh_snapshot(stats, request.now_ms).promoted
+        if promoted:
+            factors[[v in promoted for v in vids], 4] = cfg.promoted_boost
         not_interested = user.not_interested
         if not_interested:
             for i, creator in enumerate(creators):
@@ -793,6 +807,8 @@ class RecommenderCore:
                 why.append(f"friend {act.friend_id} {act.kind} x{cfg.friend_boost:.2f}")
             if factors[i, 2] != 1.0:
                 why.append(f"fresh creator x{cfg.fresh_creator_boost:.2f}")
+            if factors[i, 4] != 1.0:
+                why.append(f"promoted by exploration x{cfg.promoted_boost:.2f}")
             if creators[i] in user.not_interested:
                 why.append(f"not-interested fatigue x{factors[i, 3]:.2f}")
             return why
@@ -835,6 +851,10 @@ class RecommenderCore:
             key=lambda i: -float(sim_recent[i]),
         )
         used: set[int] = set()
+        # not yet promoted by exploration: fresh slots only (or the creator's followers)
+        held_ids = self._fresh_snapshot(stats, request.now_ms).held
+        held = {i for i, c in enumerate(live)
+                if c.video_id in held_ids and "following" not in c.sources}  # fmt: skip
         per_creator: dict[str, int] = {}
         last_pos: dict[str, int] = {}
         page: list[Recommendation] = []
@@ -882,7 +902,7 @@ class RecommenderCore:
             nonlocal heap, deferred
             while heap:
                 neg, i, seen_k = heapq.heappop(heap)
-                if i in used:
+                if i in used or i in held:
                     continue
                 if live[i].sources[0] == "trending" and trending_left[0] <= 0:
                     continue  # the page's trending quota is spent
@@ -909,7 +929,7 @@ class RecommenderCore:
 
         for kind in kinds:
             if kind == "recent":
-                recent_pool = [i for i in recent_pool if i not in used]
+                recent_pool = [i for i in recent_pool if i not in used and i not in held]
                 pick = next((i for i in recent_pool if fits(i)), None)
                 if pick is not None:
                     take(pick, "recent", scores[pick], [*reasons(pick), "recent-intent slot"])

@@ -72,6 +72,7 @@ class EmbeddedRecommender:
         page, retrieved = await self.batcher.submit(prepared)
         if retrieved and prepared.cached is not None:
             await self.replica.remember(body.user_id, prepared.cached)
+        await self.replica.mark_explored(body.user_id, page)
         return page, self.replica.core.version
 
     async def close(self) -> None:

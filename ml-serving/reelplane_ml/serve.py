@@ -159,6 +159,7 @@ class Recommender:
             await self.replica.remember(body.user_id, retrieved)
             prepared.cached = retrieved
         page, version = await self.ranker.rank.remote(prepared)
+        await self.replica.mark_explored(body.user_id, page)
         return candidates_response(page, version)
 
     @api.get("/healthz")

@@ -32,8 +32,16 @@ from reelplane_ml.config import ExplorationConfig, RecommenderConfig
 from reelplane_ml.core import RecommenderCore
 from reelplane_ml.retrieval import IndexParams
 from reelplane_ml.settings import EmbeddedSettings, SignalSettings
-from reelplane_ml.signals import StatsSnapshot, candidates_key, keep_refreshing, load_user_state
+from reelplane_ml.signals import (
+    EXPLORED_TTL_S,
+    StatsSnapshot,
+    candidates_key,
+    explored_key,
+    keep_refreshing,
+    load_user_state,
+)
 from reelplane_ml.types import (
+    EXPLORATION_SOURCES,
     SOURCES,
     Candidate,
     Recommendation,
@@ -354,6 +362,16 @@ class Replica:
             await self.cache.set(
                 candidates_key(user_id), encode_candidates(candidates), ttl_s=self.cache_ttl_s
             )
+
+    async def mark_explored(self, user_id: str, page: Sequence[Recommendation]) -> None:
+        """Note the page's exploration slots, so that the signals consumer counts
+        their watches as exploration impressions (what `explore` judges on)."""
+        marks = [r.video_id for r in page if r.source in EXPLORATION_SOURCES]
+        if marks:
+            await asyncio.gather(
+                *(self.cache.set(explored_key(user_id, v), b"1", ttl_s=EXPLORED_TTL_S)
+                  for v in marks)
+            )  # fmt: skip
 
     def compute(self, batch: list[PreparedRequest]) -> list[tuple[list[Recommendation], bool]]:
         """Retrieve for the misses (one batched pass), rank everyone: CPU work,

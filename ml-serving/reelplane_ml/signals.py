@@ -3,7 +3,7 @@ and per-video real-time statistics, kept in the cache by a consumer of
 `engagement` (research 4.1, 4.7).
 
 Per event, a handful of cache writes (no read on the path but the skip-run
-counter):
+counter and, for a watch, whether it was an exploration slot):
 
 | key | holds |
 |---|---|
@@ -12,6 +12,8 @@ counter):
 | `rec:u:{u}:skips` | fast skips in a row |
 | `rec:v:{kind}:{minute}` | per-minute counts by video (a sorted set), 2 h |
 | `rec:v:{kind}` | lifetime counts by video (a sorted set) |
+| `rec:v:ximp`, `rec:v:xwatch` | lifetime exploration-slot impressions, share watched summed |
+| `rec:u:{u}:x:{v}` | set by a serving replica that gave v an exploration slot on u's page, 1 d |
 
 A strong signal (a like, a completion, a run of fast skips) deletes the user's
 cached candidates (`rec:u:{u}:cand`), so the next request retrieves anew with
@@ -43,8 +45,13 @@ from reelplane_ml.types import FriendActivity, UserState, VideoStats, Watch
 
 log = logging.getLogger(__name__)
 
-StatKind = Literal["imp", "done", "like", "share", "skip"]
+StatKind = Literal["imp", "done", "like", "share", "skip", "ximp", "xwatch"]
 STAT_KINDS: tuple[StatKind, ...] = ("imp", "done", "like", "share", "skip")
+#: Lifetime totals only: impressions in exploration slots and the share watched
+#: summed over them (exploration judges a new video on these; `explore`).
+EXPLORE_KINDS: tuple[StatKind, ...] = ("ximp", "xwatch")
+#: How long a page's exploration slot waits for its watch event, s.
+EXPLORED_TTL_S = 86_400.0
 #: Per-minute sorted sets live this long, s.
 MINUTE_TTL_S = 2 * 3600.0
 #: Minutes read back on each snapshot refresh to find the videos that moved.
@@ -70,6 +77,11 @@ def skips_key(user_id: str) -> str:
 def candidates_key(user_id: str) -> str:
     """The user's cached candidates (written by the serving side; dropped here)."""
     return f"rec:u:{user_id}:cand"
+
+
+def explored_key(user_id: str, video_id: str) -> str:
+    """Set when the user's page gave the video an exploration slot."""
+    return f"rec:u:{user_id}:x:{video_id}"
 
 
 def minute_key(kind: StatKind, minute: int) -> str:
@@ -158,6 +170,8 @@ class SignalEffects:
     at_ms: int
     entry: HistoryEntry
     stats: tuple[StatKind, ...] = ()
+    #: A watch's share of the video (`Watch.completion`); None for other events.
+    watched_share: float | None = None
     #: A like or a completion: the user's cached candidates are stale.
     strong: bool = False
     #: A fast skip adds to the run; any other watch ends it.
@@ -183,6 +197,7 @@ def effects_of(event: Event) -> SignalEffects | None:
             at_ms,
             entry,
             stats,
+            watched_share=watch.completion,
             strong=watch.completed,
             skip="fast" if watch.fast_skip else "reset",
         )
@@ -229,6 +244,9 @@ async def apply_signal(
     for kind in effects.stats:
         await cache.zincrby(minute_key(kind, minute), v, 1.0, ttl_s=MINUTE_TTL_S)
         await cache.zincrby(total_key(kind), v, 1.0)
+    if effects.watched_share is not None and await cache.get(explored_key(u, v)) is not None:
+        await cache.zincrby(total_key("ximp"), v, 1.0)
+        await cache.zincrby(total_key("xwatch"), v, effects.watched_share)
     strong = effects.strong
     if effects.skip == "fast":
         run = await cache.incr(skips_key(u))
@@ -339,17 +357,16 @@ class StatsSnapshot:
                     moved.update(v for v, _ in pairs)
         if not self._videos and self.refreshed_at_ms == 0:
             # First refresh: every video with a lifetime count.
-            for kind in STAT_KINDS:
+            for kind in STAT_KINDS + EXPLORE_KINDS:
                 for v, _ in await cache.ztop([total_key(kind)], 10_000_000):
                     moved.add(v)
         ordered = sorted(moved)
         if ordered:
-            totals = await asyncio.gather(
-                *(cache.zscores(total_key(k), ordered) for k in STAT_KINDS)
-            )
+            kinds = STAT_KINDS + EXPLORE_KINDS
+            totals = await asyncio.gather(*(cache.zscores(total_key(k), ordered) for k in kinds))
             for i, v in enumerate(ordered):
                 t = self._videos.setdefault(v, _Totals())
-                t.counts = {k: totals[j][i] or 0.0 for j, k in enumerate(STAT_KINDS)}
+                t.counts = {k: totals[j][i] or 0.0 for j, k in enumerate(kinds)}
         for t in self._videos.values():
             t.minutes = {}
         for m, by_kind in window.items():
@@ -379,6 +396,8 @@ class StatsSnapshot:
                 likes=int(t.counts.get("like", 0)),
                 shares=int(t.counts.get("share", 0)),
                 fast_skips=int(t.counts.get("skip", 0)),
+                explore_impressions=int(t.counts.get("ximp", 0)),
+                explore_watched_share=float(t.counts.get("xwatch", 0.0)),
                 impressions_per_min=per["imp"] / w,
                 completions_per_min=per["done"] / w,
                 likes_per_min=per["like"] / w,

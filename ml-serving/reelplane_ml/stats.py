@@ -22,6 +22,8 @@ class _Counts:
     likes: int = 0
     shares: int = 0
     fast_skips: int = 0
+    explore_impressions: int = 0
+    explore_watched_share: float = 0.0
     # minute -> (impressions, completions, likes)
     minutes: dict[int, list[int]] = field(default_factory=dict)
 
@@ -49,8 +51,11 @@ class LiveStats:
         liked: bool = False,
         shared: bool = False,
         fast_skip: bool = False,
+        explored: bool = False,
+        watched_share: float = 0.0,
     ) -> None:
-        """Count one impression of the video and its outcome."""
+        """Count one impression of the video and its outcome; `explored`: it
+        was shown in an exploration slot, `watched_share` of it was watched."""
         c = self._counts[video_id]
         self._cache.pop(video_id, None)
         minute = at_ms // 60_000
@@ -67,6 +72,9 @@ class LiveStats:
             bucket[2] += 1
         c.shares += int(shared)
         c.fast_skips += int(fast_skip)
+        if explored and impression:
+            c.explore_impressions += 1
+            c.explore_watched_share += watched_share
         if len(c.minutes) > self.window_min + 1:
             for m in [m for m in c.minutes if m <= self._now_min - self.window_min]:
                 del c.minutes[m]
@@ -99,6 +107,8 @@ class LiveStats:
             likes=c.likes,
             shares=c.shares,
             fast_skips=c.fast_skips,
+            explore_impressions=c.explore_impressions,
+            explore_watched_share=c.explore_watched_share,
             impressions_per_min=imp / w,
             completions_per_min=comp / w,
             likes_per_min=likes / w,

@@ -37,6 +37,9 @@ SOURCES: tuple[Source, ...] = (
     "fresh",
     "random",
 )
+#: Slots whose audience the recommender did not pick by interest: the impressions
+#: exploration judges a new video on (`VideoStats.explore_impressions`).
+EXPLORATION_SOURCES: frozenset[str] = frozenset({"fresh", "random"})
 
 Vector = NDArray[np.float32]
 
@@ -127,6 +130,14 @@ class VideoStats:
     likes: int = 0
     shares: int = 0
     fast_skips: int = 0
+    #: Impressions in exploration slots (`EXPLORATION_SOURCES`), and the share of
+    #: the video watched (`Watch.completion`) summed over them: exploration's
+    #: completion rate is the mean watch-through of an audience nobody targeted.
+    #: (Viewers picked by interest finish nearly any video of their niche, and
+    #: only they finish most videos: the share of full views over all
+    #: impressions measures who was shown the video more than the video.)
+    explore_impressions: int = 0
+    explore_watched_share: float = 0.0
     impressions_per_min: float = 0.0
     completions_per_min: float = 0.0
     likes_per_min: float = 0.0

@@ -157,6 +157,37 @@ def test_fresh_slots_go_to_new_videos_and_random_slots_are_labelled() -> None:
 
 
 @pytest.mark.unit
+def test_exploration_holds_unpromoted_new_videos_out_of_ranked_slots_and_boosts_promoted() -> None:
+    """Once exploration judges new videos, one it has not promoted reaches users
+    only through exploration slots or its creator's followers; a promoted one is
+    boosted in the ranked slots."""
+    rng = np.random.default_rng(5)
+    core = RecommenderCore()
+    old = NOW - 30 * 86_400_000
+    core.upsert_videos([video(i, i % TOPICS, rng, created_at_ms=old) for i in range(600)])
+    # twelve judged new videos of the user's topic: ten average, one good, one poor
+    new = [video(5000 + i, 3, rng, creator=f"n{i}", created_at_ms=NOW - 600_000)
+           for i in range(12)]  # fmt: skip
+    core.upsert_videos(new)
+    stats = LiveStats()
+    shares = [0.3] * 10 + [0.7, 0.05]
+    for v, share in zip(new, shares, strict=True):
+        for k in range(80):
+            stats.record(v.video_id, NOW - 60_000 + k, explored=True, watched_share=share)
+    good, poor, average = new[10].video_id, new[11].video_id, new[0].video_id
+    user = UserState("u1", watches=watched("v3", "v11"), followed_creators=frozenset({"n1"}))
+    ranked: list[tuple[str, tuple[str, ...]]] = []
+    for seed in range(30):
+        recs = core.recommend(request(limit=20, seed=seed), user, stats)
+        ranked += [(r.video_id, r.reasons) for r in recs if r.source not in ("fresh", "random")]
+    shown = {v for v, _ in ranked}
+    assert poor not in shown and average not in shown
+    assert "v5001" in shown  # from a followed creator
+    assert good in shown
+    assert all("promoted by exploration x1.50" in why for v, why in ranked if v == good)
+
+
+@pytest.mark.unit
 def test_the_fresh_pool_is_the_newest_videos_whatever_order_they_arrive_in() -> None:
     """A replica loads its catalogue by last update, not by creation: the fresh
     pool still holds the newest videos, and ages the others out."""
@@ -205,7 +236,9 @@ def test_with_more_promoted_videos_than_it_scores_a_request_takes_the_newest() -
     for group, completes in ((older, 140), (poor, 20), (newer, 140)):
         for v in group:
             for k in range(150):
-                stats.record(v.video_id, NOW - 60_000 + k, completed=k < completes)
+                share = 1.0 if k < completes else 0.1
+                stats.record(v.video_id, NOW - 60_000 + k, completed=k < completes,
+                             explored=True, watched_share=share)  # fmt: skip
     user = UserState("u1", watches=watched("v3", "v11"))
     cands = core.retrieve_batch([(request(seed=2), user)], stats)[0]
     fresh = {c.video_id for c in cands if "fresh" in c.sources}

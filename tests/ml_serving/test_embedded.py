@@ -28,7 +28,7 @@ from reelplane_ml.core import RecommenderCore
 from reelplane_ml.embedded import EmbeddedRecommender, RecommenderUnavailable
 from reelplane_ml.serving import CandidatesIn, Replica, ServeUserConfig
 from reelplane_ml.settings import EmbeddedSettings
-from reelplane_ml.signals import apply_signal, candidates_key, effects_of
+from reelplane_ml.signals import StatsSnapshot, apply_signal, candidates_key, effects_of
 from reelplane_ml.types import IMAGE_DIM, TEXT_DIM, VideoFeatures
 from tests.conftest import embedded_settings
 
@@ -187,7 +187,43 @@ async def test_requests_wait_for_the_catalogue_then_never_repeat_a_watched_video
         CandidatesIn(user_id="u", limit=20, exclude=[first.items[6].video_id])
     )
     shown = {i.video_id for i in second.items}
-    assert not shown & {i.video_id for i in first.items[:7]}
+    # (the sixth item was neither watched nor excluded: it may come again)
+    assert not shown & {i.video_id for i in [*first.items[:5], first.items[6]]}
+    await recommender.close()
+    await replica.stop()
+
+
+async def test_watches_of_exploration_slots_are_counted_as_exploration_impressions(
+    backends: Backends,
+) -> None:
+    """Exploration judges a new video on the audience it picked: a watch of an
+    item the page gave a fresh or random slot counts there, any other only as
+    an impression."""
+    replica, recommender = await _serving(backends)
+    replica.start()
+    await asyncio.wait_for(replica.follower.loaded.wait(), 30)
+    explored: set[str] = set()
+    ranked: set[str] = set()
+    for k in range(20):
+        user = f"viewer{k}"
+        page = await recommender.recommend(CandidatesIn(user_id=user, limit=20))
+        for item in page.items:
+            (explored if item.source in ("fresh", "random") else ranked).add(item.video_id)
+            effects = effects_of(watched(user, item.video_id, 6_000))
+            assert effects is not None
+            await apply_signal(backends.cache, effects, replica.signals)
+        if explored and ranked - explored:
+            break
+    assert explored, "no page had an exploration slot"
+    snapshot = StatsSnapshot()
+    await snapshot.refresh(backends.cache)
+    for vid in explored:
+        got = snapshot.get(vid)
+        assert got is not None and got.explore_impressions >= 1
+        assert got.explore_watched_share == pytest.approx(0.4 * got.explore_impressions)
+    for vid in ranked - explored:
+        got = snapshot.get(vid)
+        assert got is not None and got.impressions >= 1 and got.explore_impressions == 0
     await recommender.close()
     await replica.stop()
 

@@ -20,7 +20,7 @@ CFG = ExplorationConfig()
 
 
 def stats(n: int, rate: float) -> VideoStats:
-    return VideoStats(impressions=n, completions=round(n * rate))
+    return VideoStats(impressions=n, explore_impressions=n, explore_watched_share=n * rate)
 
 
 @pytest.mark.unit
@@ -52,6 +52,33 @@ def test_p_better_grows_with_the_completion_rate() -> None:
     ps = [explore.p_better(*explore.posterior(stats(200, r), 0.3, CFG), 0.3) for r in
           (0.1, 0.2, 0.3, 0.4, 0.5)]  # fmt: skip
     assert ps == sorted(ps) and ps[0] < 0.01 and ps[-1] > 0.99
+
+
+@pytest.mark.unit
+def test_exploration_judges_how_far_viewers_watch_not_how_many_finish() -> None:
+    """A niche video finished by the 30 % of its audience already into its
+    topic and swiped away by the rest is not the better video: one that every
+    viewer watches 60 % of is."""
+    niche = VideoStats(200, 60, explore_impressions=200, explore_watched_share=60 + 140 * 0.02)
+    broad = VideoStats(200, 0, explore_impressions=200, explore_watched_share=200 * 0.6)
+    assert explore.tier_decision(broad, 0.3, CFG).tier == 1
+    niche_d = explore.tier_decision(niche, 0.3, CFG)
+    assert niche_d.tier == 0 and niche_d.p_better < explore.tier_decision(broad, 0.3, CFG).p_better
+
+
+@pytest.mark.unit
+def test_exploration_judges_only_impressions_in_exploration_slots() -> None:
+    """Viewers the ranked sources picked by interest finish nearly anything of
+    their niche: those impressions neither promote nor use up the audience."""
+    targeted = VideoStats(impressions=5000, completions=4800)
+    d = explore.tier_decision(targeted, 0.3, CFG)
+    assert (d.tier, d.audience, d.eligible) == (0, 200, True)
+    stats = LiveStats()
+    stats.record("v", 0, completed=True, watched_share=1.0)
+    stats.record("v", 1, explored=True, watched_share=0.25)
+    got = stats.get("v")
+    assert got is not None and (got.impressions, got.explore_impressions) == (2, 1)
+    assert got.explore_watched_share == 0.25
 
 
 @pytest.mark.unit
@@ -157,10 +184,26 @@ def test_new_videos_are_served_least_served_first_and_promoted_ones_by_their_dra
     p = explore.fresh_priority(tier, imps, theta, sim)
     assert p[0] > p[1] > p[2]  # tier 0: fewest impressions first, whatever the draw
     assert p[3] > p[4]  # promoted: the better draw
-    relevant = explore.fresh_priority(
-        tier[:2], imps[:2], theta[:2], np.array([0.0, 1.0], np.float32)
-    )
-    assert relevant[1] > explore.fresh_priority(tier[1:2], imps[1:2], theta[1:2], sim[:1])[0]
+    # a new video's first audience is not picked by interest; a promoted one's is
+    relevant = explore.fresh_priority(tier, imps, theta, np.ones(5, np.float32))
+    assert relevant[:3].tolist() == p[:3].tolist()
+    assert (relevant[3:] > p[3:]).all()
+
+
+@pytest.mark.unit
+def test_held_back_once_exploration_judges_until_promoted_or_never_judged_in_time() -> None:
+    tier = np.array([0, 0, 1, 0])
+    imps = np.array([60, 10, 600, 10])
+    ages = np.array([60.0, 60.0, 60.0, CFG.tier0_window_s + 1.0])
+    # too few judged videos (a small instance): nothing is held
+    assert not explore.held_back(tier, imps, CFG, age_s=ages).any()
+    judged = explore.HOLD_AFTER_JUDGED
+    tier_n = np.concatenate([tier, np.zeros(judged, np.int64)])
+    imps_n = np.concatenate([imps, np.full(judged, CFG.min_impressions_to_judge)])
+    ages_n = np.concatenate([ages, np.full(judged, 60.0)])
+    held = explore.held_back(tier_n, imps_n, CFG, age_s=ages_n)
+    # judged and not promoted, being judged: held; promoted: not; unjudged in time: released
+    assert held[:4].tolist() == [True, True, False, False]
 
 
 @pytest.mark.unit

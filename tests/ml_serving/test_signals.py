@@ -88,6 +88,7 @@ def test_a_completion_is_a_strong_signal_and_counts_an_impression_and_a_completi
     assert (effects.user_id, effects.video_id, effects.at_ms) == ("u", "v", AT_MS)
     assert effects.strong
     assert effects.stats == ("imp", "done")
+    assert effects.watched_share == pytest.approx(0.95)
     assert effects.skip == "reset"
 
 

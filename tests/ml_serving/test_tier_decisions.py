@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 videos = st.lists(
     st.tuples(
         st.integers(0, 30_000),  # impressions
-        st.floats(0.0, 1.2),  # completions as a share of impressions (may exceed 1)
+        st.floats(0.0, 1.2),  # watch-through: shares watched over impressions (may exceed 1)
         st.floats(0.0, 7200.0),  # age, s
     ),
     max_size=60,
@@ -30,11 +30,15 @@ def test_vectorised_tier_decisions_match_the_scalar_rules(
 ) -> None:
     cfg = ExplorationConfig(tiers=tiers)
     imp = np.asarray([n for n, _, _ in pool], np.int64)
-    done = np.asarray([int(n * share) for n, share, _ in pool], np.int64)
+    done = np.asarray([n * share for n, share, _ in pool], np.float64)
     ages = np.asarray([a for _, _, a in pool], np.float64)
     got = explore.tier_decisions(imp, done, median, cfg, age_s=ages)
     for i, (n, _, age) in enumerate(pool):
-        stats = VideoStats(impressions=n, completions=int(done[i])) if n or done[i] else None
+        stats = (
+            VideoStats(explore_impressions=n, explore_watched_share=float(done[i]))
+            if n or done[i]
+            else None
+        )
         want = explore.tier_decision(stats, median, cfg, age_s=age)
         alpha, beta = explore.posterior(stats, median, cfg)
         assert (int(got.tier[i]), int(got.audience[i]), bool(got.eligible[i])) == (
@@ -51,12 +55,15 @@ def test_a_large_random_pool_gets_the_scalar_decisions() -> None:
     cfg = ExplorationConfig()
     imp = rng.integers(0, 5000, 5000)
     imp[::3] = rng.integers(0, 300, len(imp[::3]))  # many around tier 0's audience
-    done = (imp * rng.beta(2, 3, len(imp))).astype(np.int64)
+    done = imp * rng.beta(2, 3, len(imp))
     ages = rng.uniform(0, 2 * cfg.tier0_window_s, len(imp))
     got = explore.tier_decisions(imp, done, 0.4, cfg, age_s=ages)
     want = [
         explore.tier_decision(
-            VideoStats(impressions=int(n), completions=int(c)), 0.4, cfg, age_s=float(a)
+            VideoStats(explore_impressions=int(n), explore_watched_share=float(c)),
+            0.4,
+            cfg,
+            age_s=float(a),
         )
         for n, c, a in zip(imp, done, ages, strict=True)
     ]

@@ -23,6 +23,7 @@ from reelplane_ml.sim.world import World
 from reelplane_ml.stats import LiveStats
 from reelplane_ml.types import (
     COMPLETION_RATIO,
+    EXPLORATION_SOURCES,
     FriendActivity,
     Recommendation,
     RecommendRequest,
@@ -178,7 +179,9 @@ class OnlineSim:
             if res.followed[k]:
                 st.followed.add(creator)
             self.stats.record(rec.video_id, t, completed=completed, liked=liked,
-                              shared=bool(res.shared[k]), fast_skip=watch.fast_skip)  # fmt: skip
+                              shared=bool(res.shared[k]), fast_skip=watch.fast_skip,
+                              explored=rec.source in EXPLORATION_SOURCES,
+                              watched_share=watch.completion)  # fmt: skip
             self.impressions[rec.video_id] = self.impressions.get(rec.video_id, 0) + 1
             key = (rec.video_id, rec.source)
             self.by_source[key] = self.by_source.get(key, 0) + 1
