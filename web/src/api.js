@@ -36,7 +36,9 @@ export async function api(path, { method = "GET", body, keepalive = false, retri
     await sleep(wait * 1000);
     return api(path, { method, body, keepalive, retries: retries - 1 });
   }
-  if (response.status === 401 && current) {
+  // A 401 for the session still in use ends it; one for a session already ended
+  // (a request in flight while logging out) changes nothing.
+  if (response.status === 401 && current && session.get()?.token === current.token) {
     signedOut();
     navigate(loginPath());
   }

@@ -26,6 +26,7 @@ export function navigate(path, { replace = false } = {}) {
 }
 
 export function loginPath() {
+  if (location.pathname === "/login") return location.pathname + location.search;
   return `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
 }
 
