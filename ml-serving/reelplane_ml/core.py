@@ -781,7 +781,8 @@ class RecommenderCore:
         factors[:, 1] = np.where(x[:, F["friend"]] > 0, cfg.friend_boost, 1.0)
         young = request.now_ms - cfg.fresh_creator_age_s * 1000
         factors[cat.creator_first_ms[rows] > young, 2] = cfg.fresh_creator_boost
-        promoted = self._fresh_snapshot(stats, request.now_ms).promoted
+        fresh_pool = self._fresh_snapshot(stats, request.now_ms)
+        promoted = fresh_pool.promoted
         if promoted:
             factors[[v in promoted for v in vids], 4] = cfg.promoted_boost
         not_interested = user.not_interested
@@ -815,13 +816,13 @@ class RecommenderCore:
 
         intent = len(strong) / self.config.recent_window
         return self._assemble(
-            request, stats, live, creators, scores, reasons, sim_user, intent, sim_recent
+            request, fresh_pool, live, creators, scores, reasons, sim_user, intent, sim_recent
         )
 
     def _assemble(
         self,
         request: RecommendRequest,
-        stats: VideoStatsView,
+        snap: _FreshPool,
         live: list[Candidate],
         creators: list[str],
         scores: list[float],
@@ -852,9 +853,8 @@ class RecommenderCore:
         )
         used: set[int] = set()
         # not yet promoted by exploration: fresh slots only (or the creator's followers)
-        held_ids = self._fresh_snapshot(stats, request.now_ms).held
         held = {i for i, c in enumerate(live)
-                if c.video_id in held_ids and "following" not in c.sources}  # fmt: skip
+                if c.video_id in snap.held and "following" not in c.sources}  # fmt: skip
         per_creator: dict[str, int] = {}
         last_pos: dict[str, int] = {}
         page: list[Recommendation] = []
@@ -864,7 +864,6 @@ class RecommenderCore:
         fresh_new: list[tuple[float, int, explore.TierDecision]] = []
         fresh_promoted: list[tuple[float, int, explore.TierDecision]] = []
         if "fresh" in kinds:
-            snap = self._fresh_snapshot(stats, request.now_ms)
             fresh_i = [i for i, c in enumerate(live)
                        if "fresh" in c.sources and c.video_id in snap.index]  # fmt: skip
             if fresh_i:
