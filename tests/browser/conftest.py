@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from reelplane.infra.harness import Harness, apt_install
 from reelplane.webclient.build import build_client, checkout_root
@@ -304,22 +305,44 @@ def active_video(page: Page) -> dict[str, object]:
 def wait_playing(
     page: Page,
     past_s: float = 0.5,
-    timeout_ms: int = 8000,
+    timeout_ms: int = 15000,
     *,
     index: int | None = None,
     video_id: str | None = None,
 ) -> None:
     """Wait until the active card (the one at `index`, or of `video_id`, when
-    given) plays past `past_s` seconds."""
-    page.wait_for_function(
-        """([t, index, id]) => { const cards = [...document.querySelectorAll('.card')];
-        const card = cards.find(c => c.dataset.active === 'true');
-        if (!card || (index !== null && cards.indexOf(card) !== index)) return false;
-        if (id !== null && card.dataset.videoId !== id) return false;
-        const v = card.querySelector('video');
-        return !v.paused && v.currentTime > t; }""",
-        arg=[past_s, index, video_id],
-        timeout=timeout_ms,
+    given) plays past `past_s` seconds. On a timeout the failure says what
+    every card's video was doing (a trace alone is lost with the workspace)."""
+    try:
+        page.wait_for_function(
+            """([t, index, id]) => { const cards = [...document.querySelectorAll('.card')];
+            const card = cards.find(c => c.dataset.active === 'true');
+            if (!card || (index !== null && cards.indexOf(card) !== index)) return false;
+            if (id !== null && card.dataset.videoId !== id) return false;
+            const v = card.querySelector('video');
+            return !v.paused && v.currentTime > t; }""",
+            arg=[past_s, index, video_id],
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeoutError:
+        raise AssertionError(
+            f"no card played past {past_s} s in {timeout_ms} ms"
+            f" (wanted index={index}, video_id={video_id}): {cards_state(page)}"
+        ) from None
+
+
+def cards_state(page: Page) -> object:
+    """Each card's video: active, paused, time, ready and network state, error,
+    buffered seconds; and the feed's scroll position in card heights."""
+    return page.evaluate(
+        """() => { const feed = document.querySelector('[data-feed]');
+        return {url: location.pathname, scroll: feed && feed.scrollTop / feed.clientHeight,
+        cards: [...document.querySelectorAll('.card')].map(c => {
+          const v = c.querySelector("video"); const b = v.buffered;
+          return {id: c.dataset.videoId, active: c.dataset.active,
+          paused: v.paused, t: v.currentTime, ready: v.readyState, net: v.networkState,
+          error: v.error && v.error.code, hls: Boolean(v.__hls), muted: v.muted,
+          buffered: b.length ? b.end(b.length - 1) : 0}; })}; }"""
     )
 
 

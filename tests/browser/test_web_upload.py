@@ -107,7 +107,7 @@ def test_an_upload_survives_an_aborted_patch_and_going_offline_then_plays(
     expect(page.locator("[data-upload-ready]")).to_be_visible(timeout=120000)
     shots(page, "upload-ready")
     page.get_by_role("link", name="Watch it").click()
-    wait_playing(page, past_s=2.0, timeout_ms=15000)
+    wait_playing(page, past_s=2.0)
     assert active_video(page)["t"] > 2  # type: ignore[operator]
 
 

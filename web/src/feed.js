@@ -1,7 +1,7 @@
 // The vertical feed: full-height snap cards, one active at a time, the next
 // one preloaded, pages fetched ahead, wheel and keyboard navigation.
 import { html } from "./html.js";
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { Card } from "./card.js";
 import { Comments } from "./comments.js";
 import { feedKey, wheelStepper } from "./navigation.js";
@@ -25,11 +25,25 @@ export function Feed({ load, empty, startId = null }) {
   const state = useRef({});
   state.current = { items, active, commentsFor };
 
+  // Opened at a start item (a profile tile): the first page is rendered with
+  // it active already, so no other video starts loading or playing first.
+  const started = useRef(false);
+  const jump = useRef(false); // the box still has to scroll to the start item
+
   const more = useCallback(async (cursor) => {
     if (loading.current) return;
     loading.current = true;
     try {
       const page = await load(cursor);
+      if (!started.current) {
+        started.current = true;
+        const index = startId ? page.items.findIndex((i) => i.video_id === startId) : -1;
+        if (index > 0) {
+          target.current = index;
+          jump.current = true;
+          setActive(index);
+        }
+      }
       setItems((all) => {
         const seen = new Set(all.map((i) => i.video_id));
         return [...all, ...page.items.filter((i) => !seen.has(i.video_id))];
@@ -52,17 +66,11 @@ export function Feed({ load, empty, startId = null }) {
     if (next && active >= items.length - 3) more(next);
   }, [active, items.length, next]);
 
-  // Open at the start item once the first page is there.
-  const started = useRef(false);
-  useEffect(() => {
-    if (started.current || !items.length || !box.current) return;
-    started.current = true;
-    const index = startId ? items.findIndex((i) => i.video_id === startId) : 0;
-    if (index > 0) {
-      target.current = index;
-      setActive(index);
-      box.current.scrollTop = index * box.current.clientHeight;
-    }
+  // Before the first paint with the start item: scroll to it.
+  useLayoutEffect(() => {
+    if (!jump.current || !box.current) return;
+    jump.current = false;
+    box.current.scrollTop = target.current * box.current.clientHeight;
   }, [items.length]);
 
   const go = useCallback((step) => {
