@@ -173,7 +173,7 @@ def serve_embedded(port: int) -> None:
     uvloop.run(main())
 
 
-def serve_ray(port: int) -> None:
+def serve_ray(port: int, topology: str) -> None:
     import ray
     from ray import serve
 
@@ -183,20 +183,22 @@ def serve_ray(port: int) -> None:
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
     ray.init(num_cpus=4, object_store_memory=200 * 1024 * 1024, include_dashboard=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    from reelplane_ml.serve import app
+    from reelplane_ml.serve import AppArgs, app
 
-    serve.run(app, name="recommender", route_prefix="/")
-    print("READY ray", flush=True)
+    serve.run(app(AppArgs(topology=topology)), name="recommender", route_prefix="/")
+    print(f"READY ray {topology}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         while True:
             time.sleep(3600)
 
 
-def start_server(kind: str, data: Path, port: int, timeout_s: float) -> subprocess.Popen[str]:
+def start_server(
+    kind: str, data: Path, port: int, timeout_s: float, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[str]:
     env = {**os.environ, **env_for(data)}
     log_path = data / f"{kind}-server-{time.monotonic_ns()}.log"
     proc = subprocess.Popen(
-        [sys.executable, __file__, f"--serve-{kind}", str(port)],
+        [sys.executable, __file__, f"--serve-{kind}", str(port), *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=log_path.open("w"),
@@ -522,14 +524,16 @@ async def measure_retrievable(data: Path, trials: int) -> dict[str, Any]:
 
 
 # -- main ----------------------------------------------------------------------------------
-def run_http(kind: str, data: Path, args: argparse.Namespace, procs: int = 1) -> dict[str, Any]:
+def run_http(
+    kind: str, data: Path, args: argparse.Namespace, procs: int = 1, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     from tests.helpers import free_port
 
     port = free_port()
     servers: list[subprocess.Popen[str]] = []
     try:
         for _ in range(procs):
-            servers.append(start_server(kind, data, port, timeout_s=600))
+            servers.append(start_server(kind, data, port, timeout_s=600, extra=extra))
         url = f"http://127.0.0.1:{port}"
         pids = [p.pid for p in servers]
         return {"processes": procs, **measure_http(url, args.rate, args.seconds, pids, data)}
@@ -553,6 +557,11 @@ def main() -> None:
         "--procs", default="1,2", help="embedded server processes sharing the port, per run"
     )
     parser.add_argument("--ray", action="store_true", help="also Ray Serve")
+    parser.add_argument(
+        "--ray-topology",
+        default="split,fused",
+        help="comma-separated Serve application topologies to run (reelplane_ml.serve.AppArgs)",
+    )
     parser.add_argument("--real", action="store_true", help="also Kafka + Redis freshness")
     parser.add_argument(
         "--parts",
@@ -569,7 +578,7 @@ def main() -> None:
         serve_embedded(args.serve_embedded)
         return
     if args.serve_ray:
-        serve_ray(args.serve_ray)
+        serve_ray(args.serve_ray, args.ray_topology)
         return
 
     parts = set(args.parts.split(","))
@@ -587,12 +596,14 @@ def main() -> None:
                 print(f"{key} /v1/candidates ...", flush=True)
                 results[key] = run_http("embedded", data, args, procs=n)
         if args.ray and ("http" in parts or "ray" in parts):
-            print("Ray Serve /v1/candidates ...", flush=True)
-            try:
-                results["ray"] = run_http("ray", data, args)
-            except RuntimeError as exc:  # reported, and the other parts still run
-                print(exc, flush=True)
-                results["ray_error"] = str(exc)
+            for topology in args.ray_topology.split(","):
+                key = "ray" if topology == "split" else f"ray {topology}"
+                print(f"Ray Serve ({topology}) /v1/candidates ...", flush=True)
+                try:
+                    results[key] = run_http("ray", data, args, extra=("--ray-topology", topology))
+                except RuntimeError as exc:  # reported, and the other parts still run
+                    print(exc, flush=True)
+                    results[f"{key} error"] = str(exc)
         results["freshness"] = []
         if "freshness" in parts:
             print("event -> changed page (embedded) ...", flush=True)
@@ -619,7 +630,9 @@ def main() -> None:
                 "",
             )
         )
-    goals = [(k, 30, 600) for k in results if k.startswith("embedded")] + [("ray", 40, 400)]
+    goals = [(k, 30, 600) for k in results if k.startswith("embedded")] + [
+        (k, 40, 400) for k in results if k.startswith("ray") and not k.endswith("error")
+    ]
     for kind, goal_p99, goal_rps in goals:
         if kind not in results:
             continue

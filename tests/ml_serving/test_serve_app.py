@@ -59,9 +59,9 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             configure_logging=False,
         )
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        from reelplane_ml.serve import app
+        from reelplane_ml.serve import AppArgs, app
 
-        serve.run(app, name="recommender", route_prefix="/")
+        serve.run(app(AppArgs()), name="recommender", route_prefix="/")
         yield f"http://127.0.0.1:{port}"
     finally:
         serve.shutdown()
@@ -99,6 +99,20 @@ def test_ray_serve_answers_the_feeds_candidates_request(serve_url: str) -> None:
     assert bad.status_code == 422
 
 
+def deploy_rendered(spec: dict[str, object]) -> None:
+    """Deploy the operator's Serve config for `spec` as KubeRay applies
+    serveConfigV2 (what `serve deploy` goes through too)."""
+    from ray.serve._private.api import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    from reelplane_operator.models import RecommenderSpec
+    from reelplane_operator.render.recommender import serve_config
+
+    config = serve_config(RecommenderSpec.model_validate(spec))
+    config.pop("http_options", None)  # the running proxy's
+    _get_global_client().deploy_apps(ServeDeploySchema.model_validate(config))
+
+
 def test_a_model_version_change_is_an_in_place_serve_update(
     serve_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -110,12 +124,8 @@ def test_a_model_version_change_is_an_in_place_serve_update(
     import threading
 
     from ray import serve
-    from ray.serve._private.api import _get_global_client
-    from ray.serve.schema import ServeDeploySchema
 
     from reelplane_ml.artifact import default_artifact, model_key
-    from reelplane_operator.models import RecommenderSpec
-    from reelplane_operator.render.recommender import serve_config
 
     objects_dir = os.environ["REELPLANE_OBJECTS_URL"].removeprefix("file://")
     key = os.path.join(objects_dir, model_key("m-next"))
@@ -124,13 +134,7 @@ def test_a_model_version_change_is_an_in_place_serve_update(
         f.write(dataclasses.replace(default_artifact(), version="m-next").to_bytes())
 
     def deploy(model_version: str) -> None:
-        spec = RecommenderSpec.model_validate(
-            {"modelVersion": model_version, "minReplicas": 1, "maxReplicas": 1}
-        )
-        config = serve_config(spec)
-        config.pop("http_options", None)  # the running proxy's
-        # What `serve deploy` and KubeRay's serveConfigV2 go through.
-        _get_global_client().deploy_apps(ServeDeploySchema.model_validate(config))
+        deploy_rendered({"modelVersion": model_version, "minReplicas": 1, "maxReplicas": 1})
 
     def version() -> str | None:
         r = httpx.post(
@@ -192,3 +196,40 @@ def test_a_model_version_change_is_an_in_place_serve_update(
         asker.join()
     assert failures == []
     assert len(before) == 3 and replicas() == before  # reconfigured, not restarted
+
+
+def test_the_fused_topology_serves_from_one_deployment(serve_url: str) -> None:
+    """`topology: fused` rendered and deployed: the ingress alone retrieves and
+    ranks (one replica, no Retriever or Ranker), answering as the split app does."""
+    from ray import serve
+
+    deploy_rendered({"topology": "fused", "minReplicas": 1, "maxReplicas": 1})
+
+    def deployments() -> set[str]:
+        app_status = serve.status().applications.get("recommender")
+        if app_status is None or app_status.status != "RUNNING":
+            return set()
+        return set(app_status.deployments)
+
+    deadline = time.monotonic() + 180
+    while deployments() != {"Recommender"}:
+        assert time.monotonic() < deadline, f"the fused app never ran: {serve.status()}"
+        time.sleep(1)
+    while True:
+        r = httpx.post(
+            f"{serve_url}/v1/candidates", json={"user_id": "fused-1", "limit": 10}, timeout=30
+        )
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert len(items) == 10 and len({i["video_id"] for i in items}) == 10
+    assert {i["source"] for i in items} & {"ann", "trending", "fresh"}
+    again = httpx.post(
+        f"{serve_url}/v1/candidates",
+        json={"user_id": "fused-1", "limit": 5, "exclude": [items[0]["video_id"]]},
+        timeout=30,
+    )
+    assert again.status_code == 200
+    assert items[0]["video_id"] not in {i["video_id"] for i in again.json()["items"]}

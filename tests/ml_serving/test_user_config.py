@@ -29,16 +29,20 @@ def test_the_rendered_user_config_parses_into_the_replicas_settings() -> None:
     assert app["import_path"] == "reelplane_ml.serve:app"
 
 
-def test_the_apps_deployment_names_are_the_ones_the_operator_configures() -> None:
+@pytest.mark.parametrize("topology", ["split", "fused"])
+def test_the_apps_deployment_names_are_the_ones_the_operator_configures(topology: str) -> None:
     serve = pytest.importorskip("ray.serve", reason="the 'serve' extra")
-    assert serve is not None
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve._private.build_app import build_app
+
     from reelplane_ml import serve as app_module
 
-    (app,) = serve_config(RecommenderSpec())["applications"]
+    (app,) = serve_config(RecommenderSpec(topology=topology))["applications"]  # type: ignore[arg-type]
+    module, _, attr = app["import_path"].partition(":")
+    assert module == app_module.__name__
+    # What Serve does with the rendered import_path and args.
+    built = call_user_app_builder_with_args_if_necessary(getattr(app_module, attr), app["args"])
+    deployed = {d.name for d in build_app(built, name="recommender").deployments}
     rendered = {d["name"] for d in app["deployments"]}
-    deployed = {
-        app_module.Recommender.name,
-        app_module.Retriever.name,
-        app_module.Ranker.name,
-    }
     assert rendered == deployed
+    assert serve is not None

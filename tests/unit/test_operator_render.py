@@ -306,6 +306,18 @@ def test_serve_config_names_the_apps_three_deployments_with_autoscaling() -> Non
     assert deployments["Recommender"]["ray_actor_options"] == {"num_cpus": 0.25}
 
 
+def test_the_fused_topology_is_the_ingress_alone_with_the_rankers_resources() -> None:
+    fused = REC.model_copy(update={"topology": "fused"})
+    (app,) = recommender.serve_config(fused)["applications"]
+    assert app["args"] == {"topology": "fused"}
+    assert [d["name"] for d in app["deployments"]] == ["Recommender"]
+    (ingress,) = app["deployments"]
+    assert ingress["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0.5}
+    assert ingress["autoscaling_config"]["max_replicas"] == 6
+    (split,) = recommender.serve_config(REC)["applications"]
+    assert split["args"] == {"topology": "split"}
+
+
 def test_model_index_exploration_and_ttl_become_every_deployments_user_config() -> None:
     spec = RecommenderSpec.model_validate(
         {

@@ -92,13 +92,29 @@ def _deployment(
 def serve_config(spec: RecommenderSpec) -> dict[str, Any]:
     """The Ray Serve config (the `serve deploy` / serveConfigV2 schema): the
     ingress, the retriever and the ranker, each autoscaled between the spec's
-    min and max replicas; GPUs go to the ranker."""
+    min and max replicas; GPUs go to the ranker. The fused topology is the
+    ingress alone, with the ranker's CPUs and GPUs."""
     cpus = {"num_cpus": spec.cpus_per_replica}
     ranker_options: dict[str, Any] = dict(cpus)
     if spec.gpus_per_replica:
         ranker_options["num_gpus"] = spec.gpus_per_replica
     # Room for the target plus a burst, so batches can fill (they hold up to 32).
     max_ongoing = max(64, math.ceil(spec.target_ongoing_requests * 2))
+    if spec.topology == "fused":
+        deployments = [
+            _deployment(spec.deployment_name, spec, ranker_options, max(256, max_ongoing))
+        ]
+    else:
+        deployments = [
+            _deployment(
+                spec.deployment_name,
+                spec,
+                {"num_cpus": min(INGRESS_CPUS, spec.cpus_per_replica)},
+                max(256, max_ongoing),
+            ),
+            _deployment(RETRIEVER, spec, dict(cpus), max_ongoing),
+            _deployment(RANKER, spec, ranker_options, max_ongoing),
+        ]
     return {
         "http_options": {"host": "0.0.0.0", "port": SERVE_PORT},
         "applications": [
@@ -106,16 +122,8 @@ def serve_config(spec: RecommenderSpec) -> dict[str, Any]:
                 "name": APPLICATION,
                 "route_prefix": "/",
                 "import_path": spec.import_path,
-                "deployments": [
-                    _deployment(
-                        spec.deployment_name,
-                        spec,
-                        {"num_cpus": min(INGRESS_CPUS, spec.cpus_per_replica)},
-                        max(256, max_ongoing),
-                    ),
-                    _deployment(RETRIEVER, spec, dict(cpus), max_ongoing),
-                    _deployment(RANKER, spec, ranker_options, max_ongoing),
-                ],
+                "args": {"topology": spec.topology},
+                "deployments": deployments,
             }
         ],
     }
