@@ -4,6 +4,7 @@ stored -> retrievable.
 
     .venv/bin/python e2e/bench/recommender_serving.py [--videos 100000]
         [--rate 200] [--seconds 15] [--procs 1,2] [--ray] [--real]
+        [--ray-topology split,fused] [--ray-replicas 1]
         [--parts core,http,freshness,retrievable]
         [--out .cache/bench/recommender_serving.json]
 
@@ -21,6 +22,9 @@ stored -> retrievable.
    CPU ms per request too. Each step also reports the server's CPU ms per
    request (all its processes, Ray's included): 1000 / that is the per-core
    rate the README's capacity line uses.
+   Ray Serve runs the operator's rendered Serve config for a Recommender of
+   each `--ray-topology` (split: ingress, Retriever, Ranker; fused: the ingress
+   alone), `--ray-replicas` replicas of each deployment.
    Embedded runs once per `--procs` count: N server processes share the port
    (SO_REUSEPORT, the kernel spreads connections), as N feed replicas with
    their in-process recommenders would on one node. One process is bound to
@@ -173,20 +177,44 @@ def serve_embedded(port: int) -> None:
     uvloop.run(main())
 
 
-def serve_ray(port: int, topology: str) -> None:
+def serve_ray(port: int, topology: str, replicas: int) -> None:
+    """Ray Serve running the operator's rendered Serve config for a Recommender
+    of `topology` with `replicas` replicas of each deployment."""
     import ray
     from ray import serve
+    from ray.serve._private.api import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    from reelplane_operator.models import RecommenderSpec
+    from reelplane_operator.render.recommender import serve_config
 
     os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     # a busy 2-core machine registers the raylet slowly (the default is 10 s)
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
-    ray.init(num_cpus=4, object_store_memory=200 * 1024 * 1024, include_dashboard=False)
+    # logical CPUs: room for every replica the config asks for
+    ray.init(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    from reelplane_ml.serve import AppArgs, app
-
-    serve.run(app(AppArgs(topology=topology)), name="recommender", route_prefix="/")
-    print(f"READY ray {topology}", flush=True)
+    spec = RecommenderSpec(
+        topology=topology,  # type: ignore[arg-type]
+        min_replicas=replicas,
+        max_replicas=replicas,
+        cpus_per_replica=1,
+    )
+    config = serve_config(spec)
+    config.pop("http_options")  # the proxy started above
+    client = _get_global_client()
+    assert client is not None
+    client.deploy_apps(ServeDeploySchema.model_validate(config))
+    deadline = time.monotonic() + 600
+    while True:
+        status = serve.status().applications.get("recommender")
+        if status is not None and status.status == "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Serve app never ran: {serve.status()}")
+        time.sleep(1)
+    print(f"READY ray {topology} x{replicas}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         while True:
             time.sleep(3600)
@@ -562,6 +590,9 @@ def main() -> None:
         default="split,fused",
         help="comma-separated Serve application topologies to run (reelplane_ml.serve.AppArgs)",
     )
+    parser.add_argument(
+        "--ray-replicas", type=int, default=1, help="replicas of each Serve deployment"
+    )
     parser.add_argument("--real", action="store_true", help="also Kafka + Redis freshness")
     parser.add_argument(
         "--parts",
@@ -578,7 +609,7 @@ def main() -> None:
         serve_embedded(args.serve_embedded)
         return
     if args.serve_ray:
-        serve_ray(args.serve_ray, args.ray_topology)
+        serve_ray(args.serve_ray, args.ray_topology, args.ray_replicas)
         return
 
     parts = set(args.parts.split(","))
@@ -598,9 +629,12 @@ def main() -> None:
         if args.ray and ("http" in parts or "ray" in parts):
             for topology in args.ray_topology.split(","):
                 key = "ray" if topology == "split" else f"ray {topology}"
+                if args.ray_replicas > 1:
+                    key += f" x{args.ray_replicas}"
                 print(f"Ray Serve ({topology}) /v1/candidates ...", flush=True)
                 try:
-                    results[key] = run_http("ray", data, args, extra=("--ray-topology", topology))
+                    extra = ("--ray-topology", topology, "--ray-replicas", str(args.ray_replicas))
+                    results[key] = run_http("ray", data, args, extra=extra)
                 except RuntimeError as exc:  # reported, and the other parts still run
                     print(exc, flush=True)
                     results[f"{key} error"] = str(exc)
