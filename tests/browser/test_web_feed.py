@@ -205,6 +205,7 @@ def test_the_profile_grid_lists_the_videos_and_a_tile_plays_scrolling_both_ways(
     tiles.nth(1).click()
     expect(page).to_have_url(re.compile(f"/@kofi_cooks/video/{listed[1]}$"))
     wait_playing(page, past_s=1.0, video_id=listed[1])
+    shots(page, "tile-playing")
     page.keyboard.press("ArrowUp")
     wait_playing(page, video_id=listed[0])
     page.keyboard.press("ArrowDown")
