@@ -494,7 +494,7 @@ class IndexSpec(_Model):
         "catalogues, the test oracle). Default auto",
     )
     nlist: int = Field(
-        0, ge=0, le=1_000_000, description="IVF lists; 0: about 4*sqrt(videos). Default 0"
+        0, ge=0, le=1_000_000, description="IVF lists; 0: about 2*sqrt(videos). Default 0"
     )
     nprobe: int = Field(32, ge=1, le=65_536, description="IVF lists probed per query. Default 32")
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW links per node. Default 32")

@@ -89,6 +89,6 @@ def test_hnsw_masks_removed_ids() -> None:
 
 @pytest.mark.unit
 def test_default_nlist_keeps_enough_training_points_per_list() -> None:
-    assert default_nlist(1_000_000) == 4000
+    assert default_nlist(1_000_000) == 2000
     assert default_nlist(1000) == 25  # 1000 // 39
     assert default_nlist(10) == 1
