@@ -68,11 +68,7 @@ class EmbeddedRecommender:
         """The ranked page and the model version that ranked it."""
         if not self.replica.ready:
             raise RecommenderUnavailable("the recommender's catalogue is still loading")
-        prepared = await self.replica.prepare(body)
-        page, retrieved = await self.batcher.submit(prepared)
-        if retrieved and prepared.cached is not None:
-            await self.replica.remember(body.user_id, prepared.cached)
-        await self.replica.mark_explored(body.user_id, page)
+        page = await self.replica.answer(body, self.batcher.submit)
         return page, self.replica.core.version
 
     async def close(self) -> None:

@@ -178,18 +178,15 @@ class Recommender:
     @api.post("/v1/candidates", response_model=CandidatesOut)
     async def candidates(self, body: CandidatesIn) -> Response:
         """Up to `limit` videos for the user, best first, with source and reasons."""
-        prepared = await self.replica.prepare(body)
         if self.retriever is None or self.ranker is None:
-            page, retrieved = await self._compute(prepared)
-            if retrieved and prepared.cached is not None:
-                await self.replica.remember(body.user_id, prepared.cached)
-            version = self.replica.core.version
-        else:
-            if prepared.cached is None:
-                fetched: list[Candidate] = await self.retriever.retrieve.remote(prepared)
-                await self.replica.remember(body.user_id, fetched)
-                prepared.cached = fetched
-            page, version = await self.ranker.rank.remote(prepared)
+            page = await self.replica.answer(body, self._compute)
+            return candidates_response(page, self.replica.core.version)
+        prepared = await self.replica.prepare(body)
+        if prepared.cached is None:
+            fetched: list[Candidate] = await self.retriever.retrieve.remote(prepared)
+            await self.replica.remember(body.user_id, fetched)
+            prepared.cached = fetched
+        page, version = await self.ranker.rank.remote(prepared)
         await self.replica.mark_explored(body.user_id, page)
         return candidates_response(page, version)
 

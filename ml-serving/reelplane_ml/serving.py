@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -372,6 +372,21 @@ class Replica:
                 *(self.cache.set(explored_key(user_id, v), b"1", ttl_s=EXPLORED_TTL_S)
                   for v in marks)
             )  # fmt: skip
+
+    async def answer(
+        self,
+        body: CandidatesIn,
+        compute: Callable[[PreparedRequest], Awaitable[tuple[list[Recommendation], bool]]],
+    ) -> list[Recommendation]:
+        """One request served in-process: prepare it, run `compute` (a batcher in
+        front of `compute`), cache freshly retrieved candidates, mark the page's
+        exploration slots."""
+        prepared = await self.prepare(body)
+        page, retrieved = await compute(prepared)
+        if retrieved and prepared.cached is not None:
+            await self.remember(body.user_id, prepared.cached)
+        await self.mark_explored(body.user_id, page)
+        return page
 
     def compute(self, batch: list[PreparedRequest]) -> list[tuple[list[Recommendation], bool]]:
         """Retrieve for the misses (one batched pass), rank everyone: CPU work,
