@@ -40,7 +40,7 @@ import heapq
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 
 from reelplane_ml import explore
 from reelplane_ml.artifact import ModelArtifact, default_artifact
+from reelplane_ml.bloom import SeenFilter, bloom_hashes
 from reelplane_ml.config import RecommenderConfig
 from reelplane_ml.ranker import (
     FEATURES,
@@ -76,6 +77,7 @@ from reelplane_ml.towers import (
     video_vectors_of,
 )
 from reelplane_ml.types import (
+    SOURCES,
     TEXT_DIM,
     Candidate,
     Recommendation,
@@ -143,6 +145,10 @@ class _Catalogue:
     creator_first_ms: NDArray[np.int64]
     hashtags: list[tuple[str, ...]]
     tags: NDArray[np.int64]  # (capacity, MAX_TAGS) hashed buckets, -1 padded
+    alive: NDArray[np.bool_]  # the row holds a video (ids[row] is not None)
+    # the video id's two seen-filter hashes (`bloom.bloom_hashes`): a request
+    # tests all its candidates against the user's seen filter in one pass
+    bloom: NDArray[np.uint64]  # (capacity, 2)
 
     @classmethod
     def empty(cls, capacity: int) -> _Catalogue:
@@ -157,6 +163,8 @@ class _Catalogue:
             creator_first_ms=np.zeros(capacity, np.int64),
             hashtags=[()] * capacity,
             tags=np.full((capacity, MAX_TAGS), -1, np.int64),
+            alive=np.zeros(capacity, np.bool_),
+            bloom=np.zeros((capacity, 2), np.uint64),
         )
 
     def grown(self, capacity: int) -> _Catalogue:
@@ -171,6 +179,8 @@ class _Catalogue:
         out.creator_first_ms[:n] = self.creator_first_ms
         out.hashtags[:n] = self.hashtags
         out.tags[:n] = self.tags
+        out.alive[:n] = self.alive
+        out.bloom[:n] = self.bloom
         return out
 
     def batch(self, rows: NDArray[np.int64]) -> VideoBatch:
@@ -306,6 +316,8 @@ class RecommenderCore:
             cat = self._cat
             for row, f in zip(rows, batch, strict=True):
                 cat.ids[row] = f.video_id
+                cat.alive[row] = True
+                cat.bloom[row] = bloom_hashes(f.video_id)
                 cat.content[row, :TEXT_DIM] = f.caption_vec
                 cat.content[row, TEXT_DIM:] = f.image_vec
                 cat.created_at[row] = f.created_at_ms
@@ -355,6 +367,7 @@ class RecommenderCore:
             if rows is not None and row in rows:
                 rows.remove(row)
             cat.ids[row] = None
+            cat.alive[row] = False
             cat.creators[row] = ""
             self._free.append(row)
             if self._journal is not None:
@@ -490,30 +503,35 @@ class RecommenderCore:
             self._search(model, recent_q, caps.recent + 50) if len(recent_of) else (None, None)
         )
         trending = list(stats.trending(caps.trending)) if caps.trending else []
+        trend_rows = self._rows_of([vid for vid, _ in trending])
+        trend_scores = np.asarray([v for _, v in trending], np.float64)
         self._prune_fresh(max(r.now_ms for r, _ in items))
-        ids = self._cat.ids
         out: list[list[Candidate]] = []
         for i, (request, user) in enumerate(items):
-            pick = _Pick(self, request, user)
+            # the sources in `SOURCES` order (a candidate lists its sources in it)
+            pick = _Pick(_RequestFilter(self, request, user))
             if ann_rows is not None and ann_scores is not None:
-                pick.add("ann", _hits(ids, ann_rows[i], ann_scores[i]), caps.ann)
+                pick.add("ann", ann_rows[i], ann_scores[i], caps.ann)
             j = recent_of.get(i)
             if j is not None and recent_rows is not None and recent_scores is not None:
-                pick.add("recent", _hits(ids, recent_rows[j], recent_scores[j]), caps.recent)
-            pick.add("trending", ((vid, float(v)) for vid, v in trending), caps.trending)
-            pick.add("friends", ((a.video_id, 1.0) for a in user.friend_activity), caps.friends)
-            followed = self._followed_new(user, request.now_ms)
-            pick.add("following", ((vid, float(at)) for vid, at in followed), caps.following)
+                pick.add("recent", recent_rows[j], recent_scores[j], caps.recent)
+            pick.add("trending", trend_rows, trend_scores, caps.trending)
+            friends = self._rows_of([a.video_id for a in user.friend_activity])
+            pick.add("friends", friends, np.ones(len(friends)), caps.friends)
+            pick.add("following", *self._followed_new(user, request.now_ms), caps.following)
             fresh = self._fresh_candidates(model, users[i], request, stats)
-            pick.add("fresh", fresh, caps.fresh)
+            pick.add("fresh", *fresh, caps.fresh)
             n_random = max(
                 1, math.ceil(3 * self.config.exploration.random_slot_ratio * request.limit)
             )
-            randoms = self._random_videos(request, n_random * 4)
-            pick.add("random", ((vid, 0.0) for vid in randoms), n_random)
-            cands = pick.candidates()
-            out.append(cands[: self.config.max_candidates])
+            randoms = self._random_rows(request, n_random * 4)
+            pick.add("random", randoms, np.zeros(len(randoms)), n_random)
+            out.append(pick.candidates()[: self.config.max_candidates])
         return out
+
+    def _rows_of(self, video_ids: Sequence[str]) -> NDArray[np.int64]:
+        """The catalogue rows of these videos (-1: not in the catalogue)."""
+        return np.fromiter(map(self._row_of.get, video_ids, repeat(-1)), np.int64, len(video_ids))
 
     def _search(self, model: _Model, queries: F32, k: int) -> tuple[F32, NDArray[np.int64]]:
         with self._lock:
@@ -544,37 +562,22 @@ class RecommenderCore:
                     rows.append(row)
         return rows
 
-    def _allowed(
-        self, video_id: str, request: RecommendRequest, user: UserState, watched: frozenset[str]
-    ) -> bool:
-        row = self._row_of.get(video_id)
-        if row is None or video_id in request.exclude or video_id in watched:
-            return False
-        if video_id in user.seen:
-            return False
-        creator = self._cat.creators[row]
-        at = user.not_interested.get(creator)
-        if at is not None:
-            age_s = (request.now_ms - at) / 1000.0
-            if fatigue_factor(age_s, self.config.ranker) == 0.0:
-                return False
-        return True
-
-    def _followed_new(self, user: UserState, now_ms: int) -> list[tuple[str, int]]:
-        """Followed creators' videos from the fresh window, newest first."""
+    def _followed_new(
+        self, user: UserState, now_ms: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Followed creators' videos from the fresh window, newest first: their
+        rows and upload times (the source's score)."""
         if not user.followed_creators:
-            return []
+            return np.zeros(0, np.int64), np.zeros(0)
         lo = now_ms - self.config.exploration.fresh_window_s * 1000
-        cat = self._cat
-        out: list[tuple[str, int]] = []
-        for creator in user.followed_creators:
-            for row in self._by_creator.get(creator, ())[-5:]:
-                at = int(cat.created_at[row])
-                vid = cat.ids[row]
-                if at >= lo and vid is not None:
-                    out.append((vid, at))
-        out.sort(key=lambda t: -t[1])
-        return out[: self.config.caps.following * 2]
+        by_creator = self._by_creator
+        rows = np.asarray(
+            [r for c in user.followed_creators for r in by_creator.get(c, ())[-5:]], np.int64
+        )
+        at = self._cat.created_at[rows]
+        newest = np.argsort(-at, kind="stable")
+        newest = newest[at[newest] >= lo][: self.config.caps.following * 2]
+        return rows[newest], at[newest].astype(np.float64)
 
     def _prune_fresh(self, now_ms: int) -> None:
         lo = now_ms - self.config.exploration.fresh_window_s * 1000
@@ -657,16 +660,17 @@ class RecommenderCore:
 
     def _fresh_candidates(
         self, model: _Model, user_vec: F32, request: RecommendRequest, stats: VideoStatsView
-    ) -> list[tuple[str, float]]:
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Fresh-pool candidates: every promoted video (tier >= 1), and the
         least-served tier-0 videos (a new upload first), best first by
-        `explore.fresh_priority`."""
+        `explore.fresh_priority`: their rows and priorities."""
         cfg = self.config.exploration
+        none = np.zeros(0, np.int64), np.zeros(0)
         if self.config.caps.fresh == 0:
-            return []
+            return none
         snap = self._fresh_snapshot(stats, request.now_ms)
         if not snap.vids:
-            return []
+            return none
         rng = np.random.default_rng(None if request.seed is None else request.seed + 1)
         promoted = np.flatnonzero(snap.tier > 0)
         new = np.flatnonzero(snap.tier == 0)
@@ -683,14 +687,16 @@ class RecommenderCore:
         sim = model.vec[rows] @ user_vec
         score = explore.fresh_priority(snap.tier[idx], snap.impressions[idx], theta, sim)
         best = np.argsort(-score)[: self.config.caps.fresh * 2]
-        return [(snap.vids[int(idx[j])], float(score[j])) for j in best]
+        # by id: the snapshot is a second old, and a removed video's row is reused
+        vids = [snap.vids[j] for j in idx[best].tolist()]
+        return self._rows_of(vids), score[best].astype(np.float64)
 
-    def _random_videos(self, request: RecommendRequest, n: int) -> list[str]:
+    def _random_rows(self, request: RecommendRequest, n: int) -> NDArray[np.int64]:
+        """Uniformly random catalogue rows (the filter drops empty ones)."""
         if not self._row_of or n <= 0:
-            return []
+            return np.zeros(0, np.int64)
         rng = np.random.default_rng(None if request.seed is None else request.seed + 2)
-        rows = rng.integers(0, max(self._next_row, 1), size=n)
-        return [vid for r in rows if (vid := self._cat.ids[int(r)]) is not None]
+        return rng.integers(0, max(self._next_row, 1), size=n)
 
     # -- ranking ---------------------------------------------------------------------
     def recommend(
@@ -721,17 +727,15 @@ class RecommenderCore:
         `checked`: the candidates were just filtered by `retrieve` (skip re-checks)."""
         model = self._model
         cfg = self.config.ranker
-        if checked:
-            live = list(candidates)  # the row lookup below drops removed videos
-        else:
-            watched = _watched(user)
-            live = [c for c in candidates if self._allowed(c.video_id, request, user, watched)]
-        if not live or request.limit <= 0:
+        if not candidates or request.limit <= 0:
             return []
-        get_row = self._row_of.get
+        live = list(candidates)
         vids = [c[0] for c in live]
-        rows = np.fromiter(map(get_row, vids, repeat(-1)), np.int64, len(vids))
+        rows = self._rows_of(vids)
+        # the row lookup drops removed videos; unchecked ones go through the filter
         inside = (rows >= 0) & (rows < model.vec.shape[0])
+        if not checked:
+            inside &= _RequestFilter(self, request, user).mask(rows)
         if not inside.all():
             keep = np.flatnonzero(inside).tolist()
             live, vids, rows = [live[i] for i in keep], [vids[i] for i in keep], rows[inside]
@@ -976,54 +980,103 @@ class RecommenderCore:
         return [r for v in video_ids if (r := self._row_of.get(v)) is not None]
 
 
-class _Pick:
-    """Candidates of one request, deduplicated across sources, each source capped."""
+#: A source's bit in a candidate's source mask (`SOURCES` order), and each
+#: mask's sources as a tuple in that order (the first is the primary source).
+_SOURCE_BIT: dict[str, int] = {s: 1 << i for i, s in enumerate(SOURCES)}
+_SOURCES_OF_MASK: list[tuple[Source, ...]] = [
+    tuple(s for i, s in enumerate(SOURCES) if m >> i & 1) for m in range(1 << len(SOURCES))
+]
+
+
+class _RequestFilter:
+    """What one request must never show: removed videos, the request's
+    exclusions, what the user watched, liked or saw (the seen filter), and
+    creators the user said "not interested" in while their fatigue is total.
+    `mask(rows)` tests a request's few hundred candidates at once."""
 
     def __init__(self, core: RecommenderCore, request: RecommendRequest, user: UserState):
-        self.core, self.request, self.user = core, request, user
-        self.watched = _watched(user)
-        # video id -> its candidate so far (sources in the order they proposed it);
-        # kept as the final tuples: ~350 a request, no second pass to build them
-        self.found: dict[str, Candidate] = {}
+        self.cat = core._cat
+        self.seen = user.seen
+        blocked = core._rows_of(list(request.exclude | _watched(user)))
+        self.blocked = blocked[blocked >= 0]
+        cfg = core.config.ranker
+        self.fatigued = frozenset(
+            creator
+            for creator, at in user.not_interested.items()
+            if fatigue_factor((request.now_ms - at) / 1000.0, cfg) == 0.0
+        )
 
-    def add(self, source: Source, items: Iterable[tuple[str | None, float]], cap: int) -> None:
-        """Add the videos of `items` ((video id or None, score), best first) from
-        `source` until `cap` (the source's budget) of them went in."""
-        if cap <= 0:
+    def mask(self, rows: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """True where the row's video may be shown (-1, past the end: False)."""
+        cat = self.cat
+        ok: NDArray[np.bool_] = (rows >= 0) & (rows < cat.capacity)
+        rows = np.where(ok, rows, 0)
+        ok &= cat.alive[rows]
+        if len(self.blocked):
+            ok &= ~np.isin(rows, self.blocked)
+        seen = self.seen
+        if isinstance(seen, SeenFilter):
+            ok &= ~seen.contains_hashed(cat.bloom[rows, 0], cat.bloom[rows, 1])
+        elif not isinstance(seen, Sized) or len(seen):
+            ids = cat.ids
+            ok &= ~np.fromiter((ids[r] in seen for r in rows.tolist()), np.bool_, len(rows))
+        if self.fatigued:
+            creators, fatigued = cat.creators, self.fatigued
+            ok &= ~np.fromiter(
+                (creators[r] in fatigued for r in rows.tolist()), np.bool_, len(rows)
+            )
+        return ok
+
+
+class _Pick:
+    """Candidates of one request, deduplicated across sources, each source
+    capped: a source's budget counts the allowed videos it proposed, those an
+    earlier source proposed too included (they get the source added). Catalogue
+    rows in numpy; one Candidate per video at the end."""
+
+    def __init__(self, allowed: _RequestFilter) -> None:
+        self.allowed = allowed
+        self._rows: list[NDArray[np.int64]] = []
+        self._bits: list[NDArray[np.int64]] = []
+        self._scores: list[NDArray[np.float64]] = []
+
+    def add(
+        self, source: Source, rows: NDArray[np.int64], scores: NDArray[np.floating], cap: int
+    ) -> None:
+        """Add `source`'s videos (rows and scores, best first; -1: none) until
+        `cap` of them went in. Sources come in `SOURCES` order."""
+        if cap <= 0 or len(rows) == 0:
             return
-        found, allowed = self.found, self.core._allowed
-        request, user, watched = self.request, self.user, self.watched
-        # tuple.__new__ directly: a NamedTuple's own constructor costs ~2x
-        new = tuple.__new__
-        for vid, score in items:
-            if vid is None:
-                continue
-            entry = found.get(vid)
-            if entry is None:
-                if not allowed(vid, request, user, watched):
-                    continue
-                found[vid] = new(Candidate, (vid, (source,), score))
-            elif source in entry[1]:
-                continue
-            else:
-                found[vid] = new(Candidate, (vid, (*entry[1], source), entry[2]))
-            cap -= 1
-            if cap <= 0:
-                return
+        keep = self.allowed.mask(rows)
+        rows, scores = rows[keep], scores[keep]
+        _, first = np.unique(rows, return_index=True)
+        if len(first) < len(rows):  # a source proposing a video twice: the first counts
+            first.sort()
+            rows, scores = rows[first], scores[first]
+        rows, scores = rows[:cap], scores[:cap]
+        self._rows.append(rows)
+        self._scores.append(scores.astype(np.float64))
+        self._bits.append(np.full(len(rows), _SOURCE_BIT[source], np.int64))
 
     def candidates(self) -> list[Candidate]:
-        return list(self.found.values())
-
-
-def _hits(
-    ids: list[str | None], rows: NDArray[np.int64], scores: F32
-) -> Iterable[tuple[str | None, float]]:
-    """An index search's (video id, score) pairs, best first (None: no video;
-    faiss pads with row -1). Plain str and float, not a numpy scalar per hit."""
-    found = rows >= 0
-    if not found.all():
-        rows, scores = rows[found], scores[found]
-    return zip(map(ids.__getitem__, rows.tolist()), scores.tolist(), strict=True)
+        """In the order first proposed, with the first proposer's score."""
+        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int64)
+        if not len(rows):
+            return []
+        unique, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        masks = np.zeros(len(unique), np.int64)
+        np.bitwise_or.at(masks, inverse, np.concatenate(self._bits))
+        order = np.argsort(first)
+        scores = np.concatenate(self._scores)[first[order]]
+        ids, of_mask, new = self.allowed.cat.ids, _SOURCES_OF_MASK, tuple.__new__
+        # tuple.__new__ directly: a NamedTuple's own constructor costs ~2x
+        return [
+            new(Candidate, (vid, of_mask[m], score))
+            for r, m, score in zip(
+                unique[order].tolist(), masks[order].tolist(), scores.tolist(), strict=True
+            )
+            if (vid := ids[r]) is not None
+        ]
 
 
 def _recent_intent(vec: F32, rows: Sequence[int]) -> F32:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -40,6 +39,7 @@ from typing import Literal
 
 from reelplane.events.envelope import Event, VideoLiked, VideoUnliked, VideoViewed, VideoWatched
 from reelplane.ports.cache import Cache
+from reelplane_ml.bloom import SeenFilter, bloom_offsets
 from reelplane_ml.settings import SignalSettings
 from reelplane_ml.types import FriendActivity, UserState, VideoStats, Watch
 
@@ -90,40 +90,6 @@ def minute_key(kind: StatKind, minute: int) -> str:
 
 def total_key(kind: StatKind) -> str:
     return f"rec:v:{kind}"
-
-
-# -- the seen filter ---------------------------------------------------------------------
-def bloom_offsets(video_id: str, *, bits: int, hashes: int) -> list[int]:
-    """The bit offsets of video_id in a Bloom filter of `bits` bits and `hashes`
-    hash functions (double hashing over one BLAKE2b digest: Kirsch-Mitzenmacher)."""
-    digest = hashlib.blake2b(video_id.encode(), digest_size=16).digest()
-    h1 = int.from_bytes(digest[:8], "little")
-    h2 = int.from_bytes(digest[8:], "little") | 1
-    return [(h1 + i * h2) % bits for i in range(hashes)]
-
-
-def bit_is_set(bitset: bytes, offset: int) -> bool:
-    """Whether the bit at offset is 1 (Redis order: offset 0 is byte 0's high bit)."""
-    byte = offset >> 3
-    return byte < len(bitset) and bool(bitset[byte] & (0x80 >> (offset & 7)))
-
-
-@dataclass(frozen=True)
-class SeenFilter(Container[str]):
-    """A user's seen filter as read from the cache: `video_id in seen` is True for
-    every video the user saw, and for a few others (false positives, ~1%)."""
-
-    bitset: bytes
-    bits: int
-    hashes: int
-
-    def __contains__(self, video_id: object) -> bool:
-        if not isinstance(video_id, str) or not self.bitset:
-            return False
-        return all(
-            bit_is_set(self.bitset, o)
-            for o in bloom_offsets(video_id, bits=self.bits, hashes=self.hashes)
-        )
 
 
 # -- what one event does ---------------------------------------------------------------
