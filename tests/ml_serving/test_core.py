@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from reelplane_ml.artifact import ModelArtifact, default_artifact
+from reelplane_ml.bloom import SeenFilter, bloom_offsets
 from reelplane_ml.config import ExplorationConfig, RecommenderConfig
 from reelplane_ml.core import RecommenderCore
 from reelplane_ml.retrieval import IndexParams
@@ -78,10 +79,24 @@ def test_recommendations_follow_what_the_user_completed(core: RecommenderCore) -
     assert all(r.reasons and r.reasons[0].startswith("sources=") for r in recs)
 
 
+def bitset_of(videos: frozenset[str], bits: int = 1 << 16, hashes: int = 7) -> SeenFilter:
+    """A seen filter as the signals consumer writes it (Redis SETBIT order)."""
+    data = bytearray(bits // 8)
+    for video in videos:
+        for o in bloom_offsets(video, bits=bits, hashes=hashes):
+            data[o // 8] |= 0x80 >> (o % 8)
+    return SeenFilter(bytes(data), bits, hashes)
+
+
 @pytest.mark.unit
-def test_never_recommends_watched_seen_excluded_or_removed(core: RecommenderCore) -> None:
+@pytest.mark.parametrize("kind", ["set", "bitset"])
+def test_never_recommends_watched_seen_excluded_or_removed(
+    core: RecommenderCore, kind: str
+) -> None:
     seen = frozenset(f"v{i}" for i in range(3, 2000, 8)[:100])
-    user = UserState("u1", watches=watched("v3", "v11"), seen=seen)
+    user = UserState(
+        "u1", watches=watched("v3", "v11"), seen=seen if kind == "set" else bitset_of(seen)
+    )
     first = core.recommend(request(limit=30), user, LiveStats())
     gone = first[0].video_id
     assert core.remove_video(gone)
