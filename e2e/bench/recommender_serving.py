@@ -410,6 +410,9 @@ async def measure_core(data: Path, requests: int = 480) -> dict[str, Any]:
     replica = Replica.embedded(backends, load_section(EmbeddedSettings))
     await replica.follower.poll()
     await replica.follower.maybe_rebuild()
+    from reelplane.http.app import freeze_startup_heap
+
+    freeze_startup_heap()  # as the servers do once the catalogue is in
     now_ms = int(time.time() * 1000)
     out: dict[str, Any] = {"videos": len(replica.core), "index": replica.core.index_kind}
     for size in (1, 16):

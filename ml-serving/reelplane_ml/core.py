@@ -226,11 +226,13 @@ class _FreshPool:
     impressions: NDArray[np.int64]
     tier: NDArray[np.int64]
     decisions: list[explore.TierDecision]
-    #: Fresh videos exploration has not promoted: only exploration slots (and
-    #: their creator's followers) show them (`explore.held_back`).
-    held: frozenset[str]
-    #: Promoted fresh videos whose tier audience is not spent: boosted in ranked slots.
-    promoted: frozenset[str]
+    #: Rows of fresh videos exploration has not promoted: only exploration
+    #: slots (and their creator's followers) show them (`explore.held_back`).
+    #: (Rows, not ids: a removal drops the snapshot before its row is reused.)
+    held_rows: NDArray[np.int64]
+    #: Rows of promoted fresh videos whose tier audience is not spent: boosted
+    #: in ranked slots.
+    promoted_rows: NDArray[np.int64]
 
 
 @dataclass(frozen=True, eq=False)
@@ -370,6 +372,7 @@ class RecommenderCore:
             cat.alive[row] = False
             cat.creators[row] = ""
             self._free.append(row)
+            self._fresh_cache = None  # it may list the row, which is reused next
             if self._journal is not None:
                 self._journal.append(("rm", video_id, row))
             return True
@@ -652,8 +655,8 @@ class RecommenderCore:
             impressions=imp[keep],
             tier=dec.tier[keep],
             decisions=decisions,
-            held=frozenset(vids_all[i] for i in np.flatnonzero(held_back).tolist()),
-            promoted=frozenset(vids[i] for i in np.flatnonzero(dec.tier[keep] > 0).tolist()),
+            held_rows=rows_a[held_back],
+            promoted_rows=rows_a[keep][dec.tier[keep] > 0],
         )
         self._fresh_cache = snap
         return snap
@@ -775,20 +778,17 @@ class RecommenderCore:
         base = probs @ head_weights(cfg) - min(cfg.w_fast_skip, 0.0)
         # trending, friend, fresh creator, fatigue, promoted by exploration
         factors = np.ones((n, 5), dtype=np.float64)
-        trend = dict(stats.trending(self.config.caps.trending))
-        top_velocity = max(trend.values(), default=0.0)
+        velocity = self._velocities(rows, stats)
+        top_velocity = float(velocity.max(initial=0.0))
         if top_velocity > 0:
-            for i, vid in enumerate(vids):
-                velocity = trend.get(vid)
-                if velocity:
-                    factors[i, 0] = trending_factor(3.0 * velocity / top_velocity, cfg)
+            for i in np.flatnonzero(velocity).tolist():
+                factors[i, 0] = trending_factor(3.0 * velocity[i].item() / top_velocity, cfg)
         factors[:, 1] = np.where(x[:, F["friend"]] > 0, cfg.friend_boost, 1.0)
         young = request.now_ms - cfg.fresh_creator_age_s * 1000
         factors[cat.creator_first_ms[rows] > young, 2] = cfg.fresh_creator_boost
         fresh_pool = self._fresh_snapshot(stats, request.now_ms)
-        promoted = fresh_pool.promoted
-        if promoted:
-            factors[[v in promoted for v in vids], 4] = cfg.promoted_boost
+        if len(fresh_pool.promoted_rows):
+            factors[np.isin(rows, fresh_pool.promoted_rows), 4] = cfg.promoted_boost
         not_interested = user.not_interested
         if not_interested:
             for i, creator in enumerate(creators):
@@ -820,14 +820,39 @@ class RecommenderCore:
 
         intent = len(strong) / self.config.recent_window
         return self._assemble(
-            request, fresh_pool, live, creators, scores, reasons, sim_user, intent, sim_recent
+            request,
+            fresh_pool,
+            live,
+            _Sourced(rows, _source_masks(live)),
+            creators,
+            scores,
+            reasons,
+            sim_user,
+            intent,
+            sim_recent,
         )
+
+    def _velocities(self, rows: NDArray[np.int64], stats: VideoStatsView) -> NDArray[np.float64]:
+        """Each row's trending velocity (0: not trending)."""
+        trending = stats.trending(self.config.caps.trending)
+        out = np.zeros(len(rows))
+        if not trending:
+            return out
+        t_rows = self._rows_of([vid for vid, _ in trending])
+        order = np.argsort(t_rows)
+        t_rows = t_rows[order]
+        t_vel = np.asarray([v for _, v in trending], np.float64)[order]
+        at = np.minimum(np.searchsorted(t_rows, rows), len(t_rows) - 1)
+        hit = (t_rows[at] == rows) & (rows >= 0)
+        out[hit] = t_vel[at[hit]]
+        return out
 
     def _assemble(
         self,
         request: RecommendRequest,
         snap: _FreshPool,
         live: list[Candidate],
+        sourced: _Sourced,
         creators: list[str],
         scores: list[float],
         reasons: Callable[[int], list[str]],
@@ -851,14 +876,12 @@ class RecommenderCore:
         for pos in (ranked_at[::2] + ranked_at[1::2])[:n_recent]:
             kinds[pos] = "recent"
         # recent slots: the candidates closest to the recent intent
-        recent_pool = sorted(
-            (i for i, c in enumerate(live) if "recent" in c.sources),
-            key=lambda i: -float(sim_recent[i]),
-        )
+        recent_at = sourced.having("recent")
+        recent_pool = recent_at[np.argsort(-sim_recent[recent_at], kind="stable")].tolist()
         used: set[int] = set()
         # not yet promoted by exploration: fresh slots only (or the creator's followers)
-        held = {i for i, c in enumerate(live)
-                if c.video_id in snap.held and "following" not in c.sources}  # fmt: skip
+        held_at = np.isin(sourced.rows, snap.held_rows) & ~sourced.has("following")
+        held = set(np.flatnonzero(held_at).tolist())
         per_creator: dict[str, int] = {}
         last_pos: dict[str, int] = {}
         page: list[Recommendation] = []
@@ -868,8 +891,8 @@ class RecommenderCore:
         fresh_new: list[tuple[float, int, explore.TierDecision]] = []
         fresh_promoted: list[tuple[float, int, explore.TierDecision]] = []
         if "fresh" in kinds:
-            fresh_i = [i for i, c in enumerate(live)
-                       if "fresh" in c.sources and c.video_id in snap.index]  # fmt: skip
+            fresh_i = [i for i in sourced.having("fresh").tolist()
+                       if live[i].video_id in snap.index]  # fmt: skip
             if fresh_i:
                 at = np.asarray([snap.index[live[i].video_id] for i in fresh_i])
                 theta = rng.beta(snap.alpha[at], snap.beta[at])
@@ -881,7 +904,7 @@ class RecommenderCore:
                     group.append((float(prios[k]), i, d))
                 fresh_new.sort(key=lambda t: -t[0])
                 fresh_promoted.sort(key=lambda t: -t[0])
-        random_pool = [i for i, c in enumerate(live) if c.sources[0] == "random"]
+        random_pool = np.flatnonzero(sourced.masks == _SOURCE_BIT["random"]).tolist()
         rng.shuffle(random_pool)
 
         # trending is the same for everyone: at most this many ranked slots
@@ -986,6 +1009,36 @@ _SOURCE_BIT: dict[str, int] = {s: 1 << i for i, s in enumerate(SOURCES)}
 _SOURCES_OF_MASK: list[tuple[Source, ...]] = [
     tuple(s for i, s in enumerate(SOURCES) if m >> i & 1) for m in range(1 << len(SOURCES))
 ]
+
+
+_MASK_OF_SOURCES: dict[tuple[Source, ...], int] = {t: m for m, t in enumerate(_SOURCES_OF_MASK)}
+
+
+def _source_masks(candidates: Sequence[Candidate]) -> NDArray[np.int64]:
+    """Each candidate's sources as a bit mask (any order they are listed in)."""
+    of = _MASK_OF_SOURCES.get
+    return np.fromiter(
+        (
+            m if (m := of(c[1])) is not None else sum(_SOURCE_BIT[s] for s in set(c[1]))
+            for c in candidates
+        ),
+        np.int64,
+        len(candidates),
+    )
+
+
+@dataclass(frozen=True)
+class _Sourced:
+    """A page's candidates as catalogue rows and source masks (numpy tests)."""
+
+    rows: NDArray[np.int64]
+    masks: NDArray[np.int64]
+
+    def has(self, source: Source) -> NDArray[np.bool_]:
+        return np.asarray(self.masks & _SOURCE_BIT[source] != 0, np.bool_)
+
+    def having(self, source: Source) -> NDArray[np.intp]:
+        return np.flatnonzero(self.has(source))
 
 
 class _RequestFilter:
