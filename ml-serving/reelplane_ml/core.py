@@ -272,6 +272,8 @@ class RecommenderCore:
         self._fresh_ids: set[str] = set()
         self._newest_ms = 0
         self._fresh_cache: _FreshPool | None = None
+        self._removals = 0  # rows freed so far (see _Retrieved)
+        self._shared_rng = np.random.default_rng()  # thread-safe: its bit generator locks
         self._model = _Model(
             artifact,
             np.zeros((capacity, EMBED_DIM), np.float32),
@@ -373,6 +375,7 @@ class RecommenderCore:
             cat.creators[row] = ""
             self._free.append(row)
             self._fresh_cache = None  # it may list the row, which is reused next
+            self._removals += 1
             if self._journal is not None:
                 self._journal.append(("rm", video_id, row))
             return True
@@ -512,7 +515,7 @@ class RecommenderCore:
         out: list[list[Candidate]] = []
         for i, (request, user) in enumerate(items):
             # the sources in `SOURCES` order (a candidate lists its sources in it)
-            pick = _Pick(_RequestFilter(self, request, user))
+            pick = _Pick(_RequestFilter(self, request, user), self._removals)
             if ann_rows is not None and ann_scores is not None:
                 pick.add("ann", ann_rows[i], ann_scores[i], caps.ann)
             j = recent_of.get(i)
@@ -529,7 +532,7 @@ class RecommenderCore:
             )
             randoms = self._random_rows(request, n_random * 4)
             pick.add("random", randoms, np.zeros(len(randoms)), n_random)
-            out.append(pick.candidates()[: self.config.max_candidates])
+            out.append(pick.candidates(self.config.max_candidates))
         return out
 
     def _rows_of(self, video_ids: Sequence[str]) -> NDArray[np.int64]:
@@ -674,13 +677,13 @@ class RecommenderCore:
         snap = self._fresh_snapshot(stats, request.now_ms)
         if not snap.vids:
             return none
-        rng = np.random.default_rng(None if request.seed is None else request.seed + 1)
+        rng = self._rng(request, 1)
         promoted = np.flatnonzero(snap.tier > 0)
         new = np.flatnonzero(snap.tier == 0)
         if len(new) > cfg.pool_sample:
-            # fewest impressions first, ties broken at random
-            order = np.lexsort((rng.random(len(new)), snap.impressions[new]))
-            new = new[order[: cfg.pool_sample]]
+            # the fewest impressions, ties broken at random (impressions are whole)
+            key = snap.impressions[new] + rng.random(len(new))
+            new = new[np.argpartition(key, cfg.pool_sample)[: cfg.pool_sample]]
         # the pool is oldest first: with too many promoted videos, the newest
         idx = np.concatenate([promoted[-cfg.pool_sample :], new])
         rows = snap.rows[idx]
@@ -694,11 +697,18 @@ class RecommenderCore:
         vids = [snap.vids[j] for j in idx[best].tolist()]
         return self._rows_of(vids), score[best].astype(np.float64)
 
+    def _rng(self, request: RecommendRequest, stream: int) -> np.random.Generator:
+        """A seeded request's generator for one of its random draws, or the
+        core's own (seeding a generator from the OS takes longer than a draw)."""
+        if request.seed is None:
+            return self._shared_rng
+        return np.random.default_rng(request.seed + stream)
+
     def _random_rows(self, request: RecommendRequest, n: int) -> NDArray[np.int64]:
         """Uniformly random catalogue rows (the filter drops empty ones)."""
         if not self._row_of or n <= 0:
             return np.zeros(0, np.int64)
-        rng = np.random.default_rng(None if request.seed is None else request.seed + 2)
+        rng = self._rng(request, 2)
         return rng.integers(0, max(self._next_row, 1), size=n)
 
     # -- ranking ---------------------------------------------------------------------
@@ -734,14 +744,19 @@ class RecommenderCore:
             return []
         live = list(candidates)
         vids = [c[0] for c in live]
-        rows = self._rows_of(vids)
+        if isinstance(candidates, _Retrieved) and candidates.removals == self._removals:
+            # just retrieved, and no row was freed since: their rows as retrieved
+            rows, masks = candidates.rows, candidates.masks
+        else:
+            rows, masks = self._rows_of(vids), _source_masks(live)
         # the row lookup drops removed videos; unchecked ones go through the filter
         inside = (rows >= 0) & (rows < model.vec.shape[0])
         if not checked:
             inside &= _RequestFilter(self, request, user).mask(rows)
         if not inside.all():
             keep = np.flatnonzero(inside).tolist()
-            live, vids, rows = [live[i] for i in keep], [vids[i] for i in keep], rows[inside]
+            live, vids = [live[i] for i in keep], [vids[i] for i in keep]
+            rows, masks = rows[inside], masks[inside]
         if not live:
             return []
         u = self._user_vectors(model, [(request, user)])[0]
@@ -760,8 +775,7 @@ class RecommenderCore:
         x[:, F["sim_user"]] = sim_user
         x[:, F["sim_recent"]] = sim_recent
         x[:, F["sim_skip"]] = sim_skip
-        get_stats = stats.get
-        sf = stats_matrix(list(map(get_stats, vids)), r_w)
+        sf = stats_matrix(stats.get_many(vids), r_w)
         for j, name in enumerate(STATS_FEATURES):
             x[:, F[name]] = sf[:, j]
         age_h = np.maximum(0.0, (request.now_ms - cat.created_at[rows]) / 3_600_000.0)
@@ -823,7 +837,7 @@ class RecommenderCore:
             request,
             fresh_pool,
             live,
-            _Sourced(rows, _source_masks(live)),
+            _Sourced(rows, masks),
             creators,
             scores,
             reasons,
@@ -867,8 +881,7 @@ class RecommenderCore:
         views that were strong engagements)."""
         cfg = self.config.ranker
         ecfg = self.config.exploration
-        seed = request.seed
-        rng = np.random.default_rng(None if seed is None else seed + 3)
+        rng = self._rng(request, 3)
         limit = min(request.limit, len(live))
         kinds = explore.slot_kinds(limit, ecfg.fresh_slot_ratio, ecfg.random_slot_ratio, rng)
         n_recent = round(limit * self.config.recent_slot_share * min(max(intent, 0.0), 1.0))
@@ -1069,7 +1082,8 @@ class _RequestFilter:
             ok &= ~np.isin(rows, self.blocked)
         seen = self.seen
         if isinstance(seen, SeenFilter):
-            ok &= ~seen.contains_hashed(cat.bloom[rows, 0], cat.bloom[rows, 1])
+            if seen.bitset:
+                ok &= ~seen.contains_hashed(cat.bloom[rows, 0], cat.bloom[rows, 1])
         elif not isinstance(seen, Sized) or len(seen):
             ids = cat.ids
             ok &= ~np.fromiter((ids[r] in seen for r in rows.tolist()), np.bool_, len(rows))
@@ -1087,8 +1101,9 @@ class _Pick:
     earlier source proposed too included (they get the source added). Catalogue
     rows in numpy; one Candidate per video at the end."""
 
-    def __init__(self, allowed: _RequestFilter) -> None:
+    def __init__(self, allowed: _RequestFilter, removals: int) -> None:
         self.allowed = allowed
+        self.removals = removals
         self._rows: list[NDArray[np.int64]] = []
         self._bits: list[NDArray[np.int64]] = []
         self._scores: list[NDArray[np.float64]] = []
@@ -1111,25 +1126,46 @@ class _Pick:
         self._scores.append(scores.astype(np.float64))
         self._bits.append(np.full(len(rows), _SOURCE_BIT[source], np.int64))
 
-    def candidates(self) -> list[Candidate]:
-        """In the order first proposed, with the first proposer's score."""
-        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int64)
-        if not len(rows):
-            return []
+    def candidates(self, limit: int) -> _Retrieved:
+        """At most `limit`, in the order first proposed, with the first
+        proposer's score."""
+        if not self._rows:
+            none = np.zeros(0, np.int64)
+            self._rows, self._bits, self._scores = [none], [none], [np.zeros(0)]
+        rows = np.concatenate(self._rows)
         unique, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
         masks = np.zeros(len(unique), np.int64)
         np.bitwise_or.at(masks, inverse, np.concatenate(self._bits))
-        order = np.argsort(first)
+        order = np.argsort(first)[:limit]
+        rows, masks = unique[order], masks[order]
         scores = np.concatenate(self._scores)[first[order]]
         ids, of_mask, new = self.allowed.cat.ids, _SOURCES_OF_MASK, tuple.__new__
-        # tuple.__new__ directly: a NamedTuple's own constructor costs ~2x
-        return [
-            new(Candidate, (vid, of_mask[m], score))
-            for r, m, score in zip(
-                unique[order].tolist(), masks[order].tolist(), scores.tolist(), strict=True
+        vids = [ids[r] for r in rows.tolist()]
+        if None in vids:  # removed since the filter ran
+            keep = np.flatnonzero([v is not None for v in vids])
+            vids, rows, masks, scores = (
+                [vids[i] for i in keep],
+                rows[keep],
+                masks[keep],
+                scores[keep],
             )
-            if (vid := ids[r]) is not None
-        ]
+        # tuple.__new__ directly: a NamedTuple's own constructor costs ~2x
+        sources = map(of_mask.__getitem__, masks.tolist())
+        out = _Retrieved(
+            map(new, repeat(Candidate), zip(vids, sources, scores.tolist(), strict=True))
+        )
+        out.rows, out.masks, out.removals = rows, masks, self.removals
+        return out
+
+
+class _Retrieved(list[Candidate]):
+    """Just-retrieved candidates: a plain list to every caller, which also
+    carries their catalogue rows and source masks for ranking them at once
+    (valid while `RecommenderCore._removals` has not moved: no row was freed)."""
+
+    rows: NDArray[np.int64]
+    masks: NDArray[np.int64]
+    removals: int
 
 
 def _recent_intent(vec: F32, rows: Sequence[int]) -> F32:

@@ -302,6 +302,9 @@ class StatsSnapshot:
     def get(self, video_id: str) -> VideoStats | None:
         return self._view.get(video_id)
 
+    def get_many(self, video_ids: Sequence[str]) -> list[VideoStats | None]:
+        return list(map(self._view.get, video_ids))
+
     def trending(self, limit: int) -> Sequence[tuple[str, float]]:
         return self._trending[: max(0, limit)]
 

@@ -83,6 +83,9 @@ class LiveStats:
         self._counts.pop(video_id, None)
         self._cache.pop(video_id, None)
 
+    def get_many(self, video_ids: Sequence[str]) -> list[VideoStats | None]:
+        return list(map(self.get, video_ids))
+
     def get(self, video_id: str) -> VideoStats | None:
         if self._cache_min != self._now_min:
             self._cache.clear()

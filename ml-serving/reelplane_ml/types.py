@@ -151,6 +151,10 @@ class VideoStatsView(Protocol):
         """The video's statistics, None when it has none yet."""
         ...
 
+    def get_many(self, video_ids: Sequence[str]) -> list[VideoStats | None]:
+        """`get` of each (a ranked page reads a few hundred at once)."""
+        ...
+
     def trending(self, limit: int) -> Sequence[tuple[str, float]]:
         """Up to `limit` (video_id, velocity score) pairs, best first."""
         ...
