@@ -70,6 +70,29 @@ def topic_of(video_id: str) -> int:
 
 
 @pytest.mark.unit
+def test_a_video_removed_between_retrieval_and_ranking_is_not_shown_even_when_its_row_is_reused(
+    core: RecommenderCore,
+) -> None:
+    """Ranking takes just-retrieved candidates by catalogue row; a removal frees
+    a row, and the next upsert takes it: the ranked page must know."""
+    user = UserState("u1", watches=watched("v3", "v11", "v19", "v27"))
+    stats = LiveStats()
+    (candidates,) = core.retrieve_batch([(request(limit=20), user)], stats)
+    gone = [c.video_id for c in candidates[:40]]
+    for video_id in gone:
+        assert core.remove_video(video_id)
+    rng = np.random.default_rng(5)
+    # the new videos take the freed rows (topic 3, what the user completes)
+    core.upsert_videos([video(5000 + i, 3, rng) for i in range(40)])
+    page = core.rank(request(limit=20), user, stats, candidates, checked=True)
+    assert page
+    ids = {r.video_id for r in page}
+    assert not ids & set(gone)
+    assert all(r.video_id in core for r in page)
+    assert not any(r.video_id.startswith("v50") for r in page)  # never retrieved
+
+
+@pytest.mark.unit
 def test_recommendations_follow_what_the_user_completed(core: RecommenderCore) -> None:
     user = UserState("u1", watches=watched("v3", "v11", "v19", "v27"))  # topic 3
     recs = core.recommend(request(limit=20), user, LiveStats())
