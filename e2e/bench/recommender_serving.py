@@ -56,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -442,12 +443,36 @@ async def measure_core(data: Path, requests: int = 480) -> dict[str, Any]:
 
 
 # -- freshness -----------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def consuming(backends: Any, topic: str, handler: Any, *, real: bool) -> AsyncIterator[str]:
+    """A consumer of `topic` (on Kafka: a topic and a group of this run's own)
+    running in the background; yields the topic to publish to."""
+    import uuid
+
+    from reelplane.events.consumer import run_consumer
+
+    if real:
+        topic = f"{topic}-bench-{uuid.uuid4().hex[:6]}"
+    stop = asyncio.Event()
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    task = asyncio.create_task(
+        run_consumer(backends, stop, topics=[topic], group=group, handler=handler)
+    )
+    await asyncio.sleep(3 if real else 0.5)  # the group joins
+    try:
+        yield topic
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
 async def measure_freshness(data: Path, *, real: bool, trials: int) -> dict[str, Any]:
     """Event publish -> a page that differs, through the signals consumer."""
     import uuid
 
     from reelplane.backends import open_backends
-    from reelplane.events.consumer import run_consumer
     from reelplane.events.envelope import VideoWatched, VideoWatchedPayload, encode_event
     from reelplane.settings import load_section, load_settings
     from reelplane_ml.embedded import EmbeddedRecommender
@@ -463,56 +488,45 @@ async def measure_freshness(data: Path, *, real: bool, trials: int) -> dict[str,
     replica.start()
     await replica.follower.loaded.wait()
     recommender = EmbeddedRecommender(replica, settings)
-    stop = asyncio.Event()
 
     async def handle(event: Any) -> None:
         effects = effects_of(event)
         if effects is not None:
             await apply_signal(backends.cache, effects, signals)
 
-    topic = f"engagement-bench-{uuid.uuid4().hex[:6]}" if real else "engagement"
-    consumer = asyncio.create_task(
-        run_consumer(
-            backends, stop, topics=[topic], group=f"bench-{uuid.uuid4().hex[:6]}", handler=handle
-        )
-    )
-    await asyncio.sleep(3 if real else 0.5)  # the group joins
     n = len(replica.core)
     latencies: list[float] = []
     shifted: list[float] = []
-    for t in range(trials):
-        user = f"fresh-{uuid.uuid4().hex[:8]}"
-        before = await recommender.recommend(CandidatesIn(user_id=user, limit=10))
-        ids_before = [i.video_id for i in before.items]
-        target = (t * 7 + 3) % TOPICS
-        picks = [f"v{i:07d}" for i in range(target, n, TOPICS)][t * 3 : t * 3 + 3]
-        for video in picks:
-            payload = VideoWatchedPayload(
-                user_id=user, video_id=video, watched_ms=15_000, duration_ms=15_000
+    async with consuming(backends, "engagement", handle, real=real) as topic:
+        for t in range(trials):
+            user = f"fresh-{uuid.uuid4().hex[:8]}"
+            before = await recommender.recommend(CandidatesIn(user_id=user, limit=10))
+            ids_before = [i.video_id for i in before.items]
+            target = (t * 7 + 3) % TOPICS
+            picks = [f"v{i:07d}" for i in range(target, n, TOPICS)][t * 3 : t * 3 + 3]
+            for video in picks:
+                payload = VideoWatchedPayload(
+                    user_id=user, video_id=video, watched_ms=15_000, duration_ms=15_000
+                )
+                event = VideoWatched(key=user, occurred_at=datetime.now(UTC), payload=payload)
+                published = time.perf_counter()
+                await backends.bus.publish(topic, user, encode_event(event))
+            deadline = published + 5
+            page = before
+            while time.perf_counter() < deadline:
+                page = await recommender.recommend(CandidatesIn(user_id=user, limit=10))
+                if [i.video_id for i in page.items] != ids_before and not any(
+                    i.video_id in picks for i in page.items
+                ):
+                    history = await backends.cache.list_range(f"rec:u:{user}:hist", 10)
+                    if len(history) >= 3:
+                        break
+                await asyncio.sleep(0.005)
+            latencies.append((time.perf_counter() - published) * 1000)
+            shifted.append(
+                sum(int(i.video_id[1:]) % TOPICS == target for i in page.items)
+                / max(1, len(page.items))
             )
-            event = VideoWatched(key=user, occurred_at=datetime.now(UTC), payload=payload)
-            published = time.perf_counter()
-            await backends.bus.publish(topic, user, encode_event(event))
-        deadline = published + 5
-        page = before
-        while time.perf_counter() < deadline:
-            page = await recommender.recommend(CandidatesIn(user_id=user, limit=10))
-            if [i.video_id for i in page.items] != ids_before and not any(
-                i.video_id in picks for i in page.items
-            ):
-                history = await backends.cache.list_range(f"rec:u:{user}:hist", 10)
-                if len(history) >= 3:
-                    break
-            await asyncio.sleep(0.005)
-        latencies.append((time.perf_counter() - published) * 1000)
-        shifted.append(
-            sum(int(i.video_id[1:]) % TOPICS == target for i in page.items)
-            / max(1, len(page.items))
-        )
-    stop.set()
-    consumer.cancel()
-    with contextlib.suppress(BaseException):
-        await consumer
     await recommender.close()
     await replica.stop()
     await backends.close()
@@ -537,7 +551,6 @@ async def measure_retrievable(data: Path, trials: int, *, real: bool) -> dict[st
     import uuid
 
     from reelplane.backends import open_backends
-    from reelplane.events.consumer import run_consumer
     from reelplane.events.envelope import VideoReady, VideoReadyPayload, encode_event
     from reelplane.schema import users, video_assets, videos
     from reelplane.settings import load_section, load_settings
@@ -566,59 +579,47 @@ async def measure_retrievable(data: Path, trials: int, *, real: bool) -> dict[st
         stored_at[video_id] = time.perf_counter()  # stored right after this returns
         return features
 
-    stop = asyncio.Event()
-    topic = f"videos-bench-{uuid.uuid4().hex[:6]}" if real else "videos"
-    consumer = asyncio.create_task(
-        run_consumer(
-            backends,
-            stop,
-            topics=[topic],
-            group=f"bench-{uuid.uuid4().hex[:6]}",
-            handler=features_handler(backends, features_of=features_of),
-        )
-    )
-    await asyncio.sleep(3 if real else 0.5)  # the group joins
     total: list[float] = []
     polled: list[float] = []
-    for i in range(trials):
-        video_id = f"ready{i:05d}-{uuid.uuid4().hex[:6]}"
-        sha = hashlib.sha256(video_id.encode()).hexdigest()
-        now = datetime.now(UTC)
-        await backends.objects.put(f"renditions/{sha}/poster.jpg", poster)
-        creator = f"creator-{uuid.uuid4().hex[:10]}"
-        async with backends.database.transaction() as conn:
-            await conn.execute(users.insert().values(id=creator, handle=creator, created_at=now))
-            await conn.execute(
-                video_assets.insert().values(
-                    sha256=sha, state="ready", source_key=f"uploads/{sha}",
-                    master_playlist_key=f"renditions/{sha}/master.m3u8",
-                    poster_key=f"renditions/{sha}/poster.jpg", renditions=[],
-                    duration_ms=15_000, created_at=now, ready_at=now,
+    handler = features_handler(backends, features_of=features_of)
+    async with consuming(backends, "videos", handler, real=real) as topic:
+        for i in range(trials):
+            video_id = f"ready{i:05d}-{uuid.uuid4().hex[:6]}"
+            sha = hashlib.sha256(video_id.encode()).hexdigest()
+            now = datetime.now(UTC)
+            await backends.objects.put(f"renditions/{sha}/poster.jpg", poster)
+            creator = f"creator-{uuid.uuid4().hex[:10]}"
+            async with backends.database.transaction() as conn:
+                await conn.execute(
+                    users.insert().values(id=creator, handle=creator, created_at=now)
                 )
-            )  # fmt: skip
-            await conn.execute(
-                videos.insert().values(
-                    id=video_id, owner_id=creator, caption=f"bench video {i} #bench",
-                    hashtags=["bench"], state="ready", sha256=sha, asset_sha256=sha,
-                    duration_ms=15_000, created_at=now, updated_at=now, ready_at=now,
-                    announced_at=now,
-                )
-            )  # fmt: skip
-        await asyncio.sleep(0.137)  # not in step with the poll
-        payload = VideoReadyPayload(video_id=video_id, owner_id=creator, duration_ms=15_000)
-        event = VideoReady(key=payload.owner_id, occurred_at=now, payload=payload)
-        published = time.perf_counter()
-        await backends.bus.publish(topic, payload.owner_id, encode_event(event))
-        deadline = published + 30
-        while video_id not in replica.core and time.perf_counter() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)  # polled on purpose: the timing
-        done = time.perf_counter()
-        total.append((done - published) * 1000)
-        polled.append((done - stored_at.get(video_id, done)) * 1000)
-    stop.set()
-    consumer.cancel()
-    with contextlib.suppress(BaseException):
-        await consumer
+                await conn.execute(
+                    video_assets.insert().values(
+                        sha256=sha, state="ready", source_key=f"uploads/{sha}",
+                        master_playlist_key=f"renditions/{sha}/master.m3u8",
+                        poster_key=f"renditions/{sha}/poster.jpg", renditions=[],
+                        duration_ms=15_000, created_at=now, ready_at=now,
+                    )
+                )  # fmt: skip
+                await conn.execute(
+                    videos.insert().values(
+                        id=video_id, owner_id=creator, caption=f"bench video {i} #bench",
+                        hashtags=["bench"], state="ready", sha256=sha, asset_sha256=sha,
+                        duration_ms=15_000, created_at=now, updated_at=now, ready_at=now,
+                        announced_at=now,
+                    )
+                )  # fmt: skip
+            await asyncio.sleep(0.137)  # not in step with the poll
+            payload = VideoReadyPayload(video_id=video_id, owner_id=creator, duration_ms=15_000)
+            event = VideoReady(key=payload.owner_id, occurred_at=now, payload=payload)
+            published = time.perf_counter()
+            await backends.bus.publish(topic, payload.owner_id, encode_event(event))
+            deadline = published + 30
+            while video_id not in replica.core and time.perf_counter() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)  # polled on purpose: the timing
+            done = time.perf_counter()
+            total.append((done - published) * 1000)
+            polled.append((done - stored_at.get(video_id, done)) * 1000)
     await replica.stop()
     await backends.close()
     return {
