@@ -259,6 +259,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def latency_summary(ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": pct(ms, 0.5), "p99_ms": pct(ms, 0.99), "max_ms": max(ms)}
+
+
 class Vegeta:
     """The load: vegeta (Go, `reelplane.infra.vegeta`), so that the load
     generator takes as little of the server's cores as it can. Every request
@@ -533,9 +537,7 @@ async def measure_freshness(data: Path, *, real: bool, trials: int) -> dict[str,
     return {
         "mode": "kafka+redis" if real else "embedded",
         "trials": trials,
-        "p50_ms": pct(latencies, 0.5),
-        "p99_ms": pct(latencies, 0.99),
-        "max_ms": max(latencies),
+        **latency_summary(latencies),
         "next_page_topic_share_mean": statistics.mean(shifted),
     }
 
@@ -625,11 +627,8 @@ async def measure_retrievable(data: Path, trials: int, *, real: bool) -> dict[st
     return {
         "bus": "kafka" if real else "in-process",
         "trials": trials,
-        "p50_ms": pct(total, 0.5),
-        "p99_ms": pct(total, 0.99),
-        "max_ms": max(total),
-        "stored_to_retrievable_p50_ms": pct(polled, 0.5),
-        "stored_to_retrievable_p99_ms": pct(polled, 0.99),
+        **latency_summary(total),
+        **{f"stored_to_retrievable_{k}": v for k, v in latency_summary(polled).items()},
     }
 
 
