@@ -122,3 +122,21 @@ async def test_a_duplicate_insert_if_absent_logs_no_warning(
             async with database.transaction() as conn:
                 assert await database.insert_if_absent(conn, processed_events, row) is expected
     assert not [r for r in caplog.records if "Duplicate entry" in r.getMessage()]
+
+
+async def test_followees_of_answers_a_batch_of_users_in_one_query(
+    database: Database, ns: str
+) -> None:
+    from reelplane.graph import store as graph_store
+
+    people = [a_user(f"{ns}{i}") for i in range(4)]
+    async with database.transaction() as conn:
+        await conn.execute(users.insert(), people)
+    a, b, c, d = (str(p["id"]) for p in people)
+    for follower, followee in ((a, b), (a, c), (b, c)):
+        assert await graph_store.follow(database, follower, followee)
+    # the same prepared statement serves batches of any size, and no one
+    assert await graph_store.followees_of(database, [a, b, d]) == {a: {b, c}, b: {c}}
+    assert await graph_store.followees_of(database, [b]) == {b: {c}}
+    assert await graph_store.followees_of(database, [d, "no-such-user"]) == {}
+    assert await graph_store.followees_of(database, []) == {}

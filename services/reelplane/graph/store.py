@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelplane.errors import NotFound
@@ -170,17 +170,20 @@ async def followee_ids(db: Database, user_id: str) -> dict[str, datetime]:
         return {r.followee_id: r.created_at for r in rows}
 
 
+# Built once: the recommender runs it on every batch of cache misses, and building
+# the statement and its cache key each time cost a fifth of the query's CPU.
+_FOLLOWEES_OF = select(follows.c.follower_id, follows.c.followee_id).where(
+    follows.c.follower_id.in_(bindparam("user_ids", expanding=True))
+)
+
+
 async def followees_of(db: Database, user_ids: list[str]) -> dict[str, set[str]]:
     """Whom each of many users follows, in one query (users following nobody
     are absent): the recommender asks for a whole batch of requests at once."""
     if not user_ids:
         return {}
     async with db.connect() as conn:
-        rows = await conn.execute(
-            select(follows.c.follower_id, follows.c.followee_id).where(
-                follows.c.follower_id.in_(user_ids)
-            )
-        )
+        rows = await conn.execute(_FOLLOWEES_OF, {"user_ids": user_ids})
         out: dict[str, set[str]] = {}
         for r in rows:
             out.setdefault(r.follower_id, set()).add(r.followee_id)
