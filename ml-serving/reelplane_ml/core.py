@@ -532,7 +532,10 @@ class RecommenderCore:
             )
             randoms = self._random_rows(request, n_random * 4)
             pick.add("random", randoms, np.zeros(len(randoms)), n_random)
-            out.append(pick.candidates(self.config.max_candidates))
+            got = pick.candidates(self.config.max_candidates)
+            got.core, got.model, got.request, got.user = self, model, request, user
+            got.user_vec = users[i]
+            out.append(got)
         return out
 
     def _rows_of(self, video_ids: Sequence[str]) -> NDArray[np.int64]:
@@ -744,9 +747,16 @@ class RecommenderCore:
             return []
         live = list(candidates)
         vids = [c[0] for c in live]
-        if isinstance(candidates, _Retrieved) and candidates.removals == self._removals:
-            # just retrieved, and no row was freed since: their rows as retrieved
-            rows, masks = candidates.rows, candidates.masks
+        just = (
+            candidates
+            if isinstance(candidates, _Retrieved)
+            and candidates.core is self
+            and candidates.removals == self._removals
+            else None
+        )
+        if just is not None:
+            # just retrieved here, and no row was freed since: their rows as retrieved
+            rows, masks = just.rows, just.masks
         else:
             rows, masks = self._rows_of(vids), _source_masks(live)
         # the row lookup drops removed videos; unchecked ones go through the filter
@@ -759,7 +769,15 @@ class RecommenderCore:
             rows, masks = rows[inside], masks[inside]
         if not live:
             return []
-        u = self._user_vectors(model, [(request, user)])[0]
+        if (
+            just is not None
+            and just.model is model
+            and just.request is request
+            and just.user is user
+        ):
+            u = just.user_vec  # retrieval's user tower pass, for this very request
+        else:
+            u = self._user_vectors(model, [(request, user)])[0]
         vec = model.vec[rows]
         sim_user = vec @ u
         strong = self._strong_rows(user)
@@ -1160,12 +1178,24 @@ class _Pick:
 
 class _Retrieved(list[Candidate]):
     """Just-retrieved candidates: a plain list to every caller, which also
-    carries their catalogue rows and source masks for ranking them at once
-    (valid while `RecommenderCore._removals` has not moved: no row was freed)."""
+    carries what ranking them right away reuses. Their catalogue rows and source
+    masks, valid in the core that retrieved them while `RecommenderCore._removals`
+    has not moved (no row was freed); the user vector, valid for the same
+    request, user state and model. A copy sent to another process (the split
+    Serve topology's Retriever -> Ranker hop pickles it) is a plain list: rows
+    are one core's own."""
 
     rows: NDArray[np.int64]
     masks: NDArray[np.int64]
     removals: int
+    core: RecommenderCore | None = None
+    model: _Model | None = None
+    request: RecommendRequest | None = None
+    user: UserState | None = None
+    user_vec: F32
+
+    def __reduce__(self) -> tuple[type[list[Candidate]], tuple[list[Candidate]]]:
+        return list, (list(self),)
 
 
 def _recent_intent(vec: F32, rows: Sequence[int]) -> F32:

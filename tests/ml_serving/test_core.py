@@ -70,6 +70,46 @@ def topic_of(video_id: str) -> int:
 
 
 @pytest.mark.unit
+def test_ranking_just_retrieved_candidates_equals_ranking_them_as_a_plain_list(
+    core: RecommenderCore,
+) -> None:
+    """Ranking reuses retrieval's rows and user vector, but only for the very
+    request and user state they were made for: a watch since (a new state)
+    gets its own user vector."""
+    stats = LiveStats()
+    req = request(limit=20)
+    before = UserState("u1", watches=watched("v3", "v11", "v19", "v27"))
+    (got,) = core.retrieve_batch([(req, before)], stats)
+    plain = list(got)
+    assert core.rank(req, before, stats, got) == core.rank(req, before, stats, plain)
+    after = UserState("u1", watches=watched("v5", "v13", "v21", "v29", "v37") + before.watches)
+    page = core.rank(req, after, stats, got)
+    assert page == core.rank(req, after, stats, plain)
+    assert page != core.rank(req, before, stats, plain)
+
+
+@pytest.mark.unit
+def test_candidates_sent_to_another_replica_are_ranked_by_its_own_catalogue_rows() -> None:
+    """The split topology pickles retrieved candidates to a Ranker replica, whose
+    catalogue rows may differ from the Retriever's: there they are a plain list."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    videos = [video(i, i % TOPICS, rng) for i in range(2000)]
+    retriever, ranker = RecommenderCore(), RecommenderCore()
+    retriever.upsert_videos(videos)
+    ranker.upsert_videos(videos[::-1])  # the same videos, other rows
+    stats, req = LiveStats(), request(limit=20)
+    user = UserState("u1", watches=watched("v3", "v11", "v19", "v27"))
+    (got,) = retriever.retrieve_batch([(req, user)], stats)
+    sent = pickle.loads(pickle.dumps(got))
+    assert type(sent) is list and sent == list(got)
+    page = ranker.rank(req, user, stats, sent)
+    assert page == ranker.rank(req, user, stats, list(got))
+    assert page == retriever.rank(req, user, stats, list(got))
+
+
+@pytest.mark.unit
 def test_a_video_removed_between_retrieval_and_ranking_is_not_shown_even_when_its_row_is_reused(
     core: RecommenderCore,
 ) -> None:
