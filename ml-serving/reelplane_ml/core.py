@@ -17,7 +17,7 @@ micro-batcher, the `videos`/`engagement` consumers):
   exploration slots; at most `request.limit` items, best first, never a seen,
   excluded or removed video. Each item carries `source` and `reasons`.
 - Split for caching and for the Retriever/Ranker deployments:
-  `retrieve(...) -> list[Candidate]` (cacheable per user: `Candidate.to_dict`),
+  `retrieve(...) -> list[Candidate]` (cacheable per user: `candidates.encode_candidates`),
   then `rank(request, user, stats, candidates)` on every page (it re-checks the
   seen filter and removals, and re-reads real-time stats).
 - `recommend_batch([(request, user), ...], stats)` / `retrieve_batch`: the same
@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from itertools import repeat
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,6 +51,7 @@ from numpy.typing import NDArray
 from reelplane_ml import explore
 from reelplane_ml.artifact import ModelArtifact, default_artifact
 from reelplane_ml.bloom import SeenFilter, bloom_hashes
+from reelplane_ml.candidates import SOURCE_BIT, CandidateList, candidate_list, source_masks
 from reelplane_ml.config import RecommenderConfig
 from reelplane_ml.ranker import (
     FEATURES,
@@ -77,7 +79,6 @@ from reelplane_ml.towers import (
     video_vectors_of,
 )
 from reelplane_ml.types import (
-    SOURCES,
     TEXT_DIM,
     Candidate,
     Recommendation,
@@ -758,7 +759,7 @@ class RecommenderCore:
             # just retrieved here, and no row was freed since: their rows as retrieved
             rows, masks = just.rows, just.masks
         else:
-            rows, masks = self._rows_of(vids), _source_masks(live)
+            rows, masks = self._rows_of(vids), source_masks(candidates)
         # the row lookup drops removed videos; unchecked ones go through the filter
         inside = (rows >= 0) & (rows < model.vec.shape[0])
         if not checked:
@@ -935,7 +936,7 @@ class RecommenderCore:
                     group.append((float(prios[k]), i, d))
                 fresh_new.sort(key=lambda t: -t[0])
                 fresh_promoted.sort(key=lambda t: -t[0])
-        random_pool = np.flatnonzero(sourced.masks == _SOURCE_BIT["random"]).tolist()
+        random_pool = np.flatnonzero(sourced.masks == SOURCE_BIT["random"]).tolist()
         rng.shuffle(random_pool)
 
         # trending is the same for everyone: at most this many ranked slots
@@ -1034,30 +1035,6 @@ class RecommenderCore:
         return [r for v in video_ids if (r := self._row_of.get(v)) is not None]
 
 
-#: A source's bit in a candidate's source mask (`SOURCES` order), and each
-#: mask's sources as a tuple in that order (the first is the primary source).
-_SOURCE_BIT: dict[str, int] = {s: 1 << i for i, s in enumerate(SOURCES)}
-_SOURCES_OF_MASK: list[tuple[Source, ...]] = [
-    tuple(s for i, s in enumerate(SOURCES) if m >> i & 1) for m in range(1 << len(SOURCES))
-]
-
-
-_MASK_OF_SOURCES: dict[tuple[Source, ...], int] = {t: m for m, t in enumerate(_SOURCES_OF_MASK)}
-
-
-def _source_masks(candidates: Sequence[Candidate]) -> NDArray[np.int64]:
-    """Each candidate's sources as a bit mask (any order they are listed in)."""
-    of = _MASK_OF_SOURCES.get
-    return np.fromiter(
-        (
-            m if (m := of(c[1])) is not None else sum(_SOURCE_BIT[s] for s in set(c[1]))
-            for c in candidates
-        ),
-        np.int64,
-        len(candidates),
-    )
-
-
 @dataclass(frozen=True)
 class _Sourced:
     """A page's candidates as catalogue rows and source masks (numpy tests)."""
@@ -1066,7 +1043,7 @@ class _Sourced:
     masks: NDArray[np.int64]
 
     def has(self, source: Source) -> NDArray[np.bool_]:
-        return np.asarray(self.masks & _SOURCE_BIT[source] != 0, np.bool_)
+        return np.asarray(self.masks & SOURCE_BIT[source] != 0, np.bool_)
 
     def having(self, source: Source) -> NDArray[np.intp]:
         return np.flatnonzero(self.has(source))
@@ -1142,7 +1119,7 @@ class _Pick:
         rows, scores = rows[:cap], scores[:cap]
         self._rows.append(rows)
         self._scores.append(scores.astype(np.float64))
-        self._bits.append(np.full(len(rows), _SOURCE_BIT[source], np.int64))
+        self._bits.append(np.full(len(rows), SOURCE_BIT[source], np.int64))
 
     def candidates(self, limit: int) -> _Retrieved:
         """At most `limit`, in the order first proposed, with the first
@@ -1157,7 +1134,7 @@ class _Pick:
         order = np.argsort(first)[:limit]
         rows, masks = unique[order], masks[order]
         scores = np.concatenate(self._scores)[first[order]]
-        ids, of_mask, new = self.allowed.cat.ids, _SOURCES_OF_MASK, tuple.__new__
+        ids = self.allowed.cat.ids
         vids = [ids[r] for r in rows.tolist()]
         if None in vids:  # removed since the filter ran
             keep = np.flatnonzero([v is not None for v in vids])
@@ -1167,26 +1144,20 @@ class _Pick:
                 masks[keep],
                 scores[keep],
             )
-        # tuple.__new__ directly: a NamedTuple's own constructor costs ~2x
-        sources = map(of_mask.__getitem__, masks.tolist())
-        out = _Retrieved(
-            map(new, repeat(Candidate), zip(vids, sources, scores.tolist(), strict=True))
-        )
-        out.rows, out.masks, out.removals = rows, masks, self.removals
+        out = candidate_list(vids, masks, scores.tolist(), into=_Retrieved)
+        out.rows, out.removals = rows, self.removals
         return out
 
 
-class _Retrieved(list[Candidate]):
-    """Just-retrieved candidates: a plain list to every caller, which also
-    carries what ranking them right away reuses. Their catalogue rows and source
-    masks, valid in the core that retrieved them while `RecommenderCore._removals`
-    has not moved (no row was freed); the user vector, valid for the same
-    request, user state and model. A copy sent to another process (the split
-    Serve topology's Retriever -> Ranker hop pickles it) is a plain list: rows
-    are one core's own."""
+class _Retrieved(CandidateList):
+    """Just-retrieved candidates (a CandidateList), which also carry what ranking
+    them right away reuses: their catalogue rows, valid in the core that
+    retrieved them while `RecommenderCore._removals` has not moved (no row was
+    freed), and the user vector, valid for the same request, user state and
+    model. A copy sent to another process (the split Serve topology's Retriever
+    -> Ranker hop pickles it) is a CandidateList: rows are one core's own."""
 
     rows: NDArray[np.int64]
-    masks: NDArray[np.int64]
     removals: int
     core: RecommenderCore | None = None
     model: _Model | None = None
@@ -1194,8 +1165,8 @@ class _Retrieved(list[Candidate]):
     user: UserState | None = None
     user_vec: F32
 
-    def __reduce__(self) -> tuple[type[list[Candidate]], tuple[list[Candidate]]]:
-        return list, (list(self),)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return candidate_list, ([c[0] for c in self], self.masks, [c[2] for c in self])
 
 
 def _recent_intent(vec: F32, rows: Sequence[int]) -> F32:

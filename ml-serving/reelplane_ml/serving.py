@@ -27,6 +27,7 @@ from reelplane.errors import NotFound
 from reelplane.graph import store as graph_store
 from reelplane.ports.cache import Cache
 from reelplane_ml.artifact import CURRENT_KEY, ModelArtifact, model_key
+from reelplane_ml.candidates import decode_candidates, encode_candidates
 from reelplane_ml.catalogue import CatalogueFollower
 from reelplane_ml.config import ExplorationConfig, RecommenderConfig
 from reelplane_ml.core import RecommenderCore
@@ -42,7 +43,6 @@ from reelplane_ml.signals import (
 )
 from reelplane_ml.types import (
     EXPLORATION_SOURCES,
-    SOURCES,
     Candidate,
     Recommendation,
     RecommendRequest,
@@ -136,32 +136,6 @@ class ServeUserConfig(BaseModel):
     index: IndexConfig = Field(default_factory=IndexConfig)
     exploration: ExplorationRatios = Field(default_factory=ExplorationRatios)
     cache_ttl_s: float = Field(300, ge=0)
-
-
-# -- candidates cache ----------------------------------------------------------------------
-_KNOWN_SOURCES = frozenset(SOURCES)
-
-
-def encode_candidates(candidates: Sequence[Candidate]) -> bytes:
-    """A user's candidates for the cache: `[[video_id, [source, ...], score], ...]`."""
-    return orjson.dumps([(v, s, r) for v, s, r in candidates])
-
-
-def decode_candidates(raw: bytes) -> list[Candidate] | None:
-    """The cached candidates, or None when the value is not in the current form
-    (then they are retrieved again)."""
-    try:
-        out = [Candidate(v, tuple(s), float(r)) for v, s, r in orjson.loads(raw)]
-    except (orjson.JSONDecodeError, ValueError, TypeError):
-        return None
-    for c in out:
-        if (
-            not c.sources
-            or not _KNOWN_SOURCES.issuperset(c.sources)
-            or not isinstance(c.video_id, str)
-        ):
-            return None
-    return out
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The values `RecommenderCore` takes and returns (frozen dataclasses: they cross
 no process boundary by themselves; `*_to_json`/`*_from_json` in `features` and
-`Candidate.to_dict` are the wire forms for the cache and between deployments).
+`candidates.encode_candidates` are the wire forms for the cache and between
+deployments).
 
 Units: `*_ms` are milliseconds (durations) or milliseconds since the epoch
 (instants: `at_ms`, `now_ms`, `created_at_ms`).
@@ -181,19 +182,6 @@ class Candidate(NamedTuple):
     video_id: str
     sources: tuple[Source, ...]
     retrieval_score: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        return {"v": self.video_id, "s": list(self.sources), "r": self.retrieval_score}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Candidate:
-        sources = data["s"]
-        score = data.get("r", 0.0)
-        if not isinstance(sources, list) or not all(s in SOURCES for s in sources) or not sources:
-            raise ValueError(f"bad candidate sources {sources!r}")
-        if not isinstance(score, int | float):
-            raise ValueError(f"bad candidate score {score!r}")
-        return cls(str(data["v"]), tuple(sources), float(score))
 
 
 @dataclass(frozen=True, slots=True)

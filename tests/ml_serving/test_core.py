@@ -9,6 +9,12 @@ import pytest
 
 from reelplane_ml.artifact import ModelArtifact, default_artifact
 from reelplane_ml.bloom import SeenFilter, bloom_offsets
+from reelplane_ml.candidates import (
+    CandidateList,
+    decode_candidates,
+    encode_candidates,
+    source_masks,
+)
 from reelplane_ml.config import ExplorationConfig, RecommenderConfig
 from reelplane_ml.core import RecommenderCore
 from reelplane_ml.retrieval import IndexParams
@@ -17,7 +23,6 @@ from reelplane_ml.towers import content_towers
 from reelplane_ml.types import (
     IMAGE_DIM,
     TEXT_DIM,
-    Candidate,
     FriendActivity,
     RecommendRequest,
     UserState,
@@ -91,7 +96,7 @@ def test_ranking_just_retrieved_candidates_equals_ranking_them_as_a_plain_list(
 @pytest.mark.unit
 def test_candidates_sent_to_another_replica_are_ranked_by_its_own_catalogue_rows() -> None:
     """The split topology pickles retrieved candidates to a Ranker replica, whose
-    catalogue rows may differ from the Retriever's: there they are a plain list."""
+    catalogue rows may differ from the Retriever's: there they arrive without rows."""
     import pickle
 
     rng = np.random.default_rng(0)
@@ -102,8 +107,9 @@ def test_candidates_sent_to_another_replica_are_ranked_by_its_own_catalogue_rows
     stats, req = LiveStats(), request(limit=20)
     user = UserState("u1", watches=watched("v3", "v11", "v19", "v27"))
     (got,) = retriever.retrieve_batch([(req, user)], stats)
-    sent = pickle.loads(pickle.dumps(got))
-    assert type(sent) is list and sent == list(got)
+    sent = pickle.loads(pickle.dumps(got))  # noqa: S301  # our own bytes, as Ray pickles them
+    assert type(sent) is CandidateList and sent == list(got)
+    assert sent.masks.tolist() == got.masks.tolist()
     page = ranker.rank(req, user, stats, sent)
     assert page == ranker.rank(req, user, stats, list(got))
     assert page == retriever.rank(req, user, stats, list(got))
@@ -351,8 +357,9 @@ def test_other_sources_followed_friends_trending(core: RecommenderCore) -> None:
 def test_candidates_survive_their_cache_form_and_rank_rechecks_them(core: RecommenderCore) -> None:
     user = UserState("u1", watches=watched("v3", "v11"))
     cands = core.retrieve(request(), user, LiveStats())
-    back = [Candidate.from_dict(c.to_dict()) for c in cands]
-    assert back == cands
+    back = decode_candidates(encode_candidates(cands))
+    assert back == cands and back is not None
+    assert back.masks.tolist() == source_masks(list(cands)).tolist()
     core.remove_video(back[0].video_id)
     later = UserState("u1", watches=watched("v3", "v11"), seen=frozenset({back[1].video_id}))
     ids = {r.video_id for r in core.rank(request(limit=500), later, LiveStats(), back)}
