@@ -8,13 +8,10 @@ them (`reelplane_operator.render.recommender`). The ingress answers
 | deployment | role | batching |
 |---|---|---|
 | `Recommender` | ingress (FastAPI): user state, cached candidates | - |
-| `Retriever` | user tower + ANN + the other candidate sources | `@serve.batch` 32, no wait |
-| `Ranker` | ranker, re-scorers, exploration, assembly | `@serve.batch` 16, no wait |
+| `Retriever` | user tower + ANN + the other candidate sources | `@serve.batch` 32 / 3 ms |
+| `Ranker` | ranker, re-scorers, exploration, assembly | `@serve.batch` 16 / 3 ms |
 
-No batch waits to fill: one batch runs at a time, so what queues meanwhile is
-the next batch, and batches grow with load; a wait only delays a lone request
-(the embedded batcher measured it: 3 ms more, no gain). That is the `split`
-topology. `reelplane_ml.serve:app` is an application
+That is the `split` topology. `reelplane_ml.serve:app` is an application
 builder: with `args: {topology: fused}` it is the ingress alone, retrieving and
 ranking in-process behind `@serve.batch` as the embedded mode does (one
 deployment, no hops between replicas).
@@ -99,7 +96,7 @@ class Retriever:
     async def reconfigure(self, config: dict[str, Any]) -> None:
         await self.replica.reconfigure(ServeUserConfig.model_validate(config))
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.003)
     async def retrieve(self, items: list[PreparedRequest]) -> list[list[Candidate]]:
         replica = self.replica
         return await asyncio.to_thread(
@@ -117,7 +114,7 @@ class Ranker:
     async def reconfigure(self, config: dict[str, Any]) -> None:
         await self.replica.reconfigure(ServeUserConfig.model_validate(config))
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.003)
     async def rank(self, items: list[PreparedRequest]) -> list[tuple[list[Recommendation], str]]:
         replica = self.replica
 
