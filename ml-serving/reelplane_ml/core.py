@@ -17,7 +17,7 @@ micro-batcher, the `videos`/`engagement` consumers):
   exploration slots; at most `request.limit` items, best first, never a seen,
   excluded or removed video. Each item carries `source` and `reasons`.
 - Split for caching and for the Retriever/Ranker deployments:
-  `retrieve(...) -> list[Candidate]` (cacheable per user: `candidates.encode_candidates`),
+  `retrieve(...) -> CandidateList` (cacheable per user: `candidates.encode_candidates`),
   then `rank(request, user, stats, candidates)` on every page (it re-checks the
   seen filter and removals, and re-reads real-time stats).
 - `recommend_batch([(request, user), ...], stats)` / `retrieve_batch`: the same
@@ -43,7 +43,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,7 +50,7 @@ from numpy.typing import NDArray
 from reelplane_ml import explore
 from reelplane_ml.artifact import ModelArtifact, default_artifact
 from reelplane_ml.bloom import SeenFilter, bloom_hashes
-from reelplane_ml.candidates import SOURCE_BIT, CandidateList, candidate_list, source_masks
+from reelplane_ml.candidates import SOURCE_BIT, SOURCES_OF_MASK, CandidateList
 from reelplane_ml.config import RecommenderConfig
 from reelplane_ml.ranker import (
     FEATURES,
@@ -491,13 +490,13 @@ class RecommenderCore:
     # -- retrieval -----------------------------------------------------------------
     def retrieve(
         self, request: RecommendRequest, user: UserState, stats: VideoStatsView
-    ) -> list[Candidate]:
+    ) -> CandidateList:
         """Candidates from every source, deduplicated and filtered (cacheable)."""
         return self.retrieve_batch([(request, user)], stats)[0]
 
     def retrieve_batch(
         self, items: Sequence[tuple[RecommendRequest, UserState]], stats: VideoStatsView
-    ) -> list[list[Candidate]]:
+    ) -> list[CandidateList]:
         if not items:
             return []
         model = self._model
@@ -513,7 +512,7 @@ class RecommenderCore:
         trend_rows = self._rows_of([vid for vid, _ in trending])
         trend_scores = np.asarray([v for _, v in trending], np.float64)
         self._prune_fresh(max(r.now_ms for r, _ in items))
-        out: list[list[Candidate]] = []
+        out: list[CandidateList] = []
         for i, (request, user) in enumerate(items):
             # the sources in `SOURCES` order (a candidate lists its sources in it)
             pick = _Pick(_RequestFilter(self, request, user), self._removals)
@@ -746,29 +745,26 @@ class RecommenderCore:
         cfg = self.config.ranker
         if not candidates or request.limit <= 0:
             return []
-        live = list(candidates)
-        vids = [c[0] for c in live]
+        columns = CandidateList.of(candidates)
+        vids, masks = columns.ids, columns.masks
         just = (
-            candidates
-            if isinstance(candidates, _Retrieved)
-            and candidates.core is self
-            and candidates.removals == self._removals
+            columns
+            if isinstance(columns, _Retrieved)
+            and columns.core is self
+            and columns.removals == self._removals
             else None
         )
-        if just is not None:
-            # just retrieved here, and no row was freed since: their rows as retrieved
-            rows, masks = just.rows, just.masks
-        else:
-            rows, masks = self._rows_of(vids), source_masks(candidates)
+        # just retrieved here, and no row was freed since: their rows as retrieved
+        rows = just.rows if just is not None else self._rows_of(vids)
         # the row lookup drops removed videos; unchecked ones go through the filter
         inside = (rows >= 0) & (rows < model.vec.shape[0])
         if not checked:
             inside &= _RequestFilter(self, request, user).mask(rows)
         if not inside.all():
             keep = np.flatnonzero(inside).tolist()
-            live, vids = [live[i] for i in keep], [vids[i] for i in keep]
+            vids = [vids[i] for i in keep]
             rows, masks = rows[inside], masks[inside]
-        if not live:
+        if not vids:
             return []
         if (
             just is not None
@@ -782,13 +778,13 @@ class RecommenderCore:
         vec = model.vec[rows]
         sim_user = vec @ u
         strong = self._strong_rows(user)
-        sim_recent = vec @ _recent_intent(model.vec, strong) if strong else np.zeros(len(live))
+        sim_recent = vec @ _recent_intent(model.vec, strong) if strong else np.zeros(len(vids))
         skipped = [r for v in user.skipped[:20] if (r := self._row_of.get(v)) is not None]
         sim_skip = vec @ l2_normalise(model.vec[skipped].mean(axis=0)) if skipped else 0.0
         friends = {a.video_id: a for a in user.friend_activity}
         r_w = model.artifact.ranker
         cat = self._cat
-        n = len(live)
+        n = len(vids)
         x = np.zeros((n, len(FEATURES)), dtype=np.float32)
         x[:, F["bias"]] = 1.0
         x[:, F["sim_user"]] = sim_user
@@ -833,14 +829,14 @@ class RecommenderCore:
         def reasons(i: int) -> list[str]:
             # Python floats (.tolist(), .item()) format as the numpy scalars do, faster
             why = [
-                "sources=" + "+".join(live[i].sources),
+                "sources=" + "+".join(SOURCES_OF_MASK[masks[i]]),
                 _PROBS_REASON.format(*probs[i].tolist()),
                 f"sim={sim_user[i].item():.2f}",
             ]
             trending_x = factors[i, 0].item()
             if trending_x != 1.0:
                 why.append(f"trending x{trending_x:.2f}")
-            act = friends.get(live[i].video_id)
+            act = friends.get(vids[i])
             if act is not None:
                 why.append(f"friend {act.friend_id} {act.kind} x{cfg.friend_boost:.2f}")
             if factors[i, 2] != 1.0:
@@ -855,7 +851,7 @@ class RecommenderCore:
         return self._assemble(
             request,
             fresh_pool,
-            live,
+            vids,
             _Sourced(rows, masks),
             creators,
             scores,
@@ -884,7 +880,7 @@ class RecommenderCore:
         self,
         request: RecommendRequest,
         snap: _FreshPool,
-        live: list[Candidate],
+        vids: list[str],
         sourced: _Sourced,
         creators: list[str],
         scores: list[float],
@@ -901,7 +897,7 @@ class RecommenderCore:
         cfg = self.config.ranker
         ecfg = self.config.exploration
         rng = self._rng(request, 3)
-        limit = min(request.limit, len(live))
+        limit = min(request.limit, len(vids))
         kinds = explore.slot_kinds(limit, ecfg.fresh_slot_ratio, ecfg.random_slot_ratio, rng)
         n_recent = round(limit * self.config.recent_slot_share * min(max(intent, 0.0), 1.0))
         ranked_at = [i for i, k in enumerate(kinds) if k == "ranked"]
@@ -924,9 +920,9 @@ class RecommenderCore:
         fresh_promoted: list[tuple[float, int, explore.TierDecision]] = []
         if "fresh" in kinds:
             fresh_i = [i for i in sourced.having("fresh").tolist()
-                       if live[i].video_id in snap.index]  # fmt: skip
+                       if vids[i] in snap.index]  # fmt: skip
             if fresh_i:
-                at = np.asarray([snap.index[live[i].video_id] for i in fresh_i])
+                at = np.asarray([snap.index[vids[i]] for i in fresh_i])
                 theta = rng.beta(snap.alpha[at], snap.beta[at])
                 sims = sim_user[np.asarray(fresh_i)]
                 prios = explore.fresh_priority(snap.tier[at], snap.impressions[at], theta, sims)
@@ -936,6 +932,7 @@ class RecommenderCore:
                     group.append((float(prios[k]), i, d))
                 fresh_new.sort(key=lambda t: -t[0])
                 fresh_promoted.sort(key=lambda t: -t[0])
+        mask_of = sourced.masks.tolist()
         random_pool = np.flatnonzero(sourced.masks == SOURCE_BIT["random"]).tolist()
         rng.shuffle(random_pool)
 
@@ -954,7 +951,7 @@ class RecommenderCore:
             creator = creators[i]
             per_creator[creator] = per_creator.get(creator, 0) + 1
             last_pos[creator] = len(page)
-            page.append(Recommendation(live[i].video_id, score, source, tuple(why)))
+            page.append(Recommendation(vids[i], score, source, tuple(why)))
 
         def next_ranked() -> tuple[int, float, float] | None:
             nonlocal heap, deferred
@@ -962,7 +959,7 @@ class RecommenderCore:
                 neg, i, seen_k = heapq.heappop(heap)
                 if i in used or i in held:
                     continue
-                if live[i].sources[0] == "trending" and trending_left[0] <= 0:
+                if SOURCES_OF_MASK[mask_of[i]][0] == "trending" and trending_left[0] <= 0:
                     continue  # the page's trending quota is spent
                 k = per_creator.get(creators[i], 0)
                 if k != seen_k:  # the creator got another slot since: re-discount
@@ -1005,7 +1002,7 @@ class RecommenderCore:
                     why = [
                         *reasons(i),
                         f"explore tier={d.tier} audience={d.audience} "
-                        f"impressions={snap.impressions[snap.index[live[i].video_id]]} "
+                        f"impressions={snap.impressions[snap.index[vids[i]]]} "
                         f"p_better={d.p_better:.2f} priority={prio:.3f}",
                     ]
                     take(i, "fresh", scores[i], why)
@@ -1024,7 +1021,7 @@ class RecommenderCore:
             why = reasons(i)
             if factor < 1.0:
                 why.append(f"author diversity x{factor:.2f}")
-            source = live[i].sources[0]
+            source = SOURCES_OF_MASK[mask_of[i]][0]
             if source == "trending":
                 trending_left[0] -= 1
             take(i, "ann" if source == "random" else source, score, why)
@@ -1144,7 +1141,7 @@ class _Pick:
                 masks[keep],
                 scores[keep],
             )
-        out = candidate_list(vids, masks, scores.tolist(), into=_Retrieved)
+        out = _Retrieved(vids, masks, scores.tolist())
         out.rows, out.removals = rows, self.removals
         return out
 
@@ -1164,9 +1161,6 @@ class _Retrieved(CandidateList):
     request: RecommendRequest | None = None
     user: UserState | None = None
     user_vec: F32
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return candidate_list, ([c[0] for c in self], self.masks, [c[2] for c in self])
 
 
 def _recent_intent(vec: F32, rows: Sequence[int]) -> F32:

@@ -41,6 +41,7 @@ from ray.serve.handle import DeploymentHandle
 from reelplane.backends import Backends, open_backends
 from reelplane.http.app import freeze_startup_heap
 from reelplane.settings import load_section, load_settings
+from reelplane_ml.candidates import CandidateList
 from reelplane_ml.core import RecommenderCore
 from reelplane_ml.serving import (
     CandidatesIn,
@@ -51,7 +52,7 @@ from reelplane_ml.serving import (
     candidates_response,
 )
 from reelplane_ml.settings import EmbeddedSettings, ServeSettings
-from reelplane_ml.types import Candidate, Recommendation
+from reelplane_ml.types import Recommendation
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Retriever:
         await self.replica.reconfigure(ServeUserConfig.model_validate(config))
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.003)
-    async def retrieve(self, items: list[PreparedRequest]) -> list[list[Candidate]]:
+    async def retrieve(self, items: list[PreparedRequest]) -> list[CandidateList]:
         replica = self.replica
         return await asyncio.to_thread(
             replica.core.retrieve_batch, [(p.request, p.user) for p in items], replica.stats
@@ -183,7 +184,7 @@ class Recommender:
             return candidates_response(page, self.replica.core.version)
         prepared = await self.replica.prepare(body)
         if prepared.cached is None:
-            fetched: list[Candidate] = await self.retriever.retrieve.remote(prepared)
+            fetched: CandidateList = await self.retriever.retrieve.remote(prepared)
             await self.replica.remember(body.user_id, fetched)
             prepared.cached = fetched
         page, version = await self.ranker.rank.remote(prepared)

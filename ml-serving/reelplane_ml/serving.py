@@ -27,7 +27,7 @@ from reelplane.errors import NotFound
 from reelplane.graph import store as graph_store
 from reelplane.ports.cache import Cache
 from reelplane_ml.artifact import CURRENT_KEY, ModelArtifact, model_key
-from reelplane_ml.candidates import decode_candidates, encode_candidates
+from reelplane_ml.candidates import CandidateList, decode_candidates, encode_candidates
 from reelplane_ml.catalogue import CatalogueFollower
 from reelplane_ml.config import ExplorationConfig, RecommenderConfig
 from reelplane_ml.core import RecommenderCore
@@ -144,7 +144,7 @@ class PreparedRequest:
 
     request: RecommendRequest
     user: UserState
-    cached: list[Candidate] | None
+    cached: CandidateList | None
 
 
 @dataclass
@@ -366,7 +366,7 @@ class Replica:
         """Retrieve for the misses (one batched pass), rank everyone: CPU work,
         run in a worker thread. Returns (page, retrieved) per request."""
         misses = [i for i, p in enumerate(batch) if p.cached is None]
-        fresh: dict[int, list[Candidate]] = {}
+        fresh: dict[int, CandidateList] = {}
         if misses:
             got = self.core.retrieve_batch(
                 [(batch[i].request, batch[i].user) for i in misses], self.stats

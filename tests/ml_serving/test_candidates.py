@@ -10,7 +10,6 @@ import pytest
 from reelplane_ml.candidates import (
     SOURCES_OF_MASK,
     CandidateList,
-    candidate_list,
     decode_candidates,
     encode_candidates,
     source_masks,
@@ -32,11 +31,26 @@ def test_every_source_combination_survives_the_cache_form() -> None:
     assert decode_candidates(encode_candidates(shuffled)) == [Candidate("v", ("ann", "fresh"), 1.0)]
 
 
-def test_source_masks_of_a_candidate_list_are_its_own() -> None:
-    made = candidate_list(["a", "b"], np.asarray([1, 3], np.int64), [0.5, 0.25])
-    assert made == [Candidate("a", ("ann",), 0.5), Candidate("b", ("ann", "recent"), 0.25)]
+def test_a_candidate_list_reads_as_candidates_and_keeps_its_columns() -> None:
+    made = CandidateList(["a", "b", "c"], np.asarray([1, 3, 2], np.int64), [0.5, 0.25, 0.0])
+    expected = [
+        Candidate("a", ("ann",), 0.5),
+        Candidate("b", ("ann", "recent"), 0.25),
+        Candidate("c", ("recent",), 0.0),
+    ]
+    assert made == expected and list(made) == expected and made != expected[:2]
+    assert made[1] == expected[1] and made[-1] == expected[-1]
+    assert made[1:] == expected[1:] and isinstance(made[1:], CandidateList)
     assert source_masks(made) is made.masks
-    assert source_masks(list(made)).tolist() == [1, 3]
+    assert source_masks(expected).tolist() == [1, 3, 2]
+    assert CandidateList.of(made) is made
+    again = CandidateList.of(expected)
+    assert again == made and again.masks.tolist() == [1, 3, 2] and again.ids == ["a", "b", "c"]
+
+
+def test_columns_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="columns of 2, 1 and 2"):
+        CandidateList(["a", "b"], np.asarray([1], np.int64), [0.5, 0.25])
 
 
 GOOD = {"ids": ["a", "b"], "masks": [1, 2], "scores": [0.5, 1]}
