@@ -92,6 +92,7 @@ F32 = NDArray[np.float32]
 _INITIAL_CAPACITY = 1024
 #: A ranked item's head probabilities, as a reason: "p=complete:0.41,like:0.06,...".
 _PROBS_REASON = "p=" + ",".join(f"{h}:{{:.2f}}" for h in HEADS)
+_SOURCES_REASON = ["sources=" + "+".join(sources) for sources in SOURCES_OF_MASK]
 
 
 def user_history(user: UserState, row_of: dict[str, int], now_ms: int) -> UserHistory:
@@ -824,12 +825,13 @@ class RecommenderCore:
                 at = not_interested.get(creator)
                 if at is not None:
                     factors[i, 3] = fatigue_factor((request.now_ms - at) / 1000.0, cfg)
-        scores = (base * factors.prod(axis=1)).tolist()
+        score_arr = base * factors.prod(axis=1)
+        mask_of = masks.tolist()
 
         def reasons(i: int) -> list[str]:
             # Python floats (.tolist(), .item()) format as the numpy scalars do, faster
             why = [
-                "sources=" + "+".join(SOURCES_OF_MASK[masks[i]]),
+                _SOURCES_REASON[mask_of[i]],
                 _PROBS_REASON.format(*probs[i].tolist()),
                 f"sim={sim_user[i].item():.2f}",
             ]
@@ -854,7 +856,7 @@ class RecommenderCore:
             vids,
             _Sourced(rows, masks),
             creators,
-            scores,
+            score_arr,
             reasons,
             sim_user,
             intent,
@@ -883,7 +885,7 @@ class RecommenderCore:
         vids: list[str],
         sourced: _Sourced,
         creators: list[str],
-        scores: list[float],
+        score_arr: NDArray[np.float64],
         reasons: Callable[[int], list[str]],
         sim_user: F32,
         intent: float,
@@ -938,8 +940,13 @@ class RecommenderCore:
 
         # trending is the same for everyone: at most this many ranked slots
         trending_left = [math.floor(limit * cfg.trending_max_share + 0.5)]
-        heap = [(-s, i, 0) for i, s in enumerate(scores)]
-        heapq.heapify(heap)
+        # a lazy heap of (-score x diversity discount, i, the creator's slots when
+        # discounted), fed in score order: a candidate goes in once its score (its
+        # best possible discounted one) could beat the heap's top
+        scores = score_arr.tolist()
+        by_score = np.argsort(-score_arr, kind="stable").tolist()
+        fed = 0
+        heap: list[tuple[float, int, int]] = []
         deferred: list[tuple[float, int, int]] = []
 
         def fits(i: int) -> bool:
@@ -954,8 +961,16 @@ class RecommenderCore:
             page.append(Recommendation(vids[i], score, source, tuple(why)))
 
         def next_ranked() -> tuple[int, float, float] | None:
-            nonlocal heap, deferred
-            while heap:
+            nonlocal heap, deferred, fed
+            while True:
+                while fed < len(by_score):
+                    j = by_score[fed]
+                    if heap and (-scores[j], j) > heap[0][:2]:
+                        break
+                    heapq.heappush(heap, (-scores[j], j, 0))
+                    fed += 1
+                if not heap:
+                    break
                 neg, i, seen_k = heapq.heappop(heap)
                 if i in used or i in held:
                     continue
