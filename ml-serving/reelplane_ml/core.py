@@ -226,7 +226,8 @@ class _FreshPool:
     beta: NDArray[np.float64]
     impressions: NDArray[np.int64]
     tier: NDArray[np.int64]
-    decisions: list[explore.TierDecision]
+    audience: NDArray[np.int64]
+    p_better: NDArray[np.float64]
     #: Rows of fresh videos exploration has not promoted: only exploration
     #: slots (and their creator's followers) show them (`explore.held_back`).
     #: (Rows, not ids: a removal drops the snapshot before its row is reused.)
@@ -234,6 +235,12 @@ class _FreshPool:
     #: Rows of promoted fresh videos whose tier audience is not spent: boosted
     #: in ranked slots.
     promoted_rows: NDArray[np.int64]
+
+    def decision(self, k: int) -> explore.TierDecision:
+        """The k-th eligible video's tier decision (built when a page shows it)."""
+        return explore.TierDecision(
+            self.tier[k].item(), self.audience[k].item(), True, self.p_better[k].item()
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -603,65 +610,56 @@ class RecommenderCore:
 
     def _fresh_snapshot(self, stats: VideoStatsView, now_ms: int) -> _FreshPool:
         """The eligible fresh pool with each video's posterior, recomputed at most
-        once per second of the request clock (one stats read per fresh video)."""
+        once per second of the request clock (one stats read per fresh video). A
+        request a second older than the snapshot uses it too: a micro-batch that
+        spans a second's turn retrieves and then ranks its requests in order, and
+        would otherwise recompute it twice for each older one."""
         snap = self._fresh_cache
         second = now_ms // 1000
-        if snap is not None and snap.second == second and snap.stats is stats:
+        if snap is not None and 0 <= snap.second - second <= 1 and snap.stats is stats:
             return snap
         cfg = self.config.exploration
         prior = explore.DEFAULT_WATCH_THROUGH
         with self._lock:
             pool = self._fresh[-cfg.pool_scan :]
-        # One pass of dict lookups, then the rules in numpy (explore.tier_decisions):
-        # a replica judges up to `pool_scan` videos every second.
-        row_of, get = self._row_of, stats.get
-        taken: set[str] = set()
-        vids_all: list[str] = []
-        rows_all: list[int] = []
-        counts: list[tuple[int, float]] = []
-        for _, vid in pool:
-            row = row_of.get(vid)
-            if row is None or vid in taken:
-                continue
-            taken.add(vid)
-            st = get(vid)
-            vids_all.append(vid)
-            rows_all.append(row)
-            counts.append(
-                (0, 0.0) if st is None else (st.explore_impressions, st.explore_watched_share)
-            )
-        imp = np.asarray([c[0] for c in counts], np.int64)
-        done = np.asarray([c[1] for c in counts], np.float64)
+        # Dict lookups mapped over the pool (its ids are unique: `_fresh_ids`), then
+        # the rules in numpy (explore.tier_decisions): a replica judges up to
+        # `pool_scan` videos every second, and again after each new upload.
+        vids_all = [vid for _, vid in pool]
+        rows_a = np.fromiter(map(self._row_of.get, vids_all, repeat(-1)), np.int64, len(pool))
+        if (rows_a < 0).any():  # removed since
+            vids_all = [vids_all[i] for i in np.flatnonzero(rows_a >= 0).tolist()]
+            rows_a = rows_a[rows_a >= 0]
+        seen = stats.get_many(vids_all)
+        imp = np.fromiter(
+            (0 if st is None else st.explore_impressions for st in seen), np.int64, len(seen)
+        )
+        done = np.fromiter(
+            (0.0 if st is None else st.explore_watched_share for st in seen),
+            np.float64,
+            len(seen),
+        )
         judged = imp >= 20
         rates = (done[judged] + cfg.prior_strength * prior) / (imp[judged] + cfg.prior_strength)
         median = explore.cohort_median(rates.tolist(), prior)
-        rows_a = np.asarray(rows_all, np.int64)
         age_s = (now_ms - self._cat.created_at[rows_a]) / 1000.0
         dec = explore.tier_decisions(imp, done, median, cfg, age_s=age_s)
         held_back = explore.held_back(dec.tier, imp, cfg, age_s=age_s)
         keep = np.flatnonzero(dec.eligible)
         vids = [vids_all[i] for i in keep.tolist()]
-        decisions = [
-            explore.TierDecision(t, a, True, p)
-            for t, a, p in zip(
-                dec.tier[keep].tolist(),
-                dec.audience[keep].tolist(),
-                dec.p_better[keep].tolist(),
-                strict=True,
-            )
-        ]
         snap = _FreshPool(
             second=second,
             stats=stats,
             median=median,
             vids=vids,
-            index={v: i for i, v in enumerate(vids)},
+            index=dict(zip(vids, range(len(vids)), strict=True)),
             rows=rows_a[keep],
             alpha=dec.alpha[keep],
             beta=dec.beta[keep],
             impressions=imp[keep],
             tier=dec.tier[keep],
-            decisions=decisions,
+            audience=dec.audience[keep],
+            p_better=dec.p_better[keep],
             held_rows=rows_a[held_back],
             promoted_rows=rows_a[keep][dec.tier[keep] > 0],
         )
@@ -929,7 +927,7 @@ class RecommenderCore:
                 sims = sim_user[np.asarray(fresh_i)]
                 prios = explore.fresh_priority(snap.tier[at], snap.impressions[at], theta, sims)
                 for k, i in enumerate(fresh_i):
-                    d = snap.decisions[int(at[k])]
+                    d = snap.decision(int(at[k]))
                     group = fresh_promoted if d.tier > 0 else fresh_new
                     group.append((float(prios[k]), i, d))
                 fresh_new.sort(key=lambda t: -t[0])

@@ -126,7 +126,10 @@ def tier_decisions(
     total = alpha + beta
     sd = np.sqrt(alpha * beta / (total * total * (total + 1.0)))
     z = (alpha / total - median) / (sd * math.sqrt(2.0) + 1e-12)
-    p = 0.5 * (1.0 + np.fromiter((math.erf(x) for x in z.tolist()), np.float64, len(z)))
+    # math.erf once per distinct z (most of a pool shares a few: no exploration yet)
+    z_set, z_at = np.unique(z, return_inverse=True)
+    erf = np.fromiter(map(math.erf, z_set.tolist()), np.float64, len(z_set))
+    p = 0.5 * (1.0 + erf[z_at.reshape(-1)])
     dropped = (n >= cfg.min_impressions_to_judge) & (p < cfg.drop_below)
     tier = np.zeros(len(n), np.int64)
     audience = np.full(len(n), cfg.tier0_impressions, np.int64)

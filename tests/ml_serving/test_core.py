@@ -241,6 +241,40 @@ def test_fresh_slots_go_to_new_videos_and_random_slots_are_labelled() -> None:
 
 
 @pytest.mark.unit
+def test_a_batch_across_a_seconds_turn_judges_the_fresh_pool_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retrieval, then ranking, go through a batch's requests in order: requests
+    at second S, S+1, S, S+1 judge the pool once for S and once for S+1, not at
+    every turn; a request two seconds older than the last judgement judges again."""
+    from reelplane_ml import explore
+
+    rng = np.random.default_rng(4)
+    core = RecommenderCore()
+    core.upsert_videos([video(i, i % TOPICS, rng) for i in range(300)])
+    core.upsert_videos([video(5000 + i, i % TOPICS, rng, creator=f"new{i}",
+                              created_at_ms=NOW - 60_000) for i in range(30)])  # fmt: skip
+    judged: list[int] = []
+    real = explore.tier_decisions
+
+    def counting(*args: object, **kw: object) -> explore.TierDecisions:
+        judged.append(1)
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(explore, "tier_decisions", counting)
+    stats = LiveStats()
+    at = [NOW + 999, NOW + 1000, NOW + 999, NOW + 1001]
+    users = [UserState(f"u{i}") for i in range(len(at))]
+    reqs = [RecommendRequest(u.user_id, now_ms=t, limit=10, seed=i)
+            for i, (u, t) in enumerate(zip(users, at, strict=True))]  # fmt: skip
+    pages = core.recommend_batch(list(zip(reqs, users, strict=True)), stats)
+    assert all(any(r.source == "fresh" for r in page) for page in pages)
+    assert len(judged) == 2
+    core.recommend(RecommendRequest("u9", now_ms=NOW - 1000, limit=10, seed=9), users[0], stats)
+    assert len(judged) == 3
+
+
+@pytest.mark.unit
 def test_exploration_holds_unpromoted_new_videos_out_of_ranked_slots_and_boosts_promoted() -> None:
     """Once exploration judges new videos, one it has not promoted reaches users
     only through exploration slots or its creator's followers; a promoted one is
