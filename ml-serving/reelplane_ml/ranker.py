@@ -149,25 +149,13 @@ def stats_matrix(stats: Sequence[VideoStats | None], r: RankerWeights) -> NDArra
             for _, s in present
         ]
     k = r.prior_strength
-    n = counts[:, 0] + k
-
-    def logit(num: NDArray[np.float64], prior: float) -> NDArray[np.float64]:
-        p = np.clip((num + k * prior) / n, 1e-4, 1 - 1e-4)
-        out: NDArray[np.float64] = np.log(p / (1 - p))
-        return out
-
-    out = np.stack(
-        [
-            logit(counts[:, 1], r.prior_completion),
-            logit(counts[:, 2], r.prior_like),
-            logit(counts[:, 3], r.prior_share),
-            logit(counts[:, 4], r.prior_skip),
-            np.log1p(counts[:, 0]),
-            np.log1p(counts[:, 5]),
-        ],
-        axis=1,
-    )
-    return out.astype(np.float32)
+    priors = np.array([r.prior_completion, r.prior_like, r.prior_share, r.prior_skip])
+    # the four rates smoothed towards their priors, as logits, in one pass
+    p = np.clip((counts[:, 1:5] + k * priors) / (counts[:, :1] + k), 1e-4, 1 - 1e-4)
+    out = np.empty((len(stats), len(STATS_FEATURES)), dtype=np.float32)
+    out[:, :4] = np.log(p / (1 - p))
+    out[:, 4:] = np.log1p(counts[:, [0, 5]])
+    return out
 
 
 def head_probabilities(x: NDArray[np.float32], r: RankerWeights) -> NDArray[np.float32]:

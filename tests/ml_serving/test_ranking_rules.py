@@ -10,7 +10,13 @@ import pytest
 from reelplane_ml import explore
 from reelplane_ml.artifact import ModelArtifact, default_artifact
 from reelplane_ml.config import ExplorationConfig, RankerConfig
-from reelplane_ml.ranker import diversity_factor, fatigue_factor, stats_features, trending_factor
+from reelplane_ml.ranker import (
+    diversity_factor,
+    fatigue_factor,
+    stats_features,
+    stats_matrix,
+    trending_factor,
+)
 from reelplane_ml.retrieval import IndexParams
 from reelplane_ml.stats import LiveStats
 from reelplane_ml.towers import UserHistory, content_towers, user_vectors, video_vectors
@@ -126,6 +132,27 @@ def test_real_time_rates_are_smoothed_towards_the_prior() -> None:
     many = stats_features(VideoStats(impressions=1000, completions=1000), r)
     assert none[0] < one[0] < many[0]
     assert one[0] - none[0] < 0.2  # one completion barely moves the estimate
+
+
+@pytest.mark.unit
+def test_the_batched_stats_features_are_the_per_video_ones() -> None:
+    """`stats_matrix` (what ranking runs) gives each row `stats_features`, with
+    videos that have no statistics among ones that do, and clipped extremes."""
+    r = default_artifact().ranker
+    rows: list[VideoStats | None] = [
+        None,
+        VideoStats(impressions=1, completions=1),
+        VideoStats(
+            impressions=40, completions=31, likes=7, shares=2, fast_skips=3, completions_per_min=4.5
+        ),
+        None,
+        VideoStats(impressions=10**9, completions=10**9, likes=0, fast_skips=10**9),
+    ]
+    got = stats_matrix(rows, r)
+    assert got.shape == (len(rows), 6) and got.dtype == np.float32
+    for i, st in enumerate(rows):
+        assert got[i].tolist() == pytest.approx(stats_features(st, r), rel=1e-6, abs=1e-6)
+    assert stats_matrix([], r).shape == (0, 6)
 
 
 @pytest.mark.unit
