@@ -75,9 +75,9 @@ def serve(role: str, port: int, ns: str) -> None:
     async def run() -> None:
         backends = await open_backends(settings, migrate=role != "a")
         if ns:
-            backends.bus = NamespacedBus(backends.bus, f"{ns}.")  # type: ignore[assignment]
-            backends.cache = NamespacedCache(backends.cache, f"{ns}:")  # type: ignore[assignment]
-            backends.gate = NamespacedGate(backends.gate, f"{ns}:")  # type: ignore[assignment]
+            backends.bus = NamespacedBus(backends.bus, f"{ns}.")
+            backends.cache = NamespacedCache(backends.cache, f"{ns}:")
+            backends.gate = NamespacedGate(backends.gate, f"{ns}:")
         app = create_app(
             settings,
             ["notify"] if role == "a" else SERVICES,

@@ -190,7 +190,7 @@ def serve_ray(port: int, topology: str, replicas: int) -> None:
     of `topology` with `replicas` replicas of each deployment."""
     import ray
     from ray import serve
-    from ray.serve._private.api import _get_global_client
+    from ray.serve._private.api import _get_global_client  # type: ignore[attr-defined]
     from ray.serve.schema import ServeDeploySchema
 
     from reelplane_operator.models import RecommenderSpec
@@ -204,7 +204,7 @@ def serve_ray(port: int, topology: str, replicas: int) -> None:
     ray.init(num_cpus=8, object_store_memory=200 * 1024 * 1024, include_dashboard=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     spec = RecommenderSpec(
-        topology=topology,  # type: ignore[arg-type]
+        topology=topology,
         min_replicas=replicas,
         max_replicas=replicas,
         cpus_per_replica=1,

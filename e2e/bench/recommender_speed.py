@@ -84,8 +84,8 @@ def one_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     users: list[UserState] = []
     top = np.argsort(-world.interest, axis=1)[:, :2]
     by_topic = [np.flatnonzero(world.dominant == t) for t in range(world.cfg.n_topics)]
-    for u in range(args.queries):
-        pool = np.concatenate([by_topic[int(t)] for t in top[u]])
+    for q_i in range(args.queries):
+        pool = np.concatenate([by_topic[int(t)] for t in top[q_i]])
         vids = rng.choice(pool, size=min(50, len(pool)), replace=False)
         watches = tuple(
             Watch(
@@ -96,7 +96,7 @@ def one_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             )
             for k, v in enumerate(vids)
         )
-        users.append(UserState(world.user_id(u), watches=watches))
+        users.append(UserState(world.user_id(q_i), watches=watches))
     now = world.cfg.start_ms
 
     # the index the serving artifact would carry: IVF above exact_below, nprobe tuned
