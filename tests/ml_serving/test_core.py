@@ -241,6 +241,26 @@ def test_fresh_slots_go_to_new_videos_and_random_slots_are_labelled() -> None:
 
 
 @pytest.mark.unit
+def test_a_removed_new_video_leaves_the_fresh_slots_and_the_rest_of_its_cohort_stays() -> None:
+    rng = np.random.default_rng(6)
+    cfg = RecommenderConfig(exploration=ExplorationConfig(fresh_slot_ratio=0.3))
+    core = RecommenderCore(config=cfg)
+    core.upsert_videos([video(i, i % TOPICS, rng) for i in range(300)])
+    core.upsert_videos([video(5000 + i, i % TOPICS, rng, creator=f"new{i}",
+                              created_at_ms=NOW - 60_000) for i in range(30)])  # fmt: skip
+    user = UserState("u1", watches=watched("v3", "v11"))
+    gone = {f"v{5000 + i}" for i in range(0, 30, 2)}
+    for v in gone:
+        assert core.remove_video(v)
+    fresh: set[str] = set()
+    for seed in range(20):
+        page = core.recommend(request(limit=10, seed=seed), user, LiveStats())
+        assert not {r.video_id for r in page} & gone
+        fresh |= {r.video_id for r in page if r.source == "fresh"}
+    assert len(fresh) >= 8 and all(int(v[1:]) >= 5000 for v in fresh)
+
+
+@pytest.mark.unit
 def test_a_batch_across_a_seconds_turn_judges_the_fresh_pool_once_a_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
