@@ -627,9 +627,10 @@ class RecommenderCore:
         # `pool_scan` videos every second, and again after each new upload.
         vids_all = [vid for _, vid in pool]
         rows_a = np.fromiter(map(self._row_of.get, vids_all, repeat(-1)), np.int64, len(pool))
-        if (rows_a < 0).any():  # removed since
-            vids_all = [vids_all[i] for i in np.flatnonzero(rows_a >= 0).tolist()]
-            rows_a = rows_a[rows_a >= 0]
+        live = rows_a >= 0  # removed videos stay listed until they age out
+        if not live.all():
+            vids_all = [vids_all[i] for i in np.flatnonzero(live).tolist()]
+            rows_a = rows_a[live]
         seen = stats.get_many(vids_all)
         imp = np.fromiter(
             (0 if st is None else st.explore_impressions for st in seen), np.int64, len(seen)

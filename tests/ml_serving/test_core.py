@@ -240,14 +240,24 @@ def test_fresh_slots_go_to_new_videos_and_random_slots_are_labelled() -> None:
     assert sources.count("random") >= 3
 
 
-@pytest.mark.unit
-def test_a_removed_new_video_leaves_the_fresh_slots_and_the_rest_of_its_cohort_stays() -> None:
-    rng = np.random.default_rng(6)
-    cfg = RecommenderConfig(exploration=ExplorationConfig(fresh_slot_ratio=0.3))
-    core = RecommenderCore(config=cfg)
+def with_new_cohort(core: RecommenderCore, *, seed: int) -> RecommenderCore:
+    """`core` holding 300 older videos and v5000-v5029, uploaded a minute ago by
+    30 new creators."""
+    rng = np.random.default_rng(seed)
     core.upsert_videos([video(i, i % TOPICS, rng) for i in range(300)])
     core.upsert_videos([video(5000 + i, i % TOPICS, rng, creator=f"new{i}",
                               created_at_ms=NOW - 60_000) for i in range(30)])  # fmt: skip
+    return core
+
+
+@pytest.mark.unit
+def test_a_removed_new_video_leaves_the_fresh_slots_and_the_rest_of_its_cohort_stays() -> None:
+    core = with_new_cohort(
+        RecommenderCore(
+            config=RecommenderConfig(exploration=ExplorationConfig(fresh_slot_ratio=0.3))
+        ),
+        seed=6,
+    )
     user = UserState("u1", watches=watched("v3", "v11"))
     gone = {f"v{5000 + i}" for i in range(0, 30, 2)}
     for v in gone:
@@ -269,11 +279,7 @@ def test_a_batch_across_a_seconds_turn_judges_the_fresh_pool_once_a_second(
     every turn; a request two seconds older than the last judgement judges again."""
     from reelplane_ml import explore
 
-    rng = np.random.default_rng(4)
-    core = RecommenderCore()
-    core.upsert_videos([video(i, i % TOPICS, rng) for i in range(300)])
-    core.upsert_videos([video(5000 + i, i % TOPICS, rng, creator=f"new{i}",
-                              created_at_ms=NOW - 60_000) for i in range(30)])  # fmt: skip
+    core = with_new_cohort(RecommenderCore(), seed=4)
     judged: list[int] = []
     real = explore.tier_decisions
 
