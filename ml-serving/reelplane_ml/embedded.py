@@ -10,9 +10,9 @@ consumer and the `videos` features consumer, and registers an
 the feed falls back to its own candidates when the recommender is not running,
 not loaded yet, failing or slower than `recommender_timeout_s`.
 
-CPU work runs in one worker thread behind an asyncio `MicroBatcher` (at most
+CPU work runs in batches behind an asyncio `MicroBatcher` (at most
 `rec_batch_max_size` requests or `rec_batch_wait_s`), as `@serve.batch` does on
-Ray Serve.
+Ray Serve, on the event loop (why not in a thread: `reelplane_ml.batching`).
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ class EmbeddedRecommender:
                 replica.compute,
                 max_size=settings.rec_batch_max_size,
                 wait_s=settings.rec_batch_wait_s,
-                name="rec-embedded",
             )
         )
 

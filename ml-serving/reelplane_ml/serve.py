@@ -100,9 +100,7 @@ class Retriever:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.003)
     async def retrieve(self, items: list[PreparedRequest]) -> list[CandidateList]:
         replica = self.replica
-        return await asyncio.to_thread(
-            replica.core.retrieve_batch, [(p.request, p.user) for p in items], replica.stats
-        )
+        return replica.core.retrieve_batch([(p.request, p.user) for p in items], replica.stats)
 
 
 @serve.deployment(name="Ranker", max_ongoing_requests=64, ray_actor_options={"num_cpus": 1})
@@ -117,16 +115,11 @@ class Ranker:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.003)
     async def rank(self, items: list[PreparedRequest]) -> list[tuple[list[Recommendation], str]]:
-        replica = self.replica
-
-        def run() -> list[tuple[list[Recommendation], str]]:
-            core = replica.core
-            return [
-                (core.rank(p.request, p.user, replica.stats, p.cached or []), core.version)
-                for p in items
-            ]
-
-        return await asyncio.to_thread(run)
+        replica, core = self.replica, self.replica.core
+        return [
+            (core.rank(p.request, p.user, replica.stats, p.cached or []), core.version)
+            for p in items
+        ]
 
 
 @serve.deployment(
@@ -173,8 +166,9 @@ class Recommender:
     async def _compute(
         self, items: list[PreparedRequest]
     ) -> list[tuple[list[Recommendation], bool]]:
-        """Fused: retrieval for the misses and ranking for all, in one worker thread."""
-        return await asyncio.to_thread(self.replica.compute, items)
+        """Fused: retrieval for the misses and ranking for all, on the replica's
+        event loop (why not in a thread: `reelplane_ml.batching`)."""
+        return self.replica.compute(items)
 
     @api.post("/v1/candidates", response_model=CandidatesOut)
     async def candidates(self, body: CandidatesIn) -> Response:
