@@ -364,7 +364,8 @@ class Replica:
 
     def compute(self, batch: list[PreparedRequest]) -> list[tuple[list[Recommendation], bool]]:
         """Retrieve for the misses (one batched pass), rank everyone: CPU work,
-        run in a worker thread. Returns (page, retrieved) per request."""
+        run on the event loop by the batcher (`reelplane_ml.batching` says why).
+        Returns (page, retrieved) per request."""
         misses = [i for i, p in enumerate(batch) if p.cached is None]
         fresh: dict[int, CandidateList] = {}
         if misses:
