@@ -14,7 +14,8 @@ several times per request (the GIL convoy). Measured on this 2-core machine
 (same run, alternating, 100k videos): open-loop 200 req/s p99 8.8-13.0 ms
 inline against 13.6-322 ms in a thread, and 16 clients 558-629 req/s against
 314-534. Requests that arrive during a batch wait in the socket's queue, as
-they would for the GIL.
+they would for the GIL. In `reelplane dev` the other services share the loop:
+a cache miss holds it for 1-3 ms, a batch of 32 under load for tens of ms.
 """
 
 from __future__ import annotations
