@@ -194,10 +194,9 @@ def serve_ray(port: int, topology: str, replicas: int) -> None:
     from ray.serve.schema import ServeDeploySchema
 
     from reelplane_operator.models import RecommenderSpec
-    from reelplane_operator.render.recommender import serve_config
+    from reelplane_operator.render.recommender import RAY_ENV, serve_config
 
-    os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
-    os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+    os.environ.update(RAY_ENV)  # what the operator sets on Ray's pods
     # a busy 2-core machine registers the raylet slowly (the default is 10 s)
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
     # logical CPUs: room for every replica the config asks for

@@ -20,8 +20,9 @@ Every replica is a thin wrapper around the same `RecommenderCore` and
 `reelplane_ml.serving.Replica` the embedded mode runs. Retriever and Ranker
 replicas each follow the catalogue (`video_features`) and the model version;
 `reconfigure` applies the Recommender resource's user_config in place. Run
-Ray with `RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1` (the
-operator sets both; research 3.2). Settings come from `REELPLANE_*` variables.
+Ray with the environment the operator sets on its pods
+(`reelplane_operator.render.recommender.RAY_ENV`: HA proxy, throughput-optimized
+mode, research 3.2). Settings come from `REELPLANE_*` variables.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the routes' real

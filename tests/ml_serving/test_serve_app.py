@@ -13,6 +13,7 @@ import pytest
 
 from reelplane.backends import open_backends
 from reelplane_ml.catalogue import store_many
+from reelplane_operator.render.recommender import RAY_ENV
 from tests.conftest import embedded_settings
 from tests.helpers import free_port
 from tests.ml_serving.test_embedded import synthetic_videos
@@ -43,9 +44,7 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "REELPLANE_BUS_URL": "memory://",
         "REELPLANE_WIDEROW_URL": settings.widerow_url,
         "REELPLANE_OBJECTS_URL": settings.objects_url,
-        "RAY_SERVE_ENABLE_HA_PROXY": "1",
-        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-        "OMP_NUM_THREADS": "1",
+        **RAY_ENV,  # what the operator sets on Ray's pods
         "RAY_raylet_start_wait_time_s": "300",  # a busy shared machine starts Ray slowly
     }
     saved = {k: os.environ.get(k) for k in env}

@@ -369,6 +369,7 @@ def test_ray_pods_run_serve_with_the_ha_proxy_in_throughput_mode() -> None:
         env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
         assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
         assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+        assert env["RAY_SERVE_HAPROXY_METRICS_ENABLED"] == "0"
 
 
 def test_rayservice_when_kuberay_is_installed() -> None:
