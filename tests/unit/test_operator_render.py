@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -370,6 +371,14 @@ def test_ray_pods_run_serve_with_the_ha_proxy_in_throughput_mode() -> None:
         assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
         assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
         assert env["RAY_SERVE_HAPROXY_METRICS_ENABLED"] == "0"
+
+
+def test_the_ml_serving_image_sets_the_ray_environment_the_operator_sets() -> None:
+    """The image run by hand (no operator) serves as the operator's pods do."""
+    dockerfile = Path(__file__).parents[2] / "docker" / "ml-serving.Dockerfile"
+    text = dockerfile.read_text()
+    missing = [f"{k}={v}" for k, v in recommender.RAY_ENV.items() if f"{k}={v}" not in text]
+    assert not missing, f"ml-serving.Dockerfile lacks {missing}"
 
 
 def test_rayservice_when_kuberay_is_installed() -> None:
