@@ -235,6 +235,13 @@ class _FreshPool:
     #: Rows of promoted fresh videos whose tier audience is not spent: boosted
     #: in ranked slots.
     promoted_rows: NDArray[np.int64]
+    #: Pool indices of the promoted videos (tier >= 1), oldest first.
+    promoted: NDArray[np.int64]
+    #: Tier-0 pool indices a request scores, the least-served `pool_sample`:
+    #: `new_below` (fewer impressions than the cut) all, and a uniformly random
+    #: subset of `new_ties` (exactly the cut), drawn per request.
+    new_below: NDArray[np.int64]
+    new_ties: NDArray[np.int64]
 
     def decision(self, k: int) -> explore.TierDecision:
         """The k-th eligible video's tier decision (built when a page shows it)."""
@@ -648,6 +655,8 @@ class RecommenderCore:
         held_back = explore.held_back(dec.tier, imp, cfg, age_s=age_s)
         keep = np.flatnonzero(dec.eligible)
         vids = [vids_all[i] for i in keep.tolist()]
+        tier, imp_keep = dec.tier[keep], imp[keep]
+        below, ties = explore.least_served(np.flatnonzero(tier == 0), imp_keep, cfg.pool_sample)
         snap = _FreshPool(
             second=second,
             stats=stats,
@@ -662,7 +671,10 @@ class RecommenderCore:
             audience=dec.audience[keep],
             p_better=dec.p_better[keep],
             held_rows=rows_a[held_back],
-            promoted_rows=rows_a[keep][dec.tier[keep] > 0],
+            promoted_rows=rows_a[keep][tier > 0],
+            promoted=np.flatnonzero(tier > 0),
+            new_below=below,
+            new_ties=ties,
         )
         self._fresh_cache = snap
         return snap
@@ -681,14 +693,13 @@ class RecommenderCore:
         if not snap.vids:
             return none
         rng = self._rng(request, 1)
-        promoted = np.flatnonzero(snap.tier > 0)
-        new = np.flatnonzero(snap.tier == 0)
-        if len(new) > cfg.pool_sample:
-            # the fewest impressions, ties broken at random (impressions are whole)
-            key = snap.impressions[new] + rng.random(len(new))
-            new = new[np.argpartition(key, cfg.pool_sample)[: cfg.pool_sample]]
+        # the fewest impressions, ties broken at random (impressions are whole)
+        new, ties = snap.new_below, snap.new_ties
+        need = cfg.pool_sample - len(new)
+        if need > 0 and len(ties):
+            new = np.concatenate([new, ties[rng.choice(len(ties), need, replace=False)]])
         # the pool is oldest first: with too many promoted videos, the newest
-        idx = np.concatenate([promoted[-cfg.pool_sample :], new])
+        idx = np.concatenate([snap.promoted[-cfg.pool_sample :], new])
         rows = snap.rows[idx]
         ok = rows < model.vec.shape[0]
         idx, rows = idx[ok], rows[ok]
@@ -917,8 +928,9 @@ class RecommenderCore:
 
         # fresh slots: a promoted video (Thompson) or the least-served new one,
         # alternately by `promoted_share`
-        fresh_new: list[tuple[float, int, explore.TierDecision]] = []
-        fresh_promoted: list[tuple[float, int, explore.TierDecision]] = []
+        # (priority, candidate, pool index): a decision is built only for those shown
+        fresh_new: list[tuple[float, int, int]] = []
+        fresh_promoted: list[tuple[float, int, int]] = []
         if "fresh" in kinds:
             fresh_i = [i for i in sourced.having("fresh").tolist()
                        if vids[i] in snap.index]  # fmt: skip
@@ -926,11 +938,12 @@ class RecommenderCore:
                 at = np.asarray([snap.index[vids[i]] for i in fresh_i])
                 theta = rng.beta(snap.alpha[at], snap.beta[at])
                 sims = sim_user[np.asarray(fresh_i)]
-                prios = explore.fresh_priority(snap.tier[at], snap.impressions[at], theta, sims)
-                for k, i in enumerate(fresh_i):
-                    d = snap.decision(int(at[k]))
-                    group = fresh_promoted if d.tier > 0 else fresh_new
-                    group.append((float(prios[k]), i, d))
+                tiers = snap.tier[at]
+                prios = explore.fresh_priority(tiers, snap.impressions[at], theta, sims)
+                for prio, i, k, up in zip(
+                    prios.tolist(), fresh_i, at.tolist(), (tiers > 0).tolist(), strict=True
+                ):
+                    (fresh_promoted if up else fresh_new).append((prio, i, k))
                 fresh_new.sort(key=lambda t: -t[0])
                 fresh_promoted.sort(key=lambda t: -t[0])
         mask_of = sourced.masks.tolist()
@@ -1012,11 +1025,12 @@ class RecommenderCore:
                     fresh_promoted if (promote and fresh_promoted) or not fresh_new else fresh_new
                 )
                 if pool:
-                    prio, i, d = pool.pop(0)
+                    prio, i, k = pool.pop(0)
+                    d = snap.decision(k)
                     why = [
                         *reasons(i),
                         f"explore tier={d.tier} audience={d.audience} "
-                        f"impressions={snap.impressions[snap.index[vids[i]]]} "
+                        f"impressions={snap.impressions[k]} "
                         f"p_better={d.p_better:.2f} priority={prio:.3f}",
                     ]
                     take(i, "fresh", scores[i], why)

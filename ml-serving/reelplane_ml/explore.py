@@ -170,6 +170,22 @@ def held_back(
     return out
 
 
+def least_served(
+    new: NDArray[np.int64], impressions: NDArray[np.int64], k: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The `k` of `new` (indices into `impressions`) with the fewest
+    impressions, ties broken at random, split so a request draws the random
+    part only: (every one below the cut, all to take; those exactly at the
+    cut, to take `k - len(below)` of uniformly). Impressions are whole, so this
+    is the order a random tie-break gives, computed once per pool snapshot."""
+    new = np.asarray(new, np.int64)
+    if len(new) <= k:
+        return new, np.zeros(0, np.int64)
+    n = np.asarray(impressions)[new]
+    cut = np.partition(n, k - 1)[k - 1]
+    return new[n < cut], new[n == cut]
+
+
 def thompson_sample(
     stats: VideoStats | None, median: float, cfg: ExplorationConfig, rng: np.random.Generator
 ) -> float:

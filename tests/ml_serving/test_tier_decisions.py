@@ -71,3 +71,31 @@ def test_a_large_random_pool_gets_the_scalar_decisions() -> None:
     assert got.audience.tolist() == [d.audience for d in want]
     assert got.eligible.tolist() == [d.eligible for d in want]
     assert {d.tier for d in want} >= {0, 1} and 0 < sum(d.eligible for d in want) < len(want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 6), max_size=80),
+    st.integers(1, 40),
+    st.integers(0, 2**32 - 1),
+)
+def test_least_served_is_the_random_tie_break_drawn_in_two_parts(
+    impressions: list[int], k: int, seed: int
+) -> None:
+    """Every `k` least-served videos a random tie-break can pick (impressions
+    plus a uniform draw, the smallest `k`) is `below` plus some of `ties`, and
+    `below` plus any `k - len(below)` of `ties` is one of them."""
+    imp = np.asarray(impressions, np.int64)
+    new = np.flatnonzero(imp % 3 != 2)  # a subset of the pool, as tier 0 is
+    below, ties = explore.least_served(new, imp, k)
+    assert set(below) | set(ties) <= set(new.tolist())
+    if len(new) <= k:
+        assert sorted(below.tolist()) == new.tolist() and len(ties) == 0
+        return
+    assert len(below) < k <= len(below) + len(ties)
+    assert len({int(imp[i]) for i in ties}) == 1
+    assert all(imp[i] < imp[ties[0]] for i in below)
+    key = imp[new] + np.random.default_rng(seed).random(len(new))
+    picked = set(new[np.argpartition(key, k - 1)[:k]].tolist())
+    assert set(below.tolist()) <= picked
+    assert picked - set(below.tolist()) <= set(ties.tolist())
