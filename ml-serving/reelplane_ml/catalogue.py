@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 
+from reelplane import keyset
 from reelplane.backends import Backends
 from reelplane.events.envelope import Event, VideoDeleted, VideoReady
 from reelplane.events.runner import Handler
@@ -138,7 +139,7 @@ async def changes_since(
     c = video_features.c
     query = (
         select(video_features)
-        .where((c.updated_ms > since_ms) | ((c.updated_ms == since_ms) & (c.video_id > after_id)))
+        .where(keyset.after(c.updated_ms, c.video_id, since_ms, after_id))
         .order_by(c.updated_ms, c.video_id)
         .limit(limit)
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelplane import keyset
 from reelplane.errors import NotFound
 from reelplane.events import outbox
 from reelplane.events.envelope import Event, utc_now
@@ -131,9 +132,7 @@ async def list_comments(
     )
     if before is not None:
         at, cid = before
-        query = query.where(
-            or_(comments.c.created_at < at, and_(comments.c.created_at == at, comments.c.id < cid))
-        )
+        query = query.where(keyset.before(comments.c.created_at, comments.c.id, at, cid))
     query = query.order_by(comments.c.created_at.desc(), comments.c.id.desc()).limit(limit)
     return [
         CommentRow(r.id, video_id, r.user_id, r.handle, r.text, r.created_at)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelplane import keyset
 from reelplane.errors import NotFound
 from reelplane.events import outbox
 from reelplane.events.envelope import Event, utc_now
@@ -148,12 +149,7 @@ async def list_edges(
     )
     if before is not None:
         at, other_id = before
-        query = query.where(
-            or_(
-                follows.c.created_at < at,
-                and_(follows.c.created_at == at, other < other_id),
-            )
-        )
+        query = query.where(keyset.before(follows.c.created_at, other, at, other_id))
     query = query.order_by(follows.c.created_at.desc(), other.desc()).limit(limit)
     rows = (await conn.execute(query)).all()
     return [FollowEdge(_summary(r), r.followed_at) for r in rows]
@@ -200,12 +196,7 @@ async def follower_batch(
     )
     if after is not None:
         at, follower = after
-        query = query.where(
-            or_(
-                follows.c.created_at > at,
-                and_(follows.c.created_at == at, follows.c.follower_id > follower),
-            )
-        )
+        query = query.where(keyset.after(follows.c.created_at, follows.c.follower_id, at, follower))
     query = query.order_by(follows.c.created_at, follows.c.follower_id).limit(limit)
     async with db.connect() as conn:
         return [(r.created_at, r.follower_id) for r in await conn.execute(query)]
