@@ -174,10 +174,11 @@ def least_served(
     new: NDArray[np.int64], impressions: NDArray[np.int64], k: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The `k` of `new` (indices into `impressions`) with the fewest
-    impressions, ties broken at random, split so a request draws the random
-    part only: (every one below the cut, all to take; those exactly at the
-    cut, to take `k - len(below)` of uniformly). Impressions are whole, so this
-    is the order a random tie-break gives, computed once per pool snapshot."""
+    impressions, ties broken at random, split so that a request draws only the
+    random part: (`below`: every one under the cut, all taken; `ties`: those
+    exactly at the cut, of which a request takes `k - len(below)` uniformly).
+    Impressions are whole numbers, so this is what a random tie-break picks;
+    the split is computed once per pool snapshot."""
     new = np.asarray(new, np.int64)
     if len(new) <= k:
         return new, np.zeros(0, np.int64)
