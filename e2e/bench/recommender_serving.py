@@ -448,17 +448,16 @@ async def measure_core(data: Path, requests: int = 480) -> dict[str, Any]:
     freeze_startup_heap()  # as the servers do once the catalogue is in
     now_ms = int(time.time() * 1000)
     out: dict[str, Any] = {"videos": len(replica.core), "index": replica.core.index_kind}
+
+    def miss(user: str) -> PreparedRequest:
+        """A request of a user never seen (no cached candidates)."""
+        return PreparedRequest(
+            RecommendRequest(user, now_ms=now_ms, limit=20), UserState(user), None
+        )
+
     for size in (1, 16):
         batches = [
-            [
-                PreparedRequest(
-                    RecommendRequest(f"core-{size}-{b}-{i}", now_ms=now_ms, limit=20),
-                    UserState(f"core-{size}-{b}-{i}"),
-                    None,
-                )
-                for i in range(size)
-            ]
-            for b in range(requests // size)
+            [miss(f"core-{size}-{b}-{i}") for i in range(size)] for b in range(requests // size)
         ]
         replica.compute(batches[0])  # warm
         started = time.thread_time()
@@ -473,12 +472,7 @@ async def measure_core(data: Path, requests: int = 480) -> dict[str, Any]:
         spent = 0.0
         n = 150
         for i in range(n):
-            user = f"core-gap{gap_ms}-{i}"
-            batch = [
-                PreparedRequest(
-                    RecommendRequest(user, now_ms=now_ms, limit=20), UserState(user), None
-                )
-            ]
+            batch = [miss(f"core-gap{gap_ms}-{i}")]
             started = time.thread_time()
             replica.compute(batch)
             spent += time.thread_time() - started
