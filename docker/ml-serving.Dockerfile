@@ -8,6 +8,17 @@
 ARG RAY_TAG=2.60.0-py311-gpu
 FROM rayproject/ray:${RAY_TAG}
 WORKDIR /home/ray/app
+# ffmpeg decodes each new video's poster for its image features
+# (reelplane_ml.catalogue.compute_features): Ray's image has none, and without
+# it the `videos` consumer here stores caption-only features (it logs so once),
+# and the content tower never sees a poster. Ubuntu's package, as the
+# transcode image takes Debian's.
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/* \
+ && ffmpeg -hide_banner -decoders | grep -q mjpeg
+USER ray
 # Installed from uv.lock, frozen and hash-checked, into Ray's own Python: the
 # image gets exactly the reviewed versions (ray itself is already the locked one).
 RUN pip install --no-cache-dir uv==0.13.9

@@ -47,6 +47,15 @@ def ffmpeg(*args: str) -> None:
     )
 
 
+def red_jpeg() -> bytes:
+    """A 64x48 plain red JPEG, as a poster (stdout, no file)."""
+    return subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48", "-frames:v", "1",
+         "-f", "image2", "-c:v", "mjpeg", "pipe:1"],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+
+
 def make_video(
     path: Path,
     *,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import time
@@ -165,10 +166,23 @@ FeaturesOf = Callable[[Backends, str], Awaitable[VideoFeatures | None]]
 Notify = Callable[[str, VideoFeatures | None], Awaitable[None]]
 
 
+@functools.cache
+def poster_decoder() -> str | None:
+    """The ffmpeg that decodes posters, looked up once per process; without one
+    every video gets caption-only features, which the log says once."""
+    found = shutil.which("ffmpeg")
+    if found is None:
+        log.warning(
+            "ffmpeg not found on PATH: new videos get no image features from their posters "
+            "(install ffmpeg where the videos consumer runs)"
+        )
+    return found
+
+
 async def compute_features(backends: Backends, video_id: str) -> VideoFeatures | None:
     """A ready video's features from its row and poster; None when the video is
     gone or not ready. The poster is decoded by ffmpeg when one is installed
-    (no image features otherwise)."""
+    (no image features otherwise: `poster_decoder`)."""
     from reelplane_ml.features import TextEncoder, decode_thumbnail, video_features
 
     query = (
@@ -189,7 +203,7 @@ async def compute_features(backends: Backends, video_id: str) -> VideoFeatures |
     if row is None or row.state != VideoState.READY:
         return None
     images = []
-    ffmpeg = shutil.which("ffmpeg")
+    ffmpeg = poster_decoder()
     if row.poster_key and ffmpeg:
         try:
             data = await backends.objects.get(row.poster_key)

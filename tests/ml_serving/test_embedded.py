@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,9 +22,18 @@ from reelplane.events.envelope import (
     VideoWatched,
     VideoWatchedPayload,
 )
+from reelplane.media.ffprobe import install_ffmpeg
+from reelplane.schema import users, video_assets, videos
 from reelplane_ml.artifact import default_artifact, model_key
 from reelplane_ml.batching import BatcherClosed, MicroBatcher
-from reelplane_ml.catalogue import CatalogueFollower, changes_since, store_many, tombstone
+from reelplane_ml.catalogue import (
+    CatalogueFollower,
+    changes_since,
+    compute_features,
+    poster_decoder,
+    store_many,
+    tombstone,
+)
 from reelplane_ml.core import RecommenderCore
 from reelplane_ml.embedded import EmbeddedRecommender, RecommenderUnavailable
 from reelplane_ml.serving import CandidatesIn, Replica, ServeUserConfig
@@ -31,6 +41,7 @@ from reelplane_ml.settings import EmbeddedSettings
 from reelplane_ml.signals import StatsSnapshot, apply_signal, candidates_key, effects_of
 from reelplane_ml.types import IMAGE_DIM, TEXT_DIM, VideoFeatures
 from tests.conftest import embedded_settings
+from tests.upload_support import red_jpeg
 
 pytestmark = pytest.mark.embedded
 
@@ -296,3 +307,55 @@ async def test_a_pinned_model_version_is_swapped_in_place_while_requests_keep_su
     assert versions[0] == "content-0" and versions[-1] == "m-pinned"
     await recommender.close()
     await replica.stop()
+
+
+# -- a ready video's features --------------------------------------------------------------
+async def _ready_video_with_poster(backends: Backends, poster: bytes) -> str:
+    """A ready video and its asset, as upload and transcode leave them, with a poster."""
+    now = datetime.now(UTC)
+    sha = "ab" * 32
+    async with backends.database.transaction() as conn:
+        await conn.execute(users.insert().values(id="u-poster", handle="poster", created_at=now))
+        await conn.execute(
+            video_assets.insert().values(
+                sha256=sha, state="ready", source_key=f"uploads/{sha}",
+                poster_key=f"renditions/{sha}/poster.jpg", renditions=[],
+                duration_ms=15_000, created_at=now, ready_at=now,
+            )
+        )  # fmt: skip
+        await conn.execute(
+            videos.insert().values(
+                id="v-poster", owner_id="u-poster", caption="red sunset #sky",
+                hashtags=["sky"], state="ready", sha256=sha, asset_sha256=sha,
+                duration_ms=15_000, created_at=now, updated_at=now, ready_at=now,
+            )
+        )  # fmt: skip
+    await backends.objects.put(f"renditions/{sha}/poster.jpg", poster)
+    return "v-poster"
+
+
+async def test_a_ready_videos_features_carry_its_poster_and_without_ffmpeg_say_so_once(
+    backends: Backends, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await install_ffmpeg()  # as the transcode worker does in a source checkout
+    poster = await asyncio.to_thread(red_jpeg)
+    video_id = await _ready_video_with_poster(backends, poster)
+    poster_decoder.cache_clear()
+    with_poster = await compute_features(backends, video_id)
+    assert with_poster is not None and with_poster.hashtags == ("sky",)
+    assert np.linalg.norm(with_poster.image_vec) > 0
+
+    # where ffmpeg is not installed (Ray's image before it installed one)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    poster_decoder.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="reelplane_ml.catalogue"):
+            first = await compute_features(backends, video_id)
+            again = await compute_features(backends, video_id)
+    finally:
+        poster_decoder.cache_clear()
+    assert first is not None and again is not None
+    assert not first.image_vec.any()
+    np.testing.assert_array_equal(first.caption_vec, with_poster.caption_vec)
+    warnings = [r.getMessage() for r in caplog.records if "ffmpeg not found" in r.getMessage()]
+    assert len(warnings) == 1, warnings

@@ -22,6 +22,7 @@ from reelplane_ml.features import (
     video_features,
 )
 from reelplane_ml.types import IMAGE_DIM, TEXT_DIM
+from tests.upload_support import red_jpeg
 
 
 @pytest.mark.unit
@@ -142,19 +143,11 @@ def test_text_model_loads_with_the_network_cut_off() -> None:
     assert done.stdout.decode().strip() == "ok"
 
 
-def _red_jpeg() -> bytes:
-    return subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48", "-frames:v", "1",
-         "-f", "image2", "-c:v", "mjpeg", "pipe:1"],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
-
-
 @pytest.mark.embedded
 async def test_ffmpeg_decodes_a_poster_to_a_thumbnail() -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
-    rgb = await decode_thumbnail(_red_jpeg())
+    rgb = await decode_thumbnail(red_jpeg())
     assert rgb.shape == (32, 32, 3)
     assert rgb[..., 0].mean() > 200 and rgb[..., 2].mean() < 50
     with pytest.raises(ValueError, match="decode"):

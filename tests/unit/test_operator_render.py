@@ -381,6 +381,14 @@ def test_the_ml_serving_image_sets_the_ray_environment_the_operator_sets() -> No
     assert not missing, f"ml-serving.Dockerfile lacks {missing}"
 
 
+def test_the_ml_serving_image_has_the_ffmpeg_that_poster_features_need() -> None:
+    """Its `videos` consumer decodes posters with ffmpeg (reelplane_ml.catalogue),
+    and Ray's base image has none."""
+    text = (Path(__file__).parents[2] / "docker" / "ml-serving.Dockerfile").read_text()
+    assert "apt-get install -y --no-install-recommends ffmpeg" in text
+    assert "ffmpeg -hide_banner -decoders | grep -q mjpeg" in text
+
+
 def test_rayservice_when_kuberay_is_installed() -> None:
     owner = _owner("Recommender", "foryou")
     (rs,) = recommender.render_recommender(owner, REC, kuberay=True)
