@@ -28,6 +28,13 @@ RUN REELPLANE_WEB_STATIC_DIR=/opt/reelplane-web /opt/reelplane/bin/reelplane web
     && rm -rf /tmp/npm
 
 FROM python:3.11-slim-bookworm
+# ffprobe validates every upload (the upload service, reelplane.media.ffprobe);
+# without it that service restarts on REELPLANE_FFMPEG_PATH's error, since an
+# image has no harness to install it at run time. Debian's package.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/* \
+ && ffprobe -hide_banner -version >/dev/null
 COPY --from=build /opt/reelplane /opt/reelplane
 COPY --from=build /opt/reelplane-web /opt/reelplane-web
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /var/lib/reelplane reelplane

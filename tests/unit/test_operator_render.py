@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -371,22 +370,6 @@ def test_ray_pods_run_serve_with_the_ha_proxy_in_throughput_mode() -> None:
         assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
         assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
         assert env["RAY_SERVE_HAPROXY_METRICS_ENABLED"] == "0"
-
-
-def test_the_ml_serving_image_sets_the_ray_environment_the_operator_sets() -> None:
-    """The image run by hand (no operator) serves as the operator's pods do."""
-    dockerfile = Path(__file__).parents[2] / "docker" / "ml-serving.Dockerfile"
-    text = dockerfile.read_text()
-    missing = [f"{k}={v}" for k, v in recommender.RAY_ENV.items() if f"{k}={v}" not in text]
-    assert not missing, f"ml-serving.Dockerfile lacks {missing}"
-
-
-def test_the_ml_serving_image_has_the_ffmpeg_that_poster_features_need() -> None:
-    """Its `videos` consumer decodes posters with ffmpeg (reelplane_ml.catalogue),
-    and Ray's base image has none."""
-    text = (Path(__file__).parents[2] / "docker" / "ml-serving.Dockerfile").read_text()
-    assert "apt-get install -y --no-install-recommends ffmpeg" in text
-    assert "ffmpeg -hide_banner -decoders | grep -q mjpeg" in text
 
 
 def test_rayservice_when_kuberay_is_installed() -> None:
