@@ -145,11 +145,11 @@ def serving(venv: Path, service: str, data: Path) -> Iterator[str]:
         "REELPLANE_DATA_DIR": str(data),
         "REELPLANE_HTTP_PORT": str(port),
     }
-    log = (data / "server.log").open("w")
-    proc = subprocess.Popen(
-        [str(venv / "bin" / "reelplane"), "serve", service],
-        cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    with (data / "server.log").open("w") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [str(venv / "bin" / "reelplane"), "serve", service],
+            cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
