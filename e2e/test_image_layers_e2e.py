@@ -88,13 +88,12 @@ def uv(*args: str, cwd: Path, env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def _uv_env(venv: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "UV_PROJECT_ENVIRONMENT": str(venv),
-        "UV_PYTHON": sys.executable,
-        "UV_PYTHON_DOWNLOADS": "never",
-    }
+def _uv_env(project_venv: Path | None = None) -> dict[str, str]:
+    """uv on this Python, never a download; `uv sync` into `project_venv`."""
+    env = {**os.environ, "UV_PYTHON": sys.executable, "UV_PYTHON_DOWNLOADS": "never"}
+    if project_venv is not None:
+        env["UV_PROJECT_ENVIRONMENT"] = str(project_venv)
+    return env
 
 
 def _runtime_env(home: Path, path_dirs: list[Path]) -> dict[str, str]:
@@ -190,7 +189,7 @@ def test_the_ml_serving_layer_builds_the_serve_app_without_dev_or_train_extras(
 ) -> None:
     src = build_context("ml-serving", tmp_path / "src")
     requirements = tmp_path / "requirements.txt"
-    env = _uv_env(tmp_path / "unused")
+    env = _uv_env()
     uv("export", "--frozen", "--extra", "serve", "--no-emit-project", "-o", str(requirements),
        cwd=src, env=env)  # fmt: skip
     venv = tmp_path / "ray-python"
